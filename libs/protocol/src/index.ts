@@ -1,0 +1,43 @@
+export {
+  ERROR_CODES,
+  SkeinError,
+  isSkeinError,
+  isErrorCode,
+  validationError,
+  toProblem,
+  fromProblem,
+} from './errors.ts';
+export type { ErrorCode, ErrorDetails, Problem } from './errors.ts';
+export {
+  DEFAULT_LIMITS,
+  MAX_POSITION,
+  isValidTenant,
+  validateTenant,
+  validatePartition,
+  tenantOfPartition,
+  validateStreamId,
+  validateEventType,
+  categoryOf,
+  isUuid,
+  validateIdempotencyKey,
+  parseExpectedVersion,
+  validateProposedEvents,
+  parseLimit,
+  parseVersion,
+  parsePosition,
+  parseDirection,
+  parseDeleteMode,
+} from './validation.ts';
+export type { Limits } from './validation.ts';
+export { toWireEvent, toWireAppendResult } from './types.ts';
+export type {
+  ExpectedVersion,
+  ProposedEvent,
+  RecordedEvent,
+  LoggedEvent,
+  AppendSuccess,
+  Direction,
+  StreamMetadata,
+  DeleteMode,
+  WireEvent,
+} from './types.ts';

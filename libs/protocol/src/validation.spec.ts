@@ -1,0 +1,88 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  categoryOf,
+  isSkeinError,
+  parseExpectedVersion,
+  parseLimit,
+  parsePosition,
+  validateIdempotencyKey,
+  validatePartition,
+  validateProposedEvents,
+  validateStreamId,
+  validateTenant,
+  validateEventType,
+} from './index.ts';
+
+function rejects(fn: () => unknown, code: string, field?: string) {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(isSkeinError(err), `expected a SkeinError, got ${String(err)}`);
+    assert.equal(err.code, code);
+    if (field !== undefined) assert.equal(err.details.field, field);
+    return true;
+  });
+}
+
+test('tenant names follow ^[a-z0-9][a-z0-9-]{0,62}$', () => {
+  for (const ok of ['a', 'acme', 'a-1', '0', 'x'.repeat(63)]) assert.equal(validateTenant(ok), ok);
+  for (const bad of ['', '-a', 'A', 'a_b', 'x'.repeat(64), 'a b', 7, null]) rejects(() => validateTenant(bad), 'VALIDATION_FAILED', 'tenant');
+});
+
+test('partition ids are a tenant, optionally with ~n', () => {
+  assert.equal(validatePartition('acme~3'), 'acme~3');
+  assert.equal(validatePartition('acme'), 'acme');
+  for (const bad of ['acme~', 'acme~01', 'acme~-1', '$global', 'acme~a']) rejects(() => validatePartition(bad), 'VALIDATION_FAILED');
+});
+
+test('stream ids are 1–256 bytes of UTF-8 without control characters', () => {
+  assert.equal(validateStreamId('order-123'), 'order-123');
+  assert.equal(validateStreamId('é'.repeat(128)), 'é'.repeat(128));
+  rejects(() => validateStreamId('é'.repeat(129)), 'VALIDATION_FAILED', 'streamId');
+  rejects(() => validateStreamId(''), 'VALIDATION_FAILED');
+  rejects(() => validateStreamId('a\nb'), 'VALIDATION_FAILED');
+  rejects(() => validateStreamId('a\u0085b'), 'VALIDATION_FAILED');
+  rejects(() => validateStreamId('\ud800'), 'VALIDATION_FAILED');
+  rejects(() => validateEventType('t'.repeat(129)), 'VALIDATION_FAILED', 'type');
+});
+
+test('categories are the part of a stream id before the first dash', () => {
+  assert.equal(categoryOf('order-123'), 'order');
+  assert.equal(categoryOf('order-1-2'), 'order');
+  assert.equal(categoryOf('order'), 'order');
+});
+
+test('expected versions are any, no_stream, stream_exists or an integer ≥ 0', () => {
+  assert.equal(parseExpectedVersion(undefined), 'any');
+  assert.equal(parseExpectedVersion('no_stream'), 'no_stream');
+  assert.equal(parseExpectedVersion(0), 0);
+  assert.equal(parseExpectedVersion('12'), 12);
+  for (const bad of [-1, 1.5, '1.5', 'latest', null, '01', 2 ** 60, {}]) rejects(() => parseExpectedVersion(bad), 'VALIDATION_FAILED', 'expectedVersion');
+});
+
+test('events need a type and data, ids must be UUIDs, and unknown members are refused', () => {
+  const [e] = validateProposedEvents([{ type: 'A', data: null }]);
+  assert.deepEqual(e, { type: 'A', data: null, metadata: null });
+  rejects(() => validateProposedEvents([]), 'VALIDATION_FAILED', 'events');
+  rejects(() => validateProposedEvents({}), 'VALIDATION_FAILED', 'events');
+  rejects(() => validateProposedEvents([{ type: 'A' }]), 'VALIDATION_FAILED', 'events[0].data');
+  rejects(() => validateProposedEvents([{ data: 1 }]), 'VALIDATION_FAILED', 'events[0].type');
+  rejects(() => validateProposedEvents([{ type: 'A', data: 1, id: 'nope' }]), 'VALIDATION_FAILED', 'events[0].id');
+  rejects(() => validateProposedEvents([{ type: 'A', data: 1, extra: 1 }]), 'VALIDATION_FAILED', 'events[0].extra');
+});
+
+test('an event over the size limit is PAYLOAD_TOO_LARGE', () => {
+  rejects(() => validateProposedEvents([{ type: 'A', data: 'x'.repeat(2048) }], { maxEventBytes: 1024, maxEventsPerAppend: 10 }), 'PAYLOAD_TOO_LARGE', 'events[0]');
+});
+
+test('paging parameters and positions are bounded integers', () => {
+  assert.equal(parseLimit(undefined), 100);
+  assert.equal(parseLimit('1000'), 1000);
+  for (const bad of [0, 1001, '1e3', -1, 'x']) rejects(() => parseLimit(bad), 'VALIDATION_FAILED', 'limit');
+  assert.equal(parsePosition('18446744073709551615'), (1n << 64n) - 1n);
+  for (const bad of ['-1', '18446744073709551616', 'abc', '1.0']) rejects(() => parsePosition(bad), 'VALIDATION_FAILED');
+});
+
+test('idempotency keys are 1–128 printable ASCII characters', () => {
+  assert.equal(validateIdempotencyKey('abc-123'), 'abc-123');
+  for (const bad of ['', 'a b', 'é', 'x'.repeat(129)]) rejects(() => validateIdempotencyKey(bad), 'VALIDATION_FAILED');
+});

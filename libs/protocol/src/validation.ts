@@ -1,0 +1,186 @@
+import { SkeinError, validationError } from './errors.ts';
+import type { Direction, ExpectedVersion, ProposedEvent, DeleteMode } from './types.ts';
+
+/** Default limits of API.md. Services may configure larger or smaller ones. */
+export const DEFAULT_LIMITS = Object.freeze({
+  /** One event (type, data and metadata as JSON) at most, in bytes. */
+  maxEventBytes: 1024 * 1024,
+  /** One request body at most, in bytes. */
+  maxBodyBytes: 4 * 1024 * 1024,
+  /** Events of one append request at most. */
+  maxEventsPerAppend: 10_000,
+  /** Page size bounds of every read. */
+  maxPageSize: 1000,
+  defaultPageSize: 100,
+});
+export type Limits = typeof DEFAULT_LIMITS;
+
+const TENANT_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
+const PARTITION_RE = /^[a-z0-9][a-z0-9-]{0,62}(~(0|[1-9][0-9]{0,5}))?$/;
+// Control characters: C0, DEL and C1.
+const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const IDEMPOTENCY_KEY_RE = /^[\x21-\x7e]{1,128}$/;
+const DIGITS_RE = /^(0|[1-9][0-9]*)$/;
+
+export function isValidTenant(value: unknown): value is string {
+  return typeof value === 'string' && TENANT_RE.test(value);
+}
+
+export function validateTenant(value: unknown, field = 'tenant'): string {
+  if (!isValidTenant(value)) throw validationError(field, 'tenant must match ^[a-z0-9][a-z0-9-]{0,62}$');
+  return value;
+}
+
+/** A partition id is a tenant id, or `{tenant}~{n}` for a tenant with several partitions. */
+export function validatePartition(value: unknown, field = 'partition'): string {
+  if (typeof value !== 'string' || !PARTITION_RE.test(value)) {
+    throw validationError(field, 'partition must be a tenant id, optionally followed by ~n');
+  }
+  return value;
+}
+
+/** The tenant a partition id belongs to. */
+export function tenantOfPartition(partition: string): string {
+  const i = partition.indexOf('~');
+  return i < 0 ? partition : partition.slice(0, i);
+}
+
+function validateName(value: unknown, field: string, maxBytes: number): string {
+  if (typeof value !== 'string' || value.length === 0) throw validationError(field, `${field} must be a non-empty string`);
+  if (value.length > maxBytes || Buffer.byteLength(value, 'utf8') > maxBytes) {
+    throw validationError(field, `${field} must be at most ${maxBytes} bytes of UTF-8`);
+  }
+  if (CONTROL_RE.test(value)) throw validationError(field, `${field} must not contain control characters`);
+  if (!value.isWellFormed()) throw validationError(field, `${field} must be valid UTF-8`);
+  return value;
+}
+
+/** Stream id: 1–256 bytes of UTF-8, no control characters. */
+export function validateStreamId(value: unknown, field = 'streamId'): string {
+  return validateName(value, field, 256);
+}
+
+/** Event type: 1–128 bytes, no control characters. */
+export function validateEventType(value: unknown, field = 'type'): string {
+  return validateName(value, field, 128);
+}
+
+/** The category of a stream: the part before the first `-`, or the whole id. */
+export function categoryOf(streamId: string): string {
+  const i = streamId.indexOf('-');
+  return i < 0 ? streamId : streamId.slice(0, i);
+}
+
+export function isUuid(value: unknown): value is string {
+  return typeof value === 'string' && UUID_RE.test(value);
+}
+
+/** Idempotency-Key: 1–128 printable ASCII characters. */
+export function validateIdempotencyKey(value: unknown, field = 'Idempotency-Key'): string {
+  if (typeof value !== 'string' || !IDEMPOTENCY_KEY_RE.test(value)) {
+    throw validationError(field, 'Idempotency-Key must be 1–128 printable ASCII characters');
+  }
+  return value;
+}
+
+/**
+ * Parses an expected version from JSON (`"any"`, `"no_stream"`, `"stream_exists"`, an integer ≥ 0)
+ * or from a query string (the same, with the integer as decimal digits). `undefined` means `any`.
+ */
+export function parseExpectedVersion(value: unknown, field = 'expectedVersion'): ExpectedVersion {
+  if (value === undefined) return 'any';
+  if (value === 'any' || value === 'no_stream' || value === 'stream_exists') return value;
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return value;
+  if (typeof value === 'string' && DIGITS_RE.test(value) && value.length <= 15) return Number(value);
+  throw validationError(field, 'expectedVersion must be "any", "no_stream", "stream_exists" or an integer ≥ 0');
+}
+
+function jsonBytes(value: unknown): number {
+  if (value === undefined) return 0;
+  const text = JSON.stringify(value);
+  return text === undefined ? 0 : Buffer.byteLength(text, 'utf8');
+}
+
+/**
+ * Validates the events of an append request; returns them in normalised form
+ * (metadata defaults to null). Throws VALIDATION_FAILED or PAYLOAD_TOO_LARGE.
+ */
+export function validateProposedEvents(value: unknown, limits: Pick<Limits, 'maxEventBytes' | 'maxEventsPerAppend'> = DEFAULT_LIMITS): ProposedEvent[] {
+  if (!Array.isArray(value)) throw validationError('events', 'events must be an array');
+  if (value.length === 0) throw validationError('events', 'events must hold at least one event');
+  if (value.length > limits.maxEventsPerAppend) {
+    throw validationError('events', `at most ${limits.maxEventsPerAppend} events per append`);
+  }
+  const out: ProposedEvent[] = new Array(value.length);
+  for (let i = 0; i < value.length; i++) {
+    const e: unknown = value[i];
+    const at = `events[${i}]`;
+    if (e === null || typeof e !== 'object' || Array.isArray(e)) throw validationError(at, `${at} must be an object`);
+    const { id, type, data, metadata } = e as Record<string, unknown>;
+    for (const key of Object.keys(e)) {
+      if (key !== 'id' && key !== 'type' && key !== 'data' && key !== 'metadata') {
+        throw validationError(`${at}.${key}`, `${at} has an unknown member "${key}"`);
+      }
+    }
+    if (id !== undefined && !isUuid(id)) throw validationError(`${at}.id`, `${at}.id must be a UUID`);
+    validateEventType(type, `${at}.type`);
+    if (data === undefined) throw validationError(`${at}.data`, `${at}.data is required (null is allowed)`);
+    const size = Buffer.byteLength(type as string) + jsonBytes(data) + jsonBytes(metadata);
+    if (size > limits.maxEventBytes) {
+      throw new SkeinError('PAYLOAD_TOO_LARGE', `${at} is ${size} bytes; at most ${limits.maxEventBytes} allowed`, {
+        field: at,
+        limit: limits.maxEventBytes,
+      });
+    }
+    const event: ProposedEvent = { type: type as string, data, metadata: metadata === undefined ? null : metadata };
+    if (id !== undefined) event.id = (id as string).toLowerCase();
+    out[i] = event;
+  }
+  return out;
+}
+
+/** Page size: 1–maxPageSize, default defaultPageSize. Accepts numbers and decimal strings. */
+export function parseLimit(value: unknown, limits: Pick<Limits, 'maxPageSize' | 'defaultPageSize'> = DEFAULT_LIMITS, field = 'limit'): number {
+  if (value === undefined) return limits.defaultPageSize;
+  const n = typeof value === 'string' && DIGITS_RE.test(value) ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > limits.maxPageSize) {
+    throw validationError(field, `${field} must be an integer from 1 to ${limits.maxPageSize}`);
+  }
+  return n;
+}
+
+/** A stream version ≥ 1 (numbers or decimal strings). */
+export function parseVersion(value: unknown, field: string, min = 1): number {
+  const n = typeof value === 'string' && DIGITS_RE.test(value) && value.length <= 15 ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < min) {
+    throw validationError(field, `${field} must be an integer ≥ ${min}`);
+  }
+  return n;
+}
+
+/** A global position ≥ 0 (bigint, safe integer, or decimal string). */
+export function parsePosition(value: unknown, field = 'fromPosition'): bigint {
+  if (typeof value === 'bigint' && value >= 0n) return value;
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return BigInt(value);
+  if (typeof value === 'string' && DIGITS_RE.test(value) && value.length <= 20) {
+    const p = BigInt(value);
+    if (p <= MAX_POSITION) return p;
+  }
+  throw validationError(field, `${field} must be a decimal integer ≥ 0`);
+}
+
+/** Positions are unsigned 64-bit integers. */
+export const MAX_POSITION = (1n << 64n) - 1n;
+
+export function parseDirection(value: unknown, field = 'direction'): Direction {
+  if (value === undefined || value === 'forward') return 'forward';
+  if (value === 'backward') return 'backward';
+  throw validationError(field, 'direction must be "forward" or "backward"');
+}
+
+export function parseDeleteMode(value: unknown, field = 'mode'): DeleteMode {
+  if (value === undefined || value === 'soft') return 'soft';
+  if (value === 'hard') return 'hard';
+  throw validationError(field, 'mode must be "soft" or "hard"');
+}

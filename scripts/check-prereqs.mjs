@@ -1,0 +1,18 @@
+#!/usr/bin/env node
+// One clear message for a missing prerequisite, instead of a stack trace later on.
+import { spawnSync } from 'node:child_process';
+
+const major = Number(process.versions.node.split('.')[0]);
+if (major < 20) {
+  console.error(`Skein needs Node.js 20 or newer; this is ${process.version}.`);
+  process.exit(1);
+}
+const redis = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
+if (redis.error || redis.status !== 0) {
+  console.error(
+    'Skein needs redis-server on PATH (Redis 6.2 or newer).\n' +
+      '  Debian/Ubuntu: sudo apt-get install -y redis-server\n' +
+      '  macOS:         brew install redis',
+  );
+  process.exit(1);
+}

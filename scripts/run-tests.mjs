@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+// Runs every *.spec.ts under the given directories (default: the current one) with
+// node's built-in test runner and tsx. Node 20 expands no globs, so we find them here.
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { spawnSync } from 'node:child_process';
+
+const roots = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+const passthrough = process.argv.slice(2).filter((a) => a.startsWith('--'));
+const files = [];
+function walk(dir) {
+  for (const name of readdirSync(dir)) {
+    if (name === 'node_modules' || name.startsWith('.')) continue;
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) walk(path);
+    else if (name.endsWith('.spec.ts')) files.push(path);
+  }
+}
+for (const root of roots.length ? roots : ['.']) walk(root);
+files.sort();
+if (files.length === 0) {
+  console.error(`no *.spec.ts files under ${roots.join(', ') || '.'}`);
+  process.exit(1);
+}
+console.log(`running ${files.length} spec file(s): ${files.map((f) => relative('.', f)).join(' ')}`);
+const result = spawnSync(
+  process.execPath,
+  ['--import', 'tsx', '--test', '--test-concurrency=1', ...passthrough, ...files],
+  { stdio: 'inherit' },
+);
+process.exit(result.status ?? 1);
