@@ -41,3 +41,4 @@ export type {
   DeleteMode,
   WireEvent,
 } from './types.ts';
+export type { Sequencer, PositionRange } from './sequencer.ts';

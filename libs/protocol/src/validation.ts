@@ -13,7 +13,7 @@ export const DEFAULT_LIMITS = Object.freeze({
   maxPageSize: 1000,
   defaultPageSize: 100,
 });
-export type Limits = typeof DEFAULT_LIMITS;
+export type Limits = { [K in keyof typeof DEFAULT_LIMITS]: number };
 
 const TENANT_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const PARTITION_RE = /^[a-z0-9][a-z0-9-]{0,62}(~(0|[1-9][0-9]{0,5}))?$/;
