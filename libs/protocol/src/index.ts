@@ -27,6 +27,7 @@ export {
   parsePosition,
   parseDirection,
   parseDeleteMode,
+  validateStreamMetadata,
 } from './validation.ts';
 export type { Limits } from './validation.ts';
 export { toWireEvent, toWireAppendResult } from './types.ts';

@@ -1,5 +1,5 @@
 import { SkeinError, validationError } from './errors.ts';
-import type { Direction, ExpectedVersion, ProposedEvent, DeleteMode } from './types.ts';
+import type { Direction, ExpectedVersion, ProposedEvent, DeleteMode, StreamMetadata } from './types.ts';
 
 /** Default limits of API.md. Services may configure larger or smaller ones. */
 export const DEFAULT_LIMITS = Object.freeze({
@@ -183,4 +183,23 @@ export function parseDeleteMode(value: unknown, field = 'mode'): DeleteMode {
   if (value === undefined || value === 'soft') return 'soft';
   if (value === 'hard') return 'hard';
   throw validationError(field, 'mode must be "soft" or "hard"');
+}
+
+/** Stream metadata (API.md): `maxAge` seconds ≥ 1, `maxCount` ≥ 1, `truncateBefore` ≥ 0, `custom` any JSON. */
+export function validateStreamMetadata(value: unknown): StreamMetadata {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw validationError('metadata', 'metadata must be an object');
+  const out: StreamMetadata = {};
+  for (const [key, v] of Object.entries(value)) {
+    if (key === 'custom') {
+      if (v !== undefined) out.custom = v;
+    } else if (key === 'maxAge' || key === 'maxCount' || key === 'truncateBefore') {
+      if (v === undefined || v === null) continue;
+      const min = key === 'truncateBefore' ? 0 : 1;
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) throw validationError(key, `${key} must be an integer ≥ ${min}`);
+      out[key] = v;
+    } else {
+      throw validationError(key, `unknown metadata member "${key}"`);
+    }
+  }
+  return out;
 }

@@ -1,0 +1,750 @@
+import { createHash, randomUUID } from 'node:crypto';
+import {
+  DEFAULT_LIMITS,
+  SkeinError,
+  isSkeinError,
+  parseDeleteMode,
+  parseExpectedVersion,
+  parseLimit,
+  validateIdempotencyKey,
+  validatePartition,
+  validateProposedEvents,
+  validateStreamId,
+  validateStreamMetadata,
+  type AppendSuccess,
+  type DeleteMode,
+  type ExpectedVersion,
+  type LoggedEvent,
+  type ProposedEvent,
+  type RecordedEvent,
+  type Sequencer,
+  type StreamMetadata,
+  categoryOf,
+} from '@skein/protocol';
+import { BucketSet, type Bucket } from './buckets.ts';
+import { createEmbeddedSequencer } from './embedded-sequencer.ts';
+import {
+  GLOBAL,
+  MAX_VERSION,
+  globalKey,
+  headKey,
+  idemKey,
+  logKey,
+  metaKey,
+  positionOfKey,
+  snapshotKey,
+  streamKey,
+  type Key,
+} from './keys.ts';
+import { LruCache } from './lru.ts';
+import { Deleted, type EventRecord, type HeadRecord, type IdempotencyRecord } from './records.ts';
+import type {
+  AppendOutcome,
+  AppendRequest,
+  CommittedAppend,
+  DeleteOutcome,
+  EngineLogger,
+  EngineOptions,
+  EventStore,
+  LogPage,
+  ReadLogOptions,
+  ReadStreamOptions,
+  ReadStreamOutcome,
+  WriteOutcome,
+  WriterState,
+} from './types.ts';
+
+/** Defaults of every EngineOptions field that has one. */
+export const defaultEngineOptions = Object.freeze({
+  bucketSpan: 'month' as const,
+  mapSizeBytes: 1024 * 1024 * 1024,
+  idempotencyWindowMs: 24 * 60 * 60 * 1000,
+  maxBatchOps: 4096,
+  headCacheSize: 100_000,
+  maxEventBytes: DEFAULT_LIMITS.maxEventBytes,
+  maxEventsPerAppend: DEFAULT_LIMITS.maxEventsPerAppend,
+});
+
+const noopLogger: EngineLogger = { debug() {}, info() {}, warn() {}, error() {} };
+const EMPTY_HEAD: HeadRecord = Object.freeze({ v: 0 });
+
+// ---- write operations, queued for the group-commit batcher ----
+
+interface Pending<T> {
+  resolve(value: T): void;
+  reject(err: unknown): void;
+}
+
+interface AppendOp extends Pending<AppendOutcome> {
+  kind: 'append';
+  partition: string;
+  streamId: string;
+  expected: ExpectedVersion;
+  events: ProposedEvent[];
+  idempotencyKey: string | undefined;
+  fingerprint: string | undefined;
+}
+interface DeleteOp extends Pending<DeleteOutcome> {
+  kind: 'delete';
+  partition: string;
+  streamId: string;
+  mode: DeleteMode;
+  expected: ExpectedVersion;
+}
+interface MetadataOp extends Pending<WriteOutcome> {
+  kind: 'metadata';
+  partition: string;
+  streamId: string;
+  metadata: StreamMetadata;
+}
+interface SnapshotOp extends Pending<WriteOutcome> {
+  kind: 'snapshot';
+  partition: string;
+  streamId: string;
+  version: number;
+  data: unknown;
+}
+type Op = AppendOp | DeleteOp | MetadataOp | SnapshotOp;
+
+/** What the batch decided for one op: writes to make, and how to answer once durable. */
+interface Decision {
+  op: Op;
+  /** Records of an accepted append; positions are assigned after allocation. */
+  records?: EventRecord[];
+  firstVersion?: number;
+  /** Other writes of the op (head, idempotency key, metadata, snapshot). Computed after allocation for appends. */
+  puts?: [Key, unknown][];
+  /** The answer, computed after positions are assigned (duplicates may refer to records of this batch). */
+  answer: () => unknown;
+}
+
+/** State of the batch being decided: what earlier ops of the same batch changed. */
+interface BatchState {
+  heads: Map<string, HeadRecord>;
+  idem: Map<string, { fingerprint: string; decision: Decision }>;
+  /** Records accepted in this batch, by stream key and version. */
+  records: Map<string, EventRecord>;
+}
+
+const streamRef = (p: string, s: string) => `${p}\u0000${s}`;
+const versionRef = (p: string, s: string, v: number) => `${p}\u0000${s}\u0000${v}`;
+
+function fingerprintOf(streamId: string, expected: ExpectedVersion, events: ProposedEvent[]): string {
+  return createHash('sha256').update(JSON.stringify([streamId, expected, events])).digest('base64');
+}
+
+function isDeleted(head: HeadRecord, kind: Deleted): boolean {
+  return (head.del ?? Deleted.No) === kind;
+}
+
+/** Whether the stream counts as existing for expected-version checks (a soft-deleted one does not). */
+function exists(head: HeadRecord): boolean {
+  return head.v > 0 && !isDeleted(head, Deleted.Soft);
+}
+
+function expectationHolds(expected: ExpectedVersion, head: HeadRecord): boolean {
+  if (expected === 'any') return true;
+  if (expected === 'no_stream' || expected === 0) return !exists(head);
+  if (expected === 'stream_exists') return exists(head);
+  return expected === head.v;
+}
+
+function toUnavailable(err: unknown): SkeinError {
+  if (isSkeinError(err)) return err;
+  return new SkeinError('UNAVAILABLE', 'global positions could not be allocated', { retryAfter: 1 }, { cause: err });
+}
+
+/**
+ * Opens (or creates) the embedded event store at `options.path`.
+ *
+ * Durability: every write is answered only after its transaction is flushed to disk
+ * (lmdb-js `flushed`), never at commit. Readers may see a committed batch a few
+ * milliseconds before its flush completes; a process crash (SIGKILL) keeps it (the OS
+ * has the pages), only a power loss in that window could drop it, and then nobody
+ * had been told it was written.
+ */
+export function createEngine(options: EngineOptions): EventStore {
+  const cfg = { ...defaultEngineOptions, ...stripUndefined(options) };
+  const clock = options.clock ?? Date.now;
+  const log = options.logger ?? noopLogger;
+  const buckets = new BucketSet({ path: options.path, span: cfg.bucketSpan, mapSizeBytes: cfg.mapSizeBytes });
+  const ownSequencer = options.sequencer === undefined;
+  const sequencer: Sequencer = options.sequencer ?? createEmbeddedSequencer(buckets.catalog);
+  const heads = new LruCache<string, HeadRecord>(cfg.headCacheSize);
+  const listeners = new Set<(appends: readonly CommittedAppend[]) => void>();
+  const limits = { maxEventBytes: cfg.maxEventBytes, maxEventsPerAppend: cfg.maxEventsPerAppend };
+
+  let highestCommitted = recoverHighestCommitted();
+  let allocating = false;
+  let lowestUncommitted: bigint | null = null;
+  let queue: Op[] = [];
+  let running: Promise<void> | null = null;
+  let closed = false;
+  let lastFlush: Promise<unknown> = Promise.resolve();
+
+  function recoverHighestCommitted(): bigint {
+    for (const b of buckets.newestFirst()) {
+      for (const key of b.db.getKeys({ start: [GLOBAL, Infinity], end: [GLOBAL], reverse: true, limit: 1 })) {
+        return positionOfKey(key as Key);
+      }
+    }
+    return 0n;
+  }
+
+  // ---- lookups (committed state; the batch overlay comes first where given) ----
+
+  function loadHead(p: string, s: string, st?: BatchState): HeadRecord {
+    const ref = streamRef(p, s);
+    const pending = st?.heads.get(ref);
+    if (pending) return pending;
+    const cached = heads.get(ref);
+    if (cached) return cached;
+    let head: HeadRecord = EMPTY_HEAD;
+    for (const b of buckets.newestFirst()) {
+      const found = b.db.get(headKey(p, s)) as HeadRecord | undefined;
+      if (found) {
+        head = found;
+        break;
+      }
+    }
+    heads.set(ref, head);
+    return head;
+  }
+
+  function loadRecord(p: string, s: string, v: number, st?: BatchState): EventRecord | undefined {
+    const pending = st?.records.get(versionRef(p, s, v));
+    if (pending) return pending;
+    for (const b of buckets.newestFirst()) {
+      const found = b.db.get(streamKey(p, s, v)) as EventRecord | undefined;
+      if (found) return found;
+    }
+    return undefined;
+  }
+
+  function loadIdempotency(p: string, key: string, now: number): IdempotencyRecord | undefined {
+    for (const b of buckets.newestFirst()) {
+      const found = b.db.get(idemKey(p, key)) as IdempotencyRecord | undefined;
+      if (found) return now - found.at < cfg.idempotencyWindowMs ? found : undefined;
+    }
+    return undefined;
+  }
+
+  function getMetadata(p: string, s: string): StreamMetadata | null {
+    for (const b of buckets.newestFirst()) {
+      const found = b.db.get(metaKey(p, s)) as StreamMetadata | undefined;
+      if (found) return found;
+    }
+    return null;
+  }
+
+  // ---- decisions: one per op, in queue order, each seeing the ones before it ----
+
+  function decide(op: Op, st: BatchState, now: number): Decision {
+    switch (op.kind) {
+      case 'append':
+        return decideAppend(op, st, now);
+      case 'delete':
+        return decideDelete(op, st);
+      case 'metadata': {
+        const head = loadHead(op.partition, op.streamId, st);
+        if (isDeleted(head, Deleted.Hard)) return answerOnly(op, { ok: false, code: 'STREAM_DELETED' });
+        return { op, puts: [[metaKey(op.partition, op.streamId), op.metadata]], answer: () => ({ ok: true }) };
+      }
+      case 'snapshot': {
+        const head = loadHead(op.partition, op.streamId, st);
+        if (isDeleted(head, Deleted.Hard)) return answerOnly(op, { ok: false, code: 'STREAM_DELETED' });
+        if (!exists(head)) return answerOnly(op, { ok: false, code: 'STREAM_NOT_FOUND' });
+        if (op.version > head.v) {
+          return answerOnly(op, { ok: false, code: 'VALIDATION_FAILED', detail: `version ${op.version} is beyond the stream's version ${head.v}` });
+        }
+        return { op, puts: [[snapshotKey(op.partition, op.streamId, op.version), op.data]], answer: () => ({ ok: true }) };
+      }
+    }
+  }
+
+  function answerOnly(op: Op, value: unknown): Decision {
+    return { op, answer: () => value };
+  }
+
+  function decideAppend(op: AppendOp, st: BatchState, now: number): Decision {
+    const { partition: p, streamId: s, expected, events } = op;
+    const head = loadHead(p, s, st);
+    if (isDeleted(head, Deleted.Hard)) return answerOnly(op, { ok: false, code: 'STREAM_DELETED' });
+
+    const idemRef = op.idempotencyKey === undefined ? undefined : streamRef(p, op.idempotencyKey);
+    if (idemRef !== undefined) {
+      const inBatch = st.idem.get(idemRef);
+      if (inBatch) {
+        if (inBatch.fingerprint !== op.fingerprint) return answerOnly(op, { ok: false, code: 'IDEMPOTENCY_KEY_REUSED' });
+        const original = inBatch.decision;
+        return { op, answer: () => ({ ...(original.answer() as object), duplicate: true }) };
+      }
+      const remembered = loadIdempotency(p, op.idempotencyKey!, now);
+      if (remembered) {
+        if (remembered.h !== op.fingerprint) return answerOnly(op, { ok: false, code: 'IDEMPOTENCY_KEY_REUSED' });
+        return answerOnly(op, {
+          ok: true,
+          streamId: remembered.streamId,
+          firstVersion: remembered.firstVersion,
+          lastVersion: remembered.lastVersion,
+          firstPosition: remembered.firstPosition,
+          lastPosition: remembered.lastPosition,
+          duplicate: true,
+        });
+      }
+    }
+
+    if (!expectationHolds(expected, head)) {
+      const duplicate = duplicateByEventIds(op, head, st);
+      if (duplicate) return duplicate;
+      return answerOnly(op, { ok: false, code: 'WRONG_EXPECTED_VERSION', expected, actual: head.v });
+    }
+
+    const firstVersion = head.v + 1;
+    const records: EventRecord[] = new Array(events.length);
+    for (let i = 0; i < events.length; i++) {
+      const e = events[i]!;
+      const record: EventRecord = { id: e.id ?? randomUUID(), type: e.type, data: e.data, metadata: e.metadata ?? null, ts: now, pos: 0n };
+      records[i] = record;
+      st.records.set(versionRef(p, s, firstVersion + i), record);
+    }
+    const newHead: HeadRecord = head.start === undefined ? { v: head.v + events.length } : { v: head.v + events.length, start: head.start };
+    st.heads.set(streamRef(p, s), newHead);
+
+    const decision: Decision = {
+      op,
+      records,
+      firstVersion,
+      answer: () => ({
+        ok: true,
+        streamId: s,
+        firstVersion,
+        lastVersion: newHead.v,
+        firstPosition: records[0]!.pos,
+        lastPosition: records[records.length - 1]!.pos,
+      }),
+    };
+    decision.puts = [[headKey(p, s), newHead]];
+    if (idemRef !== undefined) st.idem.set(idemRef, { fingerprint: op.fingerprint!, decision });
+    return decision;
+  }
+
+  /**
+   * API.md: with `no_stream` or an exact version, a request whose every event id is
+   * already in the stream at exactly the versions it would have written is a duplicate.
+   */
+  function duplicateByEventIds(op: AppendOp, head: HeadRecord, st: BatchState): Decision | undefined {
+    const { expected, events } = op;
+    if (expected !== 'no_stream' && typeof expected !== 'number') return undefined;
+    const base = expected === 'no_stream' ? 0 : expected;
+    if (head.v < base + events.length) return undefined;
+    const found: EventRecord[] = [];
+    for (let i = 0; i < events.length; i++) {
+      const id = events[i]!.id;
+      if (id === undefined) return undefined;
+      const record = loadRecord(op.partition, op.streamId, base + 1 + i, st);
+      if (!record || record.id !== id) return undefined;
+      found.push(record);
+    }
+    return {
+      op,
+      answer: () => ({
+        ok: true,
+        streamId: op.streamId,
+        firstVersion: base + 1,
+        lastVersion: base + events.length,
+        firstPosition: found[0]!.pos,
+        lastPosition: found[found.length - 1]!.pos,
+        duplicate: true,
+      }),
+    };
+  }
+
+  function decideDelete(op: DeleteOp, st: BatchState): Decision {
+    const { partition: p, streamId: s, mode, expected } = op;
+    const head = loadHead(p, s, st);
+    if (isDeleted(head, Deleted.Hard)) return answerOnly(op, { ok: false, code: 'STREAM_DELETED' });
+    if (head.v === 0 || (mode === 'soft' && !exists(head))) return answerOnly(op, { ok: false, code: 'STREAM_NOT_FOUND' });
+    if (!expectationHolds(expected, head)) return answerOnly(op, { ok: false, code: 'WRONG_EXPECTED_VERSION', expected, actual: head.v });
+    const newHead: HeadRecord = { v: head.v, start: head.v + 1, del: mode === 'hard' ? Deleted.Hard : Deleted.Soft };
+    st.heads.set(streamRef(p, s), newHead);
+    return { op, puts: [[headKey(p, s), newHead]], answer: () => ({ ok: true }) };
+  }
+
+  // ---- the group-commit batcher ----
+
+  function enqueue<T>(make: (pending: Pending<T>) => Op): Promise<T> {
+    if (closed) return Promise.reject(new SkeinError('UNAVAILABLE', 'the store is closing', { retryAfter: 1 }));
+    return new Promise<T>((resolve, reject) => {
+      queue.push(make({ resolve, reject } as Pending<T>));
+      if (!running) running = drain();
+    });
+  }
+
+  async function drain(): Promise<void> {
+    // Let callers of the same tick join the first batch.
+    await new Promise<void>((r) => setImmediate(r));
+    try {
+      while (queue.length > 0) {
+        const ops = queue.length <= cfg.maxBatchOps ? queue : queue.slice(0, cfg.maxBatchOps);
+        queue = queue.length <= cfg.maxBatchOps ? [] : queue.slice(cfg.maxBatchOps);
+        await runBatch(ops);
+      }
+    } finally {
+      running = null;
+    }
+  }
+
+  function failAll(ops: Op[], err: unknown): void {
+    for (const op of ops) op.reject(err);
+  }
+
+  async function runBatch(ops: Op[]): Promise<void> {
+    const started = performance.now();
+    const now = clock();
+    const st: BatchState = { heads: new Map(), idem: new Map(), records: new Map() };
+    const decisions: Decision[] = [];
+    let eventCount = 0;
+    for (const op of ops) {
+      try {
+        const d = decide(op, st, now);
+        decisions.push(d);
+        if (d.records) eventCount += d.records.length;
+      } catch (err) {
+        // A decision that cannot be made (an LMDB read error) fails the whole batch:
+        // later ops may have been decided on its effects.
+        log.error({ err }, 'append batch could not be decided');
+        failAll(ops, new SkeinError('INTERNAL', 'the batch could not be decided', {}, { cause: err }));
+        return;
+      }
+    }
+
+    let lastPosition = highestCommitted;
+    if (eventCount > 0) {
+      allocating = true;
+      let range;
+      try {
+        range = await sequencer.allocate(eventCount, highestCommitted);
+      } catch (err) {
+        allocating = false;
+        failAll(ops, toUnavailable(err));
+        return;
+      }
+      allocating = false;
+      if (range.last - range.first + 1n !== BigInt(eventCount) || range.first <= highestCommitted) {
+        log.error({ first: range.first, last: range.last, count: eventCount, floor: highestCommitted }, 'sequencer returned a range that does not fit');
+        failAll(ops, new SkeinError('INTERNAL', 'the sequencer returned a range that does not fit the batch'));
+        return;
+      }
+      lowestUncommitted = range.first;
+      let position = range.first;
+      for (const d of decisions) {
+        if (!d.records) continue;
+        for (const r of d.records) r.pos = position++;
+      }
+      lastPosition = range.last;
+    }
+
+    const committed: CommittedAppend[] = [];
+    let bytes = 0;
+    let flush: Promise<unknown> = lastFlush;
+    if (decisions.some((d) => d.puts)) {
+      let bucket: Bucket;
+      try {
+        bucket = buckets.current(now);
+        await bucket.db.transaction(() => {
+          const db = bucket.db;
+          for (const d of decisions) {
+            if (d.records) bytes += writeAppend(db, d, now, committed);
+            if (d.puts) for (const [key, value] of d.puts) db.put(key, value);
+          }
+        });
+      } catch (err) {
+        lowestUncommitted = null;
+        log.error({ err }, 'append batch could not be committed');
+        failAll(ops, new SkeinError('UNAVAILABLE', 'the batch could not be written', { retryAfter: 1 }, { cause: err }));
+        return;
+      }
+      for (const [ref, head] of st.heads) heads.set(ref, head);
+      highestCommitted = lastPosition;
+      lowestUncommitted = null;
+      flush = Promise.resolve(bucket.db.flushed);
+      lastFlush = flush;
+    }
+
+    flush.then(
+      () => {
+        for (const d of decisions) (d.op.resolve as (v: unknown) => void)(d.answer());
+        if (committed.length > 0) for (const l of listeners) l(committed);
+        options.observer?.batch?.({ ops: ops.length, events: eventCount, bytes, seconds: (performance.now() - started) / 1000 });
+      },
+      (err: unknown) => {
+        log.error({ err }, 'append batch could not be flushed');
+        failAll(ops, new SkeinError('INTERNAL', 'the batch could not be flushed', {}, { cause: err }));
+      },
+    );
+  }
+
+  function writeAppend(db: Bucket['db'], d: Decision, now: number, committed: CommittedAppend[]): number {
+    const op = d.op as AppendOp;
+    const { partition: p, streamId: s } = op;
+    const records = d.records!;
+    let version = d.firstVersion!;
+    let bytes = 0;
+    for (const r of records) {
+      db.put(streamKey(p, s, version), r);
+      db.put(logKey(p, r.pos), [s, version]);
+      db.put(globalKey(r.pos), [p, s, version]);
+      version++;
+    }
+    const first = records[0]!.pos;
+    const last = records[records.length - 1]!.pos;
+    if (op.idempotencyKey !== undefined) {
+      const idem: IdempotencyRecord = {
+        h: op.fingerprint!,
+        at: now,
+        streamId: s,
+        firstVersion: d.firstVersion!,
+        lastVersion: version - 1,
+        firstPosition: first,
+        lastPosition: last,
+      };
+      db.put(idemKey(p, op.idempotencyKey), idem);
+    }
+    committed.push({ partition: p, streamId: s, firstVersion: d.firstVersion!, lastVersion: version - 1, firstPosition: first, lastPosition: last });
+    return bytes;
+  }
+
+  // ---- reads ----
+
+  function readStream(p: string, s: string, opts: ReadStreamOptions = {}): ReadStreamOutcome {
+    validatePartition(p);
+    validateStreamId(s);
+    const limit = parseLimit(opts.limit);
+    const head = loadHead(p, s);
+    if (isDeleted(head, Deleted.Hard)) return { ok: false, code: 'STREAM_DELETED' };
+    if (!exists(head)) return { ok: false, code: 'STREAM_NOT_FOUND' };
+    const meta = getMetadata(p, s);
+    let lowest = head.start ?? 1;
+    if (meta?.truncateBefore !== undefined) lowest = Math.max(lowest, meta.truncateBefore);
+    if (meta?.maxCount !== undefined) lowest = Math.max(lowest, head.v - meta.maxCount + 1);
+    const cutoff = meta?.maxAge !== undefined ? clock() - meta.maxAge * 1000 : -Infinity;
+    const events: RecordedEvent[] = [];
+    const backward = opts.direction === 'backward';
+
+    if (!backward) {
+      const from = Math.max(opts.from ?? 1, lowest);
+      outer: for (const b of buckets.all) {
+        for (const { key, value } of b.db.getRange({ start: streamKey(p, s, from), end: streamKey(p, s, head.v + 1) })) {
+          const r = value as EventRecord;
+          if (r.ts < cutoff) continue;
+          events.push(toRecorded(s, (key as Key)[3] as number, r));
+          if (events.length === limit) break outer;
+        }
+      }
+      const last = events[events.length - 1]?.version;
+      return { ok: true, events, version: head.v, next: events.length === limit && last! < head.v ? last! + 1 : null };
+    }
+
+    const from = Math.min(opts.from ?? head.v, head.v);
+    if (from >= lowest) {
+      outer: for (const b of buckets.newestFirst()) {
+        for (const { key, value } of b.db.getRange({ start: streamKey(p, s, from), end: streamKey(p, s, lowest - 1), reverse: true })) {
+          const r = value as EventRecord;
+          if (r.ts < cutoff) continue;
+          events.push(toRecorded(s, (key as Key)[3] as number, r));
+          if (events.length === limit) break outer;
+        }
+      }
+    }
+    const last = events[events.length - 1]?.version;
+    return { ok: true, events, version: head.v, next: events.length === limit && last! > lowest ? last! - 1 : null };
+  }
+
+  function toRecorded(streamId: string, version: number, r: EventRecord): RecordedEvent {
+    return { id: r.id, type: r.type, data: r.data, metadata: r.metadata, streamId, version, position: r.pos, timestamp: r.ts };
+  }
+
+  function readLog(partition: string | undefined, opts: ReadLogOptions): LogPage {
+    const limit = parseLimit(opts.limit);
+    const from = opts.fromPosition ?? 0n;
+    const to = opts.toPosition;
+    const events: LoggedEvent[] = [];
+    if (to !== undefined && to < from) return { events, next: from };
+    const start = partition === undefined ? globalKey(from) : logKey(partition, from);
+    const end: Key =
+      to !== undefined ? (partition === undefined ? globalKey(to + 1n) : logKey(partition, to + 1n)) : partition === undefined ? [GLOBAL, Infinity] : [partition, 'log', Infinity];
+    const types = opts.types && opts.types.length > 0 ? new Set(opts.types) : undefined;
+    outer: for (const b of buckets.all) {
+      for (const { key, value } of b.db.getRange({ start, end })) {
+        let p: string, s: string, v: number;
+        if (partition === undefined) [p, s, v] = value as [string, string, number];
+        else {
+          p = partition;
+          [s, v] = value as [string, number];
+        }
+        if (opts.category !== undefined && categoryOf(s) !== opts.category) continue;
+        const r = b.db.get(streamKey(p, s, v)) as EventRecord | undefined;
+        if (!r || (types && !types.has(r.type))) continue;
+        const e = toRecorded(s, v, r) as LoggedEvent;
+        e.partition = p;
+        e.position = positionOfKey(key as Key);
+        events.push(e);
+        if (events.length === limit) break outer;
+      }
+    }
+    const last = events[events.length - 1];
+    return { events, next: last ? last.position + 1n : from };
+  }
+
+  // ---- the public surface ----
+
+  const store: EventStore = {
+    append(partition: string, streamId: string, request: AppendRequest): Promise<AppendOutcome> {
+      try {
+        validatePartition(partition);
+        validateStreamId(streamId);
+        const expected = parseExpectedVersion(request.expectedVersion);
+        const events = validateProposedEvents(request.events, limits);
+        const idempotencyKey = request.idempotencyKey === undefined ? undefined : validateIdempotencyKey(request.idempotencyKey);
+        const fingerprint = idempotencyKey === undefined ? undefined : fingerprintOf(streamId, expected, events);
+        return enqueue<AppendOutcome>((pending) => ({
+          kind: 'append',
+          partition,
+          streamId,
+          expected,
+          events,
+          idempotencyKey,
+          fingerprint,
+          ...pending,
+        }));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    },
+
+    readStream,
+    readPartitionLog(partition, opts = {}) {
+      validatePartition(partition);
+      return readLog(partition, opts);
+    },
+    readShardLog(opts = {}) {
+      return readLog(undefined, opts);
+    },
+
+    deleteStream(partition, streamId, opts = {}) {
+      try {
+        validatePartition(partition);
+        validateStreamId(streamId);
+        const mode = parseDeleteMode(opts.mode);
+        const expected = parseExpectedVersion(opts.expectedVersion);
+        return enqueue<DeleteOutcome>((pending) => ({ kind: 'delete', partition, streamId, mode, expected, ...pending }));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    },
+
+    getMetadata(partition, streamId) {
+      validatePartition(partition);
+      validateStreamId(streamId);
+      return getMetadata(partition, streamId);
+    },
+
+    setMetadata(partition, streamId, metadata) {
+      try {
+        validatePartition(partition);
+        validateStreamId(streamId);
+        const valid = validateStreamMetadata(metadata);
+        return enqueue<WriteOutcome>((pending) => ({ kind: 'metadata', partition, streamId, metadata: valid, ...pending }));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    },
+
+    putSnapshot(partition, streamId, version, data) {
+      try {
+        validatePartition(partition);
+        validateStreamId(streamId);
+        if (!Number.isSafeInteger(version) || version < 1) throw new SkeinError('VALIDATION_FAILED', 'version must be an integer ≥ 1', { field: 'version' });
+        if (data === undefined) throw new SkeinError('VALIDATION_FAILED', 'snapshot data is required', { field: 'data' });
+        return enqueue<WriteOutcome>((pending) => ({ kind: 'snapshot', partition, streamId, version, data, ...pending }));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    },
+
+    latestSnapshot(partition, streamId) {
+      validatePartition(partition);
+      validateStreamId(streamId);
+      for (const b of buckets.newestFirst()) {
+        for (const { key, value } of b.db.getRange({
+          start: snapshotKey(partition, streamId, MAX_VERSION),
+          end: snapshotKey(partition, streamId, 0),
+          reverse: true,
+          limit: 1,
+        })) {
+          return { version: (key as Key)[3] as number, data: value };
+        }
+      }
+      return null;
+    },
+
+    streamState(partition, streamId) {
+      const head = loadHead(partition, streamId);
+      const del = head.del ?? Deleted.No;
+      return { version: head.v, deleted: del === Deleted.Hard ? 'hard' : del === Deleted.Soft ? 'soft' : 'no' };
+    },
+
+    onCommit(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+
+    writerState(): WriterState {
+      return { allocating, lowestUncommitted, highestCommitted };
+    },
+
+    environmentSizes() {
+      return buckets.sizes();
+    },
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      while (running) await running;
+      await lastFlush.catch(() => undefined);
+      if (ownSequencer) await sequencer.close();
+      await buckets.close();
+    },
+  };
+  return store;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  return out;
+}
+
+/** Converts a failed outcome into the registry error a service answers with. */
+export function outcomeError(outcome: { ok: false; code: string; expected?: ExpectedVersion; actual?: number; detail?: string }): SkeinError {
+  switch (outcome.code) {
+    case 'WRONG_EXPECTED_VERSION':
+      return new SkeinError('WRONG_EXPECTED_VERSION', `expected version ${String(outcome.expected)}, stream is at ${outcome.actual}`, {
+        expected: outcome.expected,
+        actual: outcome.actual,
+      });
+    case 'STREAM_DELETED':
+      return new SkeinError('STREAM_DELETED', 'the stream was hard-deleted');
+    case 'STREAM_NOT_FOUND':
+      return new SkeinError('STREAM_NOT_FOUND', 'no such stream');
+    case 'IDEMPOTENCY_KEY_REUSED':
+      return new SkeinError('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used with a different request');
+    case 'VALIDATION_FAILED':
+      return new SkeinError('VALIDATION_FAILED', outcome.detail ?? 'invalid request', { field: 'version' });
+    default:
+      return new SkeinError('INTERNAL', 'unexpected outcome');
+  }
+}
+
+export type { AppendSuccess };

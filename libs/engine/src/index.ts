@@ -1,0 +1,21 @@
+export { createEngine, defaultEngineOptions, outcomeError } from './engine.ts';
+export { createEmbeddedSequencer } from './embedded-sequencer.ts';
+export { bucketIdOf } from './buckets.ts';
+export type { BucketSpan } from './buckets.ts';
+export type {
+  AppendOutcome,
+  AppendRequest,
+  Clock,
+  CommittedAppend,
+  DeleteOutcome,
+  EngineLogger,
+  EngineObserver,
+  EngineOptions,
+  EventStore,
+  LogPage,
+  ReadLogOptions,
+  ReadStreamOptions,
+  ReadStreamOutcome,
+  WriteOutcome,
+  WriterState,
+} from './types.ts';

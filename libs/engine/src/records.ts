@@ -1,0 +1,46 @@
+import type { StreamMetadata } from '@skein/protocol';
+
+/** What an event key holds. `pos` is the global position. */
+export interface EventRecord {
+  id: string;
+  type: string;
+  data: unknown;
+  metadata: unknown;
+  /** Milliseconds since the epoch. */
+  ts: number;
+  pos: bigint;
+}
+
+export const enum Deleted {
+  No = 0,
+  Soft = 1,
+  Hard = 2,
+}
+
+/**
+ * The state of one stream. `version` never goes back, whatever was deleted or
+ * retained: a stream's numbering never restarts.
+ */
+export interface HeadRecord {
+  /** Version of the last event; 0 for a stream with no events. */
+  v: number;
+  /** First version visible to stream reads (raised by a soft delete). Absent means 1. */
+  start?: number;
+  /** Deletion state. Absent means not deleted. */
+  del?: Deleted;
+}
+
+/** An idempotency key's memory: the request fingerprint and the original result. */
+export interface IdempotencyRecord {
+  /** sha256 of the request (stream and parsed body), base64. */
+  h: string;
+  /** Milliseconds since the epoch when it was written. */
+  at: number;
+  streamId: string;
+  firstVersion: number;
+  lastVersion: number;
+  firstPosition: bigint;
+  lastPosition: bigint;
+}
+
+export type { StreamMetadata };

@@ -1,0 +1,145 @@
+import type {
+  AppendSuccess,
+  DeleteMode,
+  Direction,
+  ExpectedVersion,
+  LoggedEvent,
+  ProposedEvent,
+  RecordedEvent,
+  Sequencer,
+  StreamMetadata,
+} from '@skein/protocol';
+import type { BucketSpan } from './buckets.ts';
+
+/** A clock in milliseconds since the epoch; injected so tests can move time. */
+export type Clock = () => number;
+
+/** The logger shape the engine uses (pino-compatible); defaults to a no-op. */
+export interface EngineLogger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+/** Optional measurements the engine reports; the shard wires them to prom-client. */
+export interface EngineObserver {
+  /** One write batch committed and flushed: how many operations and events, how long it took. */
+  batch?(info: { ops: number; events: number; bytes: number; seconds: number }): void;
+}
+
+export interface EngineOptions {
+  /** Directory of the store; created when missing. */
+  path: string;
+  /** Global positions. Default: an embedded sequencer whose counter lives in LMDB. */
+  sequencer?: Sequencer;
+  /** Time span of one bucket environment. Default `month`. */
+  bucketSpan?: BucketSpan;
+  /** Initial LMDB map size per environment, bytes. Default 1 GiB (grown on demand). */
+  mapSizeBytes?: number;
+  /** How long an Idempotency-Key is remembered, ms. Default 24 h. */
+  idempotencyWindowMs?: number;
+  /** Most operations gathered into one write transaction. Default 4096. */
+  maxBatchOps?: number;
+  /** Streams whose state is cached in memory. Default 100,000. */
+  headCacheSize?: number;
+  /** Per-event and per-append limits. Default: protocol's DEFAULT_LIMITS. */
+  maxEventBytes?: number;
+  maxEventsPerAppend?: number;
+  clock?: Clock;
+  logger?: EngineLogger;
+  observer?: EngineObserver;
+}
+
+export interface AppendRequest {
+  expectedVersion?: ExpectedVersion;
+  events: ProposedEvent[];
+  idempotencyKey?: string;
+}
+
+/** An append's outcome. Expected failures are values, not exceptions. */
+export type AppendOutcome =
+  | ({ ok: true } & AppendSuccess)
+  | { ok: false; code: 'WRONG_EXPECTED_VERSION'; expected: ExpectedVersion; actual: number }
+  | { ok: false; code: 'STREAM_DELETED' }
+  | { ok: false; code: 'IDEMPOTENCY_KEY_REUSED' };
+
+export type DeleteOutcome =
+  | { ok: true }
+  | { ok: false; code: 'WRONG_EXPECTED_VERSION'; expected: ExpectedVersion; actual: number }
+  | { ok: false; code: 'STREAM_NOT_FOUND' | 'STREAM_DELETED' };
+
+export type WriteOutcome = { ok: true } | { ok: false; code: 'STREAM_NOT_FOUND' | 'STREAM_DELETED' | 'VALIDATION_FAILED'; detail?: string };
+
+export interface ReadStreamOptions {
+  /** First version to return; default 1 forward, the last version backward. */
+  from?: number;
+  direction?: Direction;
+  /** Default 100. */
+  limit?: number;
+}
+
+export type ReadStreamOutcome =
+  | { ok: true; events: RecordedEvent[]; version: number; next: number | null }
+  | { ok: false; code: 'STREAM_NOT_FOUND' | 'STREAM_DELETED' };
+
+export interface ReadLogOptions {
+  /** First position to include. Default 0. */
+  fromPosition?: bigint;
+  /** Last position to include (for example a stable watermark). Default: no bound. */
+  toPosition?: bigint;
+  /** Default 100. */
+  limit?: number;
+  /** Only events of streams in this category. */
+  category?: string;
+  /** Only events of these types. */
+  types?: readonly string[];
+}
+
+export interface LogPage {
+  events: LoggedEvent[];
+  /** The fromPosition of the next page; equals the given fromPosition on an empty page. */
+  next: bigint;
+}
+
+/** One append that became durable, as delivered to commit listeners. */
+export interface CommittedAppend {
+  partition: string;
+  streamId: string;
+  firstVersion: number;
+  lastVersion: number;
+  firstPosition: bigint;
+  lastPosition: bigint;
+}
+
+/** Where the writer stands, for a shard's safe point (DESIGN.md, "Global order"). */
+export interface WriterState {
+  /** An allocation was sent and its reply has not arrived. */
+  allocating: boolean;
+  /** The lowest position allocated but not yet committed, or null. */
+  lowestUncommitted: bigint | null;
+  /** The highest position committed (0n when none). */
+  highestCommitted: bigint;
+}
+
+/** The embedded event store: everything the API needs from storage, per partition. */
+export interface EventStore {
+  append(partition: string, streamId: string, request: AppendRequest): Promise<AppendOutcome>;
+  readStream(partition: string, streamId: string, options?: ReadStreamOptions): ReadStreamOutcome;
+  readPartitionLog(partition: string, options?: ReadLogOptions): LogPage;
+  readShardLog(options?: ReadLogOptions): LogPage;
+  deleteStream(partition: string, streamId: string, options?: { mode?: DeleteMode; expectedVersion?: ExpectedVersion }): Promise<DeleteOutcome>;
+  getMetadata(partition: string, streamId: string): StreamMetadata | null;
+  setMetadata(partition: string, streamId: string, metadata: StreamMetadata): Promise<WriteOutcome>;
+  putSnapshot(partition: string, streamId: string, version: number, data: unknown): Promise<WriteOutcome>;
+  latestSnapshot(partition: string, streamId: string): { version: number; data: unknown } | null;
+  /** The current version of a stream (0 when it has no events), and its deletion state. */
+  streamState(partition: string, streamId: string): { version: number; deleted: 'no' | 'soft' | 'hard' };
+  /** Called after each durable batch with its appends, in position order. Returns an unsubscribe function. */
+  onCommit(listener: (appends: readonly CommittedAppend[]) => void): () => void;
+  writerState(): WriterState;
+  /** Bytes on disk per bucket environment. */
+  environmentSizes(): { id: string; bytes: number }[];
+  /** Stops accepting writes, answers everything queued, closes the environments. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,2 @@
+export { createRing } from './ring.ts';
+export type { Ring, RingOptions } from './ring.ts';
