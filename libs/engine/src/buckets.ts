@@ -40,6 +40,7 @@ function openEnv(path: string, mapSizeBytes: number): RootDatabase<unknown, Key>
       keyEncoding: 'ordered-binary',
       compression: false,
       overlappingSync: true,
+      sharedStructuresKey: Symbol.for('skein.structures'),
     });
   } catch (err) {
     throw new SkeinError('INTERNAL', `cannot open LMDB environment at ${path}`, {}, { cause: err });

@@ -10,13 +10,19 @@
  * ```
  * [p, 'stream', streamId, version]      -> EventRecord
  * [p, 'head', streamId]                 -> HeadRecord
- * [p, 'log', posHi, posLo]              -> [streamId, version]       partition log
- * ['$global', posHi, posLo]             -> [p, streamId, version]    shard log
+ * [p, 'log', posHi, posLo]              -> [streamId, firstVersion, count]      partition log
+ * ['$global', posHi, posLo]             -> [p, streamId, firstVersion, count]   shard log
  * [p, 'idem', idempotencyKey]           -> IdempotencyRecord
  * [p, 'snapshot', streamId, version]    -> snapshot data
  * [p, 'meta', streamId]                 -> StreamMetadata
  * ```
  * `$` can start no partition id, so the shard log never mixes with a partition.
+ *
+ * Log entries are per append, not per event: the events of one append have
+ * consecutive positions and versions, so `[first position] -> (stream, first
+ * version, count)` says everything, and a 10-event append writes 2 log entries
+ * instead of 20 (the hot path's biggest cost is the number of puts). A log read
+ * starting inside an entry seeks back to the entry that holds its position.
  */
 export type Key = (string | number)[];
 

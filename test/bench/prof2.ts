@@ -1,0 +1,15 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createEngine } from '@skein/engine';
+import { report, runConcurrent } from './machine.ts';
+let batches = 0, ops = 0, secs = 0;
+const store = createEngine({ path: mkdtempSync(join(tmpdir(), 'prof-')), observer: { batch(i) { batches++; ops += i.ops; secs += i.seconds; } } });
+const payload = { orderId: 'o-123456', amount: 4200, currency: 'EUR', lines: [{ sku: 'A-1', qty: 2 }] };
+const n = Number(process.argv[2] ?? 10);
+const events = Array.from({ length: n }, () => ({ type: 'OrderPlaced', data: payload }));
+const total = n === 1 ? 100000 : 20000;
+const { seconds, latencies } = await runConcurrent(64, total, async (i) => { const r = await store.append('bench', `order-${i % 1000}`, { events }); if (!r.ok) throw new Error('x'); });
+report(`batch64 x${n}`, total * n, seconds, latencies);
+console.log({ batches, avgOps: ops / batches, avgBatchMs: (1000 * secs / batches).toFixed(2), perSec: (batches / seconds).toFixed(0) });
+await store.close();
