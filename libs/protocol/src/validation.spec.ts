@@ -55,8 +55,9 @@ test('expected versions are any, no_stream, stream_exists or an integer ≥ 0', 
   assert.equal(parseExpectedVersion(undefined), 'any');
   assert.equal(parseExpectedVersion('no_stream'), 'no_stream');
   assert.equal(parseExpectedVersion(0), 0);
-  assert.equal(parseExpectedVersion('12'), 12);
-  for (const bad of [-1, 1.5, '1.5', 'latest', null, '01', 2 ** 60, {}]) rejects(() => parseExpectedVersion(bad), 'VALIDATION_FAILED', 'expectedVersion');
+  assert.equal(parseExpectedVersion('12', 'query'), 12);
+  rejects(() => parseExpectedVersion('12'), 'VALIDATION_FAILED', 'expectedVersion');
+  for (const bad of [-1, 1.5, '1.5', 'latest', null, '01', 2 ** 60, {}]) rejects(() => parseExpectedVersion(bad, 'query'), 'VALIDATION_FAILED', 'expectedVersion');
 });
 
 test('events need a type and data, ids must be UUIDs, and unknown members are refused', () => {

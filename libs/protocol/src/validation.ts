@@ -86,13 +86,13 @@ export function validateIdempotencyKey(value: unknown, field = 'Idempotency-Key'
 
 /**
  * Parses an expected version from JSON (`"any"`, `"no_stream"`, `"stream_exists"`, an integer ≥ 0)
- * or from a query string (the same, with the integer as decimal digits). `undefined` means `any`.
+ * or, with `source: 'query'`, from a query string (the integer as decimal digits). `undefined` means `any`.
  */
-export function parseExpectedVersion(value: unknown, field = 'expectedVersion'): ExpectedVersion {
+export function parseExpectedVersion(value: unknown, source: 'json' | 'query' = 'json', field = 'expectedVersion'): ExpectedVersion {
   if (value === undefined) return 'any';
   if (value === 'any' || value === 'no_stream' || value === 'stream_exists') return value;
   if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return value;
-  if (typeof value === 'string' && DIGITS_RE.test(value) && value.length <= 15) return Number(value);
+  if (source === 'query' && typeof value === 'string' && DIGITS_RE.test(value) && value.length <= 15) return Number(value);
   throw validationError(field, 'expectedVersion must be "any", "no_stream", "stream_exists" or an integer ≥ 0');
 }
 
