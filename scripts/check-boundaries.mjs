@@ -47,8 +47,17 @@ for (const [name, node] of Object.entries(graph.nodes)) {
       continue;
     }
     const depTag = tagOf(dep.target);
+    if (depTag === 'type:testing' && !importedOutsideSpecs(node, graph.nodes[dep.target])) continue;
     if (!rule.allow.includes(depTag)) problems.push(`${name} (${tag}) must not depend on ${dep.target} (${depTag})`);
   }
+}
+
+// Any project's *.spec.ts may use the test harness; its other sources may not.
+function importedOutsideSpecs(node, target) {
+  const pkg = JSON.parse(readFileSync(join(root, target.data.root, 'package.json'), 'utf8')).name;
+  let files;
+  try { files = walk(join(root, node.data.root, 'src'), []); } catch { return false; }
+  return files.some((f) => readFileSync(f, 'utf8').includes(`'${pkg}'`));
 }
 
 // File-level import cycles, per project source tree.

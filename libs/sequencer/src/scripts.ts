@@ -1,0 +1,29 @@
+import { readFileSync } from 'node:fs';
+import type { Redis } from 'ioredis';
+
+type ScriptCall = (...keysAndArgs: (string | number)[]) => Promise<unknown>;
+
+/** The sequencer's Lua scripts, bound to one ioredis client (EVALSHA, falling back to EVAL after a Redis restart). */
+export interface SequencerScripts {
+  allocate: ScriptCall;
+  current: ScriptCall;
+  reseed: ScriptCall;
+}
+
+const SCRIPTS = {
+  allocate: { file: 'allocate-3.lua', keys: 3, command: 'skeinSequencerAllocate' },
+  current: { file: 'current-3.lua', keys: 3, command: 'skeinSequencerCurrent' },
+  reseed: { file: 'reseed-4.lua', keys: 4, command: 'skeinSequencerReseed' },
+} as const;
+
+/** Reads the script files and defines them as commands on `redis`. */
+export function defineScripts(redis: Redis): SequencerScripts {
+  const bound = {} as SequencerScripts;
+  for (const [name, { file, keys, command }] of Object.entries(SCRIPTS)) {
+    const lua = readFileSync(new URL(`./scripts/${file}`, import.meta.url), 'utf8');
+    redis.defineCommand(command, { numberOfKeys: keys, lua });
+    const fn = (redis as unknown as Record<string, ScriptCall>)[command]!;
+    bound[name as keyof SequencerScripts] = (...keysAndArgs) => fn.apply(redis, keysAndArgs);
+  }
+  return bound;
+}

@@ -1,0 +1,76 @@
+--[[
+  Joins a seeded cluster, or takes part in its (re-)seed.
+
+  Seeded (marker present) and the counter is at or above the caller's high-water: the
+  caller joins. Its member ids are added and the current marker is returned.
+
+  Otherwise (no marker: a fresh or wiped Redis, or a counter below the caller's
+  high-water, which deletes the marker): the caller reports its high-water in the
+  reseed hash and adds the member ids it knows. Once every id in members has a report,
+  the counter becomes the highest of the reports and of the counter itself, the new
+  marker is written, the reports are cleared, and the new marker is returned. Until
+  then the answer lists the members still to report.
+
+    Input:
+      KEYS[1] counter   highest position handed out (decimal string; absent = 0)
+      KEYS[2] marker    epoch id written by the last seed or re-seed
+      KEYS[3] members   set of member ids of the cluster
+      KEYS[4] reseed    hash: member id -> reported high-water (decimal)
+
+      ARGV[1] caller's member id
+      ARGV[2] caller's high-water (decimal)
+      ARGV[3] marker to write if this call completes the seed (fresh random id)
+      ARGV[4..] every other member id the caller knows
+
+    Output:
+      {0, marker, counter, id, ...}   joined or seeded: the marker to pass from now on,
+                                      the counter, and every member id
+      {-4, id, ...}                   re-seed waiting for the reports of these members
+]]
+local counterKey, markerKey, membersKey, reseedKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local self, highWater = ARGV[1], ARGV[2]
+
+local function lessThan(a, b)
+  if #a ~= #b then return #a < #b end
+  return a < b
+end
+
+redis.call('SADD', membersKey, self)
+for i = 4, #ARGV do redis.call('SADD', membersKey, ARGV[i]) end
+
+local counter = redis.call('GET', counterKey) or '0'
+local marker = redis.call('GET', markerKey)
+if marker and not lessThan(counter, highWater) then
+  local result = {0, marker, counter}
+  for _, id in ipairs(redis.call('SMEMBERS', membersKey)) do result[#result + 1] = id end
+  return result
+end
+if marker then
+  -- A counter below what the caller observed: Redis lost data. Every member re-seeds.
+  redis.call('DEL', markerKey)
+end
+
+local previous = redis.call('HGET', reseedKey, self)
+if not previous or lessThan(previous, highWater) then
+  redis.call('HSET', reseedKey, self, highWater)
+end
+
+local members = redis.call('SMEMBERS', membersKey)
+local missing = {-4}
+local high = counter
+for _, id in ipairs(members) do
+  local reported = redis.call('HGET', reseedKey, id)
+  if not reported then
+    missing[#missing + 1] = id
+  elseif lessThan(high, reported) then
+    high = reported
+  end
+end
+if #missing > 1 then return missing end
+
+redis.call('SET', counterKey, high)
+redis.call('SET', markerKey, ARGV[3])
+redis.call('DEL', reseedKey)
+local result = {0, ARGV[3], high}
+for _, id in ipairs(members) do result[#result + 1] = id end
+return result
