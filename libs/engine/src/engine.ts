@@ -656,15 +656,22 @@ export function createEngine(options: EngineOptions): EventStore {
           [s, v0, count] = value as LogEntry;
         }
         if (opts.category !== undefined && categoryOf(s) !== opts.category) continue;
-        for (let i = 0; i < count; i++) {
-          const position = first + BigInt(i);
-          if (position < from) continue;
-          if (to !== undefined && position > to) break outer;
-          const r = b.db.get(streamKey(p, s, v0 + i)) as EventRecord | undefined;
-          if (!r || (types && !types.has(r.type))) continue;
-          const e = toRecorded(s, v0 + i, r) as LoggedEvent;
-          e.partition = p;
-          events.push(e);
+        // The append's events are consecutive versions of one stream: one get for a
+        // single event, one range read for several.
+        const skip = from > first ? Number(from - first) : 0;
+        if (skip >= count) continue;
+        const records: Iterable<{ key: unknown; value: unknown }> =
+          count === 1
+            ? [{ key: null, value: b.db.get(streamKey(p, s, v0)) }]
+            : b.db.getRange({ start: streamKey(p, s, v0 + skip), end: streamKey(p, s, v0 + count) });
+        let i = skip;
+        for (const { value } of records) {
+          const r = value as EventRecord | undefined;
+          const version = v0 + i++;
+          if (!r) continue;
+          if (to !== undefined && r.pos > to) break outer;
+          if (types && !types.has(r.type)) continue;
+          events.push({ id: r.id, type: r.type, data: r.data, metadata: r.metadata, streamId: s, version, position: r.pos, timestamp: r.ts, partition: p });
           if (events.length === limit) break outer;
         }
       }
