@@ -43,3 +43,4 @@ export type {
   WireEvent,
 } from './types.ts';
 export type { Sequencer, PositionRange } from './sequencer.ts';
+export { partitionOf, partitionsOf, MAX_PARTITIONS } from './partitions.ts';

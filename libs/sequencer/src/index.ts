@@ -1,5 +1,6 @@
 export {
   createRedisSequencer,
+  readCounter,
   MAX_COUNTER,
   DEFAULT_KEY_PREFIX,
   DEFAULT_COMMAND_TIMEOUT_MS,

@@ -326,3 +326,14 @@ export function createRedisSequencer(options: RedisSequencerOptions): RedisSeque
     },
   };
 }
+
+/**
+ * Reads the counter (the highest position handed out so far) without allocating, for
+ * readers that are not members, such as a router wanting read-your-writes: every
+ * append acknowledged before this read has a position at or below the value returned.
+ * 0n when the counter is absent (a fresh or wiped Redis).
+ */
+export async function readCounter(redis: { get(key: string): Promise<string | null> }, keyPrefix: string = DEFAULT_KEY_PREFIX): Promise<bigint> {
+  const text = await redis.get(`${keyPrefix}counter`);
+  return text === null ? 0n : BigInt(text);
+}
