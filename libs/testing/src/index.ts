@@ -5,3 +5,7 @@ export { startRedis } from './redis-server.ts';
 export type { RedisServer, StartRedisOptions } from './redis-server.ts';
 export { startShardProcess } from './shard-process.ts';
 export type { ShardProcess, StartShardOptions } from './shard-process.ts';
+export { startServiceProcess } from './service-process.ts';
+export type { ServiceProcess, ServiceProcessOptions } from './service-process.ts';
+export { startCluster } from './cluster.ts';
+export type { Cluster, ClusterOptions } from './cluster.ts';

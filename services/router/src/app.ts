@@ -1,0 +1,101 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Registry as MetricsRegistry } from 'prom-client';
+import { SkeinError } from '@skein/protocol';
+import { createAppendCoalescer, type AppendCoalescer } from './coalescer.ts';
+import { asSkeinError, sendProblem } from './http.ts';
+import { createRouterMetrics, type RouterMetrics } from './metrics.ts';
+import type { Registry } from './registry.ts';
+import type { ShardClient } from './shard-client.ts';
+import type { RouterTopology } from './topology.ts';
+import { registerAdminRoutes } from './routes/admin.ts';
+import { registerHealthRoutes } from './routes/health.ts';
+import { registerLogRoutes } from './routes/logs.ts';
+import { registerStreamRoutes } from './routes/streams.ts';
+import { registerSubscriptionRoutes } from './routes/subscribe.ts';
+
+export interface RouterDeps {
+  redis: Redis;
+  registry: Registry;
+  topology: RouterTopology;
+  shards: ShardClient;
+  logger: Logger;
+  metrics: MetricsRegistry;
+}
+
+export interface RouterOptions {
+  maxBodyBytes: number;
+  heartbeatMs: number;
+  subscriberBufferBytes: number;
+  pollMs: number;
+}
+
+/** What every route module gets. */
+export interface RouteContext extends RouterDeps {
+  options: RouterOptions;
+  coalescer: AppendCoalescer;
+  stats: RouterMetrics;
+  /** Resolves when the router begins to shut down: subscriptions end. */
+  closing: Promise<void>;
+}
+
+/** Builds the router's HTTP app from its dependencies (listen is the caller's). */
+export async function createRouterApp(deps: RouterDeps, options: RouterOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger as unknown as FastifyBaseLogger,
+    bodyLimit: options.maxBodyBytes,
+    disableRequestLogging: true,
+    requestIdHeader: 'x-request-id',
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    return503OnClosing: true,
+  });
+  // JSON only: anything else is 415.
+  app.removeContentTypeParser('text/plain');
+  const stats = createRouterMetrics(deps.metrics);
+  let startClosing!: () => void;
+  const closing = new Promise<void>((r) => (startClosing = r));
+  app.addHook('onClose', async () => startClosing());
+  const ctx: RouteContext = {
+    ...deps,
+    options,
+    stats,
+    closing,
+    coalescer: createAppendCoalescer({ shards: deps.shards, topology: deps.topology, observer: { batch: (n) => stats.appendBatchSize.observe(n) } }),
+  };
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Skein', version: '1.0.0', description: 'Partitioned, multi-tenant event store. See API.md for the contract.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unknown';
+    stats.requestSeconds.observe({ route, status: `${Math.floor(reply.statusCode / 100)}xx` }, reply.elapsedTime / 1000);
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    const e = asSkeinError(err);
+    if (e.status >= 500) req.log.error({ err, code: e.code }, 'request failed');
+    else req.log.info({ code: e.code, status: e.status, url: req.url }, 'request refused');
+    return sendProblem(reply, e);
+  });
+  app.setNotFoundHandler((req, reply) => sendProblem(reply, new SkeinError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)));
+
+  registerHealthRoutes(app, ctx);
+  await app.register(
+    async (v1) => {
+      registerStreamRoutes(v1, ctx);
+      registerLogRoutes(v1, ctx);
+      registerSubscriptionRoutes(v1, ctx);
+      registerAdminRoutes(v1, ctx);
+    },
+    { prefix: '/v1' },
+  );
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  return app;
+}

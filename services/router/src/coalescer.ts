@@ -1,0 +1,124 @@
+import { SkeinError, fromProblem, isSkeinError } from '@skein/protocol';
+import type { ShardClient } from './shard-client.ts';
+import type { RouterTopology } from './topology.ts';
+
+/** One append as the shard's batch endpoint takes it. */
+export interface AppendItem {
+  partition: string;
+  streamId: string;
+  expectedVersion?: unknown;
+  events: unknown[];
+  idempotencyKey?: string;
+}
+
+/** The shard's answer to one append: its wire result and status (201 written, 200 duplicate). */
+export interface AppendReply {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+/** Coalesces concurrent appends bound for the same shard into one batch request. */
+export interface AppendCoalescer {
+  append(item: AppendItem): Promise<AppendReply>;
+}
+
+export interface CoalescerObserver {
+  /** One batch request sent to a shard with this many appends. */
+  batch?(appends: number): void;
+}
+
+interface Waiting {
+  item: AppendItem;
+  attempts: number;
+  resolve(reply: AppendReply): void;
+  reject(err: unknown): void;
+}
+
+/** Most appends in one batch request. */
+const MAX_BATCH = 1000;
+
+/**
+ * Appends arriving in the same event-loop turn for the same shard travel as one
+ * `POST /internal/v1/append`, so the shard's group commit sees one large batch.
+ * A 421 re-reads the topology and re-routes the affected appends (at most 3 times).
+ */
+export function createAppendCoalescer(deps: { shards: ShardClient; topology: RouterTopology; observer?: CoalescerObserver }): AppendCoalescer {
+  const { shards, topology, observer } = deps;
+  const pending = new Map<string, Waiting[]>();
+  let scheduled = false;
+
+  function route(w: Waiting): void {
+    const owner = topology.view?.ownerOf(w.item.partition);
+    if (!owner) {
+      // No view yet: read it, then route.
+      topology.current().then(
+        () => (topology.view?.ownerOf(w.item.partition) ? route(w) : w.reject(new SkeinError('UNAVAILABLE', 'the topology has no shards', { retryAfter: 1 }))),
+        (err: unknown) => w.reject(err),
+      );
+      return;
+    }
+    let list = pending.get(owner);
+    if (!list) pending.set(owner, (list = []));
+    list.push(w);
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(flush);
+    }
+  }
+
+  function retryLater(list: Waiting[], err: SkeinError): void {
+    void topology.refresh().then(
+      () => {
+        for (const w of list) if (++w.attempts > 3) w.reject(err);
+        else route(w);
+      },
+      (e: unknown) => list.forEach((w) => w.reject(e)),
+    );
+  }
+
+  function flush(): void {
+    scheduled = false;
+    for (const [shardId, list] of pending) {
+      pending.delete(shardId);
+      for (let i = 0; i < list.length; i += MAX_BATCH) void send(shardId, list.slice(i, i + MAX_BATCH));
+    }
+  }
+
+  async function send(shardId: string, list: Waiting[]): Promise<void> {
+    observer?.batch?.(list.length);
+    let response;
+    try {
+      response = await shards.call(shardId, { method: 'POST', path: '/append', body: { appends: list.map((w) => w.item) }, write: true });
+    } catch (err) {
+      if (isSkeinError(err, 'NOT_OWNER')) return retryLater(list, err);
+      for (const w of list) w.reject(err);
+      return;
+    }
+    const results = (response.body as { results?: Record<string, unknown>[] } | null)?.results;
+    if (!Array.isArray(results) || results.length !== list.length) {
+      const err = new SkeinError('INTERNAL', 'a shard answered a batch append with the wrong number of results');
+      for (const w of list) w.reject(err);
+      return;
+    }
+    const misrouted: Waiting[] = [];
+    results.forEach((r, i) => {
+      const w = list[i]!;
+      if (r.ok === true) {
+        const { ok: _ok, status, ...body } = r;
+        w.resolve({ status: typeof status === 'number' ? status : 201, body });
+        return;
+      }
+      const { ok: _ok, ...problem } = r;
+      const err = fromProblem(problem, typeof problem.status === 'number' ? problem.status : 500);
+      if (isSkeinError(err, 'NOT_OWNER')) misrouted.push(w);
+      else w.reject(err);
+    });
+    if (misrouted.length > 0) retryLater(misrouted, new SkeinError('NOT_OWNER', 'partition ownership keeps changing', { retryAfter: 1 }));
+  }
+
+  return {
+    append(item) {
+      return new Promise<AppendReply>((resolve, reject) => route({ item, attempts: 0, resolve, reject }));
+    },
+  };
+}

@@ -1,0 +1,83 @@
+// The router process: configuration, root logger, metrics registry, wiring, signals.
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { createRouterApp } from './app.ts';
+import { ConfigError, loadConfig } from './config.ts';
+import { createRegistry } from './registry.ts';
+import { createShardClient } from './shard-client.ts';
+import { createRouterTopology } from './topology.ts';
+
+const bootLogger = pino({ base: { component: 'router' } });
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      bootLogger.fatal({ violations: err.violations }, err.message);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const logger = pino({
+    level: config.logLevel,
+    base: { component: 'router', pid: process.pid },
+    redact: ['req.headers.authorization', 'headers.authorization', 'authorization', '*.apiKey', 'apiKey'],
+  });
+  // Fail fast while Redis is away: requests get 503, the client reconnects in the background.
+  const redisOptions = { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 2000, retryStrategy: (n: number) => Math.min(50 * n, 1000), lazyConnect: true };
+  const redis = new Redis(config.redisUrl, redisOptions);
+  const subscriber = new Redis(config.redisUrl, { ...redisOptions, commandTimeout: undefined, enableOfflineQueue: true });
+  redis.on('error', (err) => logger.debug({ err }, 'redis connection error'));
+  subscriber.on('error', (err) => logger.debug({ err }, 'redis subscriber error'));
+
+  const registry = createRegistry({ redis, adminKey: config.adminKey });
+  const topology = createRouterTopology({ redis, log: logger });
+  const shards = createShardClient({ topology, timeoutMs: config.shardTimeoutMs });
+  let app;
+  let url: string;
+  try {
+    await redis.connect();
+    await subscriber.connect();
+    if (config.shards.length > 0) await topology.ensureShards(config.shards);
+    await registry.listen(subscriber);
+    await topology.listen(subscriber);
+    app = await createRouterApp(
+      { redis, registry, topology, shards, logger, metrics: new Registry() },
+      { maxBodyBytes: config.maxBodyBytes, heartbeatMs: config.heartbeatMs, subscriberBufferBytes: config.subscriberBufferBytes, pollMs: config.pollMs },
+    );
+    url = await app.listen({ host: config.host, port: config.port });
+  } catch (err) {
+    logger.fatal({ err }, 'router could not start');
+    process.exit(1);
+  }
+  logger.info({ url, epoch: topology.epoch }, 'router listening');
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping');
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    void app
+      .close()
+      .then(() => shards.close())
+      .then(() => Promise.allSettled([redis.quit(), subscriber.quit()]))
+      .then(() => {
+        logger.info({}, 'stopped');
+        process.exit(0);
+      });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+process.on('uncaughtException', (err) => {
+  bootLogger.fatal({ err }, 'uncaught exception');
+  process.exit(1);
+});
+
+await main();

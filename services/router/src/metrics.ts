@@ -1,0 +1,26 @@
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The router's metrics, all in one registry (`skein_router_*`, base units). */
+export function createRouterMetrics(registry: Registry) {
+  collectDefaultMetrics({ register: registry, prefix: 'skein_router_process_' });
+  return {
+    requestSeconds: new Histogram({
+      name: 'skein_router_request_duration_seconds',
+      help: 'HTTP request latency by route and status class',
+      labelNames: ['route', 'status'] as const,
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+      registers: [registry],
+    }),
+    appendBatchSize: new Histogram({
+      name: 'skein_router_append_batch_size',
+      help: 'Appends per coalesced batch request to a shard',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000],
+      registers: [registry],
+    }),
+    eventsRead: new Counter({ name: 'skein_router_events_read_total', help: 'Events returned by reads and subscriptions', registers: [registry] }),
+    subscriptionsOpened: new Counter({ name: 'skein_router_subscriptions_opened_total', help: 'SSE subscriptions opened', labelNames: ['kind'] as const, registers: [registry] }),
+    slowSubscribersCut: new Counter({ name: 'skein_router_slow_subscribers_disconnected_total', help: 'Subscribers cut off for falling too far behind', registers: [registry] }),
+  };
+}
+
+export type RouterMetrics = ReturnType<typeof createRouterMetrics>;

@@ -1,0 +1,98 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { partitionOf, parseExpectedVersion, validateIdempotencyKey, validateProposedEvents, validateStreamId, validateStreamMetadata } from '@skein/protocol';
+import type { RouteContext } from '../app.ts';
+import { guards, tenantOf } from '../guard.ts';
+import * as schemas from '../schemas.ts';
+
+type StreamParams = { tenant: string; stream: string };
+
+/** The stream's partition, after the checks JSON schema cannot make. */
+function partitionFor(req: FastifyRequest<{ Params: StreamParams }>): { partition: string; path: string } {
+  const stream = validateStreamId(req.params.stream, 'stream');
+  const tenant = tenantOf(req);
+  const partition = partitionOf(tenant.tenant, tenant.partitions, stream);
+  return { partition, path: `/partitions/${encodeURIComponent(partition)}/streams/${encodeURIComponent(stream)}` };
+}
+
+/**
+ * Streams (API.md "Append", "Read a stream", "Stream metadata and deletion", "Snapshots").
+ * Validation happens here, before anything is forwarded; the stream's partition's
+ * shard does the rest. Appends go through the coalescer.
+ */
+export function registerStreamRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  const { shards, coalescer } = ctx;
+  const guard = guards(ctx.registry);
+
+  app.post<{ Params: StreamParams; Body: { expectedVersion?: unknown; events: unknown[] } }>(
+    '/tenants/:tenant/streams/:stream/events',
+    { schema: schemas.appendSchema, onRequest: guard.tenant },
+    async (req, reply) => {
+      const { partition } = partitionFor(req);
+      const header = req.headers['idempotency-key'];
+      const idempotencyKey = header === undefined ? undefined : validateIdempotencyKey(header);
+      const expectedVersion = parseExpectedVersion(req.body.expectedVersion);
+      const events = validateProposedEvents(req.body.events);
+      const result = await coalescer.append({
+        partition,
+        streamId: req.params.stream,
+        expectedVersion,
+        // The shard re-validates; it gets the events as the client sent them, so an
+        // Idempotency-Key fingerprint covers the request as given.
+        events: events.length === req.body.events.length ? req.body.events : events,
+        ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+      });
+      return reply.code(result.status).send(result.body);
+    },
+  );
+
+  app.get<{ Params: StreamParams; Querystring: Record<string, string> }>(
+    '/tenants/:tenant/streams/:stream',
+    { schema: schemas.readStreamSchema, onRequest: guard.tenant },
+    async (req, reply) => {
+      const { partition, path } = partitionFor(req);
+      const res = await shards.forPartition(partition, { method: 'GET', path, query: { from: req.query.from, direction: req.query.direction, limit: req.query.limit } });
+      ctx.stats.eventsRead.inc((res.body as { events: unknown[] }).events.length);
+      return reply.send(res.body);
+    },
+  );
+
+  app.get<{ Params: StreamParams }>('/tenants/:tenant/streams/:stream/metadata', { schema: schemas.getMetadataSchema, onRequest: guard.tenant }, async (req, reply) => {
+    const { partition, path } = partitionFor(req);
+    const res = await shards.forPartition(partition, { method: 'GET', path: `${path}/metadata` });
+    return reply.send(res.body);
+  });
+
+  app.put<{ Params: StreamParams; Body: unknown }>('/tenants/:tenant/streams/:stream/metadata', { schema: schemas.putMetadataSchema, onRequest: guard.tenant }, async (req, reply) => {
+    const { partition, path } = partitionFor(req);
+    const metadata = validateStreamMetadata(req.body);
+    await shards.forPartition(partition, { method: 'PUT', path: `${path}/metadata`, body: metadata, write: true });
+    return reply.code(204).send();
+  });
+
+  app.delete<{ Params: StreamParams; Querystring: Record<string, string> }>(
+    '/tenants/:tenant/streams/:stream',
+    { schema: schemas.deleteStreamSchema, onRequest: guard.tenant },
+    async (req, reply) => {
+      const { partition, path } = partitionFor(req);
+      parseExpectedVersion(req.query.expectedVersion, 'query');
+      await shards.forPartition(partition, { method: 'DELETE', path, query: { mode: req.query.mode, expectedVersion: req.query.expectedVersion }, write: true });
+      return reply.code(204).send();
+    },
+  );
+
+  app.put<{ Params: StreamParams & { version: string }; Body: unknown }>(
+    '/tenants/:tenant/streams/:stream/snapshots/:version',
+    { schema: schemas.putSnapshotSchema, onRequest: guard.tenant },
+    async (req, reply) => {
+      const { partition, path } = partitionFor(req);
+      await shards.forPartition(partition, { method: 'PUT', path: `${path}/snapshots/${req.params.version}`, body: req.body, write: true });
+      return reply.code(204).send();
+    },
+  );
+
+  app.get<{ Params: StreamParams }>('/tenants/:tenant/streams/:stream/snapshots/latest', { schema: schemas.latestSnapshotSchema, onRequest: guard.tenant }, async (req, reply) => {
+    const { partition, path } = partitionFor(req);
+    const res = await shards.forPartition(partition, { method: 'GET', path: `${path}/snapshots/latest` });
+    return reply.send(res.body);
+  });
+}

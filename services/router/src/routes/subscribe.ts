@@ -1,0 +1,144 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { SkeinError, isSkeinError, partitionOf, partitionsOf, parsePosition, tenantOfPartition, validateStreamId, type WireEvent } from '@skein/protocol';
+import type { RouteContext } from '../app.ts';
+import { readGlobal } from '../global-read.ts';
+import { guards, tenantOf } from '../guard.ts';
+import { openSse, type SseStream } from '../sse.ts';
+import * as schemas from '../schemas.ts';
+
+const PAGE = 500;
+
+function lastEventId(req: FastifyRequest): string | undefined {
+  const v = req.headers['last-event-id'];
+  return typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined;
+}
+
+/** Sleeps `ms`, or less when the subscription or the router closes. */
+function pause(ms: number, ...until: Promise<void>[]): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    for (const p of until) void p.then(() => (clearTimeout(t), resolve()));
+  });
+}
+
+/**
+ * Subscriptions over SSE (API.md "Subscriptions"): catch-up from the start point, then
+ * live. Both phases are one loop reading pages after the last event sent (by version
+ * for a stream, by position up to the stable watermark for logs), so there is no seam
+ * to lose or repeat an event at. A subscriber whose socket backs up past the buffer
+ * bound is cut off; the loop never reads ahead of what the socket has taken.
+ */
+export function registerSubscriptionRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  const guard = guards(ctx.registry);
+  const { shards, options } = ctx;
+
+  async function pump(sse: SseStream, nextPage: () => Promise<number>): Promise<void> {
+    try {
+      while (sse.open) {
+        const sent = await nextPage();
+        if (!sse.open) break;
+        if (sent === 0) await pause(options.pollMs, sse.closed, ctx.closing);
+        else await sse.drained();
+      }
+    } catch (err) {
+      // A shard or Redis that went away ends the subscription; the client resumes with Last-Event-ID.
+      app.log.info({ err: isSkeinError(err) ? { code: err.code } : err }, 'subscription ended');
+    } finally {
+      sse.close();
+    }
+  }
+
+  function start(reply: FastifyReply): SseStream {
+    const sse = openSse(reply, {
+      heartbeatMs: options.heartbeatMs,
+      maxBufferedBytes: options.subscriberBufferBytes,
+      onCutOff: () => ctx.stats.slowSubscribersCut.inc(),
+    });
+    void ctx.closing.then(() => sse.close());
+    return sse;
+  }
+
+  app.get<{ Params: { tenant: string; stream: string }; Querystring: { from?: string } }>(
+    '/tenants/:tenant/streams/:stream/subscribe',
+    { schema: schemas.subscribeStreamSchema, onRequest: guard.tenant },
+    async (req, reply) => {
+      const stream = validateStreamId(req.params.stream, 'stream');
+      const tenant = tenantOf(req);
+      const partition = partitionOf(tenant.tenant, tenant.partitions, stream);
+      const path = `/partitions/${encodeURIComponent(partition)}/streams/${encodeURIComponent(stream)}`;
+      const state = (await shards.forPartition(partition, { method: 'GET', path: `${path}/state` })).body as { version: number; deleted: string };
+      if (state.deleted === 'hard') throw new SkeinError('STREAM_DELETED', 'the stream was hard-deleted');
+      const resume = lastEventId(req);
+      let from: number;
+      if (resume !== undefined) {
+        if (!/^[0-9]{1,15}$/.test(resume)) throw new SkeinError('VALIDATION_FAILED', 'Last-Event-ID must be a stream version', { field: 'Last-Event-ID' });
+        from = Number(resume) + 1;
+      } else from = req.query.from === 'end' ? state.version + 1 : Number(req.query.from ?? '1');
+
+      ctx.stats.subscriptionsOpened.inc({ kind: 'stream' });
+      const sse = start(reply);
+      await pump(sse, async () => {
+        let page: { events: WireEvent[] };
+        try {
+          page = (await shards.forPartition(partition, { method: 'GET', path, query: { from: String(from), limit: String(PAGE) } })).body as { events: WireEvent[] };
+        } catch (err) {
+          if (isSkeinError(err, 'STREAM_NOT_FOUND')) return 0; // not there yet (or soft-deleted): wait for it
+          throw err;
+        }
+        for (const e of page.events) {
+          sse.send(e.type, String(e.version), e);
+          from = e.version + 1;
+        }
+        ctx.stats.eventsRead.inc(page.events.length);
+        return page.events.length;
+      });
+    },
+  );
+
+  async function logSubscription(
+    req: FastifyRequest<{ Querystring: { fromPosition?: string; category?: string; types?: string } }>,
+    reply: FastifyReply,
+    partitions: readonly string[] | undefined,
+    withTenant: boolean,
+  ): Promise<void> {
+    const resume = lastEventId(req);
+    let from: bigint;
+    if (resume !== undefined) from = parsePosition(resume, 'Last-Event-ID') + 1n;
+    else if (req.query.fromPosition === 'end') {
+      const probe = await readGlobal(ctx, { ...(partitions ? { partitions } : {}), fromPosition: 0n, limit: 1, readYourWrites: false });
+      from = probe.watermark + 1n;
+    } else from = parsePosition(req.query.fromPosition ?? '0');
+
+    ctx.stats.subscriptionsOpened.inc({ kind: partitions ? 'tenant' : 'cluster' });
+    const sse = start(reply);
+    await pump(sse, async () => {
+      const page = await readGlobal(ctx, {
+        ...(partitions ? { partitions } : {}),
+        fromPosition: from,
+        limit: PAGE,
+        ...(req.query.category !== undefined ? { category: req.query.category } : {}),
+        ...(req.query.types !== undefined ? { types: req.query.types } : {}),
+        readYourWrites: false,
+      });
+      for (const { partition, ...e } of page.events) sse.send(e.type, e.position, withTenant ? { ...e, tenant: tenantOfPartition(partition) } : e);
+      from = page.next;
+      ctx.stats.eventsRead.inc(page.events.length);
+      return page.events.length;
+    });
+  }
+
+  app.get<{ Params: { tenant: string }; Querystring: { fromPosition?: string; category?: string; types?: string } }>(
+    '/tenants/:tenant/events/subscribe',
+    { schema: schemas.subscribeTenantSchema, onRequest: guard.tenant },
+    async (req, reply) => {
+      const tenant = tenantOf(req);
+      await logSubscription(req, reply, partitionsOf(tenant.tenant, tenant.partitions), false);
+    },
+  );
+
+  app.get<{ Querystring: { fromPosition?: string; category?: string; types?: string } }>(
+    '/events/subscribe',
+    { schema: schemas.subscribeClusterSchema, onRequest: guard.admin },
+    async (req, reply) => logSubscription(req, reply, undefined, true),
+  );
+}

@@ -1,0 +1,108 @@
+import { Pool, errors as undiciErrors } from 'undici';
+import { SkeinError, fromProblem, isSkeinError } from '@skein/protocol';
+import type { RouterTopology } from './topology.ts';
+
+/** Header carrying the router's topology epoch to the shards. */
+export const EPOCH_HEADER = 'x-skein-epoch';
+
+export interface ShardRequest {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  /** Path under the shard's `/internal/v1`, already encoded. */
+  path: string;
+  query?: Record<string, string | undefined>;
+  body?: unknown;
+  /** Whether the request writes: a connection lost after sending makes the outcome unknown. */
+  write?: boolean;
+}
+
+export interface ShardResponse {
+  status: number;
+  body: unknown;
+}
+
+/** HTTP to the shards over pooled keep-alive connections (undici). */
+export interface ShardClient {
+  /** One request to one shard. Non-2xx answers throw the shard's SkeinError (NOT_OWNER included). */
+  call(shardId: string, request: ShardRequest): Promise<ShardResponse>;
+  /**
+   * A request for one partition: sent to its owner; on 421 NOT_OWNER the topology is
+   * re-read and the request re-routed (a stale router refreshes and retries).
+   */
+  forPartition(partition: string, request: ShardRequest): Promise<ShardResponse>;
+  close(): Promise<void>;
+}
+
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_CLOSED', 'UND_ERR_DESTROYED']);
+
+/** Translates a transport failure into the registry's UNAVAILABLE, saying whether a write may have happened. */
+function transportError(err: unknown, shardId: string, write: boolean): SkeinError {
+  const code = (err as { code?: string }).code ?? (err as { cause?: { code?: string } }).cause?.code ?? '';
+  const sent = !NOT_SENT.has(code) && !(err instanceof undiciErrors.ConnectTimeoutError);
+  const details: Record<string, unknown> = { retryAfter: 1 };
+  if (write && sent) details.outcome = 'unknown';
+  return new SkeinError('UNAVAILABLE', write && sent ? 'the connection to a shard broke; the write may or may not have happened' : 'a shard is unavailable', details, {
+    cause: Object.assign(err as object, { shardId }),
+  });
+}
+
+export function createShardClient(deps: { topology: RouterTopology; timeoutMs: number }): ShardClient {
+  const { topology, timeoutMs } = deps;
+  const pools = new Map<string, Pool>();
+
+  function poolFor(url: string): Pool {
+    let pool = pools.get(url);
+    if (!pool) {
+      pool = new Pool(url, { connections: 32, pipelining: 1, keepAliveTimeout: 30_000, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, connectTimeout: Math.min(timeoutMs, 2000) });
+      pools.set(url, pool);
+    }
+    return pool;
+  }
+
+  async function call(shardId: string, request: ShardRequest): Promise<ShardResponse> {
+    const view = await topology.current();
+    const url = view.urlOf(shardId);
+    if (!url) throw new SkeinError('UNAVAILABLE', 'a shard of the topology has no address', { retryAfter: 1 });
+    const query = request.query ? Object.entries(request.query).filter((e): e is [string, string] => e[1] !== undefined) : [];
+    const path = `/internal/v1${request.path}${query.length ? `?${new URLSearchParams(query).toString()}` : ''}`;
+    let res;
+    try {
+      res = await poolFor(url).request({
+        method: request.method,
+        path,
+        headers: { [EPOCH_HEADER]: String(topology.epoch), ...(request.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        body: request.body !== undefined ? JSON.stringify(request.body) : undefined,
+      });
+    } catch (err) {
+      throw transportError(err, shardId, request.write === true);
+    }
+    let body: unknown = null;
+    try {
+      const text = await res.body.text();
+      body = text.length > 0 ? JSON.parse(text) : null;
+    } catch (err) {
+      throw transportError(err, shardId, request.write === true);
+    }
+    if (res.statusCode >= 400) throw fromProblem(body, res.statusCode);
+    return { status: res.statusCode, body };
+  }
+
+  return {
+    call,
+    async forPartition(partition, request) {
+      for (let attempt = 0; ; attempt++) {
+        const view = await topology.current();
+        const owner = view.ownerOf(partition);
+        if (owner === null) throw new SkeinError('UNAVAILABLE', 'the topology has no shards', { retryAfter: 1 });
+        try {
+          return await call(owner, request);
+        } catch (err) {
+          if (!isSkeinError(err, 'NOT_OWNER') || attempt >= 3) throw err;
+          await topology.refresh();
+        }
+      }
+    },
+    async close() {
+      await Promise.all([...pools.values()].map((p) => p.close()));
+    },
+  };
+}
