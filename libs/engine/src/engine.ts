@@ -512,7 +512,6 @@ export function createEngine(options: EngineOptions): EventStore {
   async function write(batch: PreparedBatch): Promise<boolean> {
     const { ops, st, decisions, range, now } = batch;
     const committed: CommittedAppend[] = [];
-    let bytes = 0;
     let flush: Promise<unknown> = lastFlush;
     if (decisions.some((d) => d.puts)) {
       try {
@@ -523,7 +522,7 @@ export function createEngine(options: EngineOptions): EventStore {
         await bucket.db.transaction(() => {
           const db = bucket.db;
           for (const d of decisions) {
-            if (d.records) bytes += writeAppend(db, d, now, committed);
+            if (d.records) writeAppend(db, d, now, committed);
             if (d.puts) for (const [key, value] of d.puts) db.putSync(key, value);
           }
         });
@@ -545,7 +544,7 @@ export function createEngine(options: EngineOptions): EventStore {
       () => {
         for (const d of decisions) (d.op.resolve as (v: unknown) => void)(d.answer());
         if (committed.length > 0) for (const l of listeners) l(committed);
-        options.observer?.batch?.({ ops: ops.length, events: batch.eventCount, bytes, seconds: (performance.now() - batch.started) / 1000 });
+        options.observer?.batch?.({ ops: ops.length, events: batch.eventCount, seconds: (performance.now() - batch.started) / 1000 });
       },
       (err: unknown) => {
         log.error({ err }, 'append batch could not be flushed');
@@ -555,12 +554,11 @@ export function createEngine(options: EngineOptions): EventStore {
     return true;
   }
 
-  function writeAppend(db: Bucket['db'], d: Decision, now: number, committed: CommittedAppend[]): number {
+  function writeAppend(db: Bucket['db'], d: Decision, now: number, committed: CommittedAppend[]): void {
     const op = d.op as AppendOp;
     const { partition: p, streamId: s } = op;
     const records = d.records!;
     let version = d.firstVersion!;
-    let bytes = 0;
     for (const r of records) db.putSync(streamKey(p, s, version++), r);
     const first = records[0]!.pos;
     const last = records[records.length - 1]!.pos;
@@ -580,7 +578,6 @@ export function createEngine(options: EngineOptions): EventStore {
       db.putSync(idemKey(p, op.idempotencyKey), idem);
     }
     committed.push({ partition: p, streamId: s, firstVersion: d.firstVersion!, lastVersion: version - 1, firstPosition: first, lastPosition: last });
-    return bytes;
   }
 
   // ---- reads ----

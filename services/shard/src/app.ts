@@ -1,0 +1,125 @@
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { EventStore } from '@skein/engine';
+import { asSkeinError, sendProblem } from './http.ts';
+import type { ShardMetrics } from './metrics.ts';
+import type { Ownership } from './ownership.ts';
+import type { SafePointTracker } from './safe-point.ts';
+import { registerAppendRoutes } from './routes/append.ts';
+import { registerHealthRoutes } from './routes/health.ts';
+import { registerLogRoutes } from './routes/logs.ts';
+import { registerMetadataRoutes } from './routes/metadata.ts';
+import { registerSafePointRoutes } from './routes/safe-point.ts';
+import { registerSnapshotRoutes } from './routes/snapshots.ts';
+import { registerStreamRoutes } from './routes/streams.ts';
+import { registerSubscribeRoutes } from './routes/subscribe.ts';
+
+/** Everything the shard's HTTP service is built from. */
+export interface ShardAppDeps {
+  engine: EventStore;
+  safePoint: SafePointTracker;
+  ownership: Ownership;
+  metrics: ShardMetrics;
+  registry: Registry;
+  /** Root logger of the process (a child with `shard` bound); requests get children of it. */
+  logger: Logger;
+  /** Redis, for readiness (`PING`). Absent: readiness does not depend on it. */
+  redis?: { ping(): Promise<string> };
+  /** False once the engine is closing or closed. Default: always open. */
+  isOpen?: () => boolean;
+}
+
+export interface ShardAppOptions {
+  shardId: string;
+  /** Largest request body, bytes. Default 32 MiB. */
+  maxBodyBytes?: number;
+  /** Longest wait of `GET /internal/v1/safe-point?atLeast=`. Default 2000 ms. */
+  safePointMaxWaitMs?: number;
+  /** SSE heartbeat period. Default 15 s. */
+  heartbeatMs?: number;
+  /** A subscriber whose socket stays full this long is disconnected. Default 30 s. */
+  slowSubscriberMs?: number;
+  /** How long readiness waits for Redis' PONG. Default 500 ms. */
+  readyTimeoutMs?: number;
+}
+
+export const defaultShardAppOptions = Object.freeze({
+  maxBodyBytes: 32 * 1024 * 1024,
+  safePointMaxWaitMs: 2000,
+  heartbeatMs: 15_000,
+  slowSubscriberMs: 30_000,
+  readyTimeoutMs: 500,
+});
+
+/** What every route module receives. */
+export interface RouteContext extends ShardAppDeps {
+  options: Required<ShardAppOptions>;
+  /** Ends every open subscription (on close). */
+  subscriptions: Set<() => void>;
+}
+
+export const INTERNAL_PREFIX = '/internal/v1';
+
+/**
+ * Builds the shard's HTTP service (internal API, health, metrics) from its
+ * dependencies. Does not listen: `main.ts` does, tests use `app.inject()`.
+ * Closing the app ends open subscriptions; it does not close the engine.
+ */
+export function createShardApp(deps: ShardAppDeps, options: ShardAppOptions): FastifyInstance {
+  const opts: Required<ShardAppOptions> = { ...defaultShardAppOptions, ...stripUndefined(options) } as Required<ShardAppOptions>;
+  let nextId = 0;
+  const app = Fastify({
+    loggerInstance: deps.logger as unknown as FastifyBaseLogger,
+    // Requests are logged where handled (errors) and measured by a histogram; a line
+    // per request would cost more than the append itself.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: opts.maxBodyBytes,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => `${opts.shardId}-${(++nextId).toString(36)}`,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  });
+  const ctx: RouteContext = { ...deps, options: opts, subscriptions: new Set() };
+  // JSON only: anything else is 415.
+  app.removeContentTypeParser('text/plain');
+
+  app.setErrorHandler((err, req, reply) => {
+    const e = asSkeinError(err);
+    if (e.status >= 500) req.log.error({ err }, 'request failed');
+    else req.log.info({ code: e.code, detail: e.message }, 'request refused');
+    return sendProblem(reply, e);
+  });
+  app.setNotFoundHandler((req, reply) => sendProblem(reply, asSkeinError({ statusCode: 404 })));
+
+  app.addHook('onResponse', (req, reply, done) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    deps.metrics.requestSeconds.observe({ route, status_class: `${Math.floor(reply.statusCode / 100)}xx` }, reply.elapsedTime / 1000);
+    done();
+  });
+  app.addHook('preClose', (done) => {
+    for (const end of ctx.subscriptions) end();
+    done();
+  });
+
+  registerHealthRoutes(app, ctx);
+  app.register(
+    async (internal) => {
+      registerAppendRoutes(internal, ctx);
+      registerStreamRoutes(internal, ctx);
+      registerMetadataRoutes(internal, ctx);
+      registerSnapshotRoutes(internal, ctx);
+      registerLogRoutes(internal, ctx);
+      registerSafePointRoutes(internal, ctx);
+      registerSubscribeRoutes(internal, ctx);
+    },
+    { prefix: INTERNAL_PREFIX },
+  );
+  return app;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  return out;
+}

@@ -1,0 +1,185 @@
+import type { FastifyInstance } from 'fastify';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { createEngine, type EventStore } from '@skein/engine';
+import type { PositionRange, Sequencer } from '@skein/protocol';
+import { createRedisSequencer, type RedisSequencer } from '@skein/sequencer';
+import { createShardApp } from './app.ts';
+import type { ShardConfig } from './config.ts';
+import { createShardMetrics } from './metrics.ts';
+import { createOwnership, type Ownership } from './ownership.ts';
+import { createSafePointTracker, type SafePointTracker } from './safe-point.ts';
+import { openSequencerStateFile, type SequencerStateFile } from './sequencer-state.ts';
+
+/** A wired shard: its HTTP app (not listening yet) and the parts tests look at. */
+export interface Shard {
+  readonly app: FastifyInstance;
+  readonly engine: EventStore;
+  readonly sequencer: RedisSequencer;
+  readonly safePoint: SafePointTracker;
+  readonly ownership: Ownership;
+  readonly stateFile: SequencerStateFile;
+  /**
+   * Drains and closes everything: stops accepting requests and answers those in flight
+   * (app), ends subscriptions, closes the engine (answers everything queued, closes the
+   * environments), persists the sequencer state, and disconnects from Redis.
+   */
+  close(): Promise<void>;
+}
+
+export interface ShardDeps {
+  logger: Logger;
+  registry: Registry;
+}
+
+/** How often the topology is re-read even without an announcement (missed while disconnected). */
+const TOPOLOGY_REFRESH_MS = 5000;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * Builds a shard from its configuration: sequencer state file, Redis sequencer,
+ * engine, safe point tracker, ownership, metrics and HTTP app. The caller listens.
+ */
+export async function createShard(config: ShardConfig, deps: ShardDeps): Promise<Shard> {
+  const { logger, registry } = deps;
+  const stateFile = openSequencerStateFile(config.dataDir, logger);
+
+  // The engine needs a sequencer at creation and the Redis sequencer needs the engine's
+  // highest committed position as part of its initial high-water: a forwarding
+  // sequencer breaks the cycle (nothing allocates before the app serves).
+  let redisSequencer: RedisSequencer | undefined;
+  let tracker: SafePointTracker | undefined;
+  let engine: EventStore | undefined;
+  const delayMs = config.testAllocationDelayMs;
+  const sequencer: Sequencer = {
+    async allocate(count: number, floor: bigint): Promise<PositionRange> {
+      const range = await redisSequencer!.allocate(count, floor);
+      // Tests only: widen the window between allocation and commit.
+      if (delayMs > 0) await sleep(Math.random() * delayMs);
+      return range;
+    },
+    current: () => redisSequencer!.current(),
+    close: async () => {},
+  };
+
+  const metrics = createShardMetrics(registry, {
+    safePoint: () => tracker?.current() ?? 0n,
+    environmentBytes: () => (engine ? engine.environmentSizes().reduce((sum, e) => sum + e.bytes, 0) : 0),
+  });
+
+  engine = createEngine({
+    path: config.dataDir,
+    sequencer,
+    mapSizeBytes: config.mapSizeBytes,
+    logger: logger.child({ component: 'engine' }),
+    observer: metrics.engineObserver,
+  });
+  const store = engine;
+  let open = true;
+
+  const highestCommitted = store.writerState().highestCommitted;
+  const initialHighWater = stateFile.initial.highWater > highestCommitted ? stateFile.initial.highWater : highestCommitted;
+  redisSequencer = createRedisSequencer({
+    url: config.redisUrl,
+    memberId: config.shardId,
+    initialHighWater,
+    knownMembers: stateFile.initial.members,
+    onObserved: (value) => stateFile.observe(value),
+    onMembers: (ids) => stateFile.addMembers(ids),
+    observe: metrics.sequencerObserver,
+  });
+  stateFile.addMembers([config.shardId]);
+
+  const redis = new Redis(config.redisUrl, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout: 500,
+    connectTimeout: 1000,
+    retryStrategy: (attempt) => Math.min(attempt * 50, 1000),
+  });
+  let lastRedisError = 0;
+  redis.on('error', (err) => {
+    // Reconnects retry every second at most: log the loss, not every attempt.
+    if (Date.now() - lastRedisError > 10_000) logger.warn({ err }, 'Redis connection error');
+    lastRedisError = Date.now();
+  });
+  const subscriber = new Redis(config.redisUrl, {
+    maxRetriesPerRequest: null,
+    connectTimeout: 1000,
+    retryStrategy: (attempt) => Math.min(attempt * 50, 1000),
+  });
+  subscriber.on('error', () => {});
+
+  const ownership = createOwnership({ shardId: config.shardId, source: redis, logger: logger.child({ component: 'topology' }) });
+  // After a reconnect, announcements may have been missed.
+  subscriber.on('ready', () => void ownership.refresh());
+  redis.on('ready', () => void ownership.refresh());
+  void ownership.listen(subscriber).catch((err: unknown) => logger.warn({ err }, 'topology announcements not subscribed'));
+  const topologyTimer = setInterval(() => void ownership.refresh(), TOPOLOGY_REFRESH_MS);
+  topologyTimer.unref();
+
+  tracker = createSafePointTracker(
+    {
+      engine: store,
+      sequencer,
+      durable: { bound: () => stateFile.persistedHighWater(), flush: () => stateFile.flush() },
+      logger: logger.child({ component: 'safe-point' }),
+    },
+    // At start nothing is allocated: every later allocation is above the persisted high-water.
+    { initial: initialHighWater, intervalMs: config.safePointIntervalMs },
+  );
+  const safePoint = tracker;
+
+  const app = createShardApp(
+    { engine: store, safePoint, ownership, metrics, registry, logger, redis, isOpen: () => open },
+    {
+      shardId: config.shardId,
+      maxBodyBytes: config.maxBodyBytes,
+      safePointMaxWaitMs: config.safePointMaxWaitMs,
+      heartbeatMs: config.heartbeatMs,
+      slowSubscriberMs: config.slowSubscriberMs,
+    },
+  );
+  // Serve once the topology was read; with Redis down at start, requests for partitions
+  // answer 503 until it is (readiness says so too).
+  if (redis.status !== 'ready') {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 2000);
+      redis.once('ready', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+  await ownership.refresh();
+  // A restarted shard publishes a fresh counter read at once: past what it abandoned.
+  await safePoint.refresh();
+  safePoint.start();
+
+  let closing: Promise<void> | null = null;
+  return {
+    app,
+    engine: store,
+    sequencer: redisSequencer,
+    safePoint,
+    ownership,
+    stateFile,
+    close() {
+      closing ??= (async () => {
+        clearInterval(topologyTimer);
+        await app.close();
+        open = false;
+        safePoint.stop();
+        await store.close();
+        await stateFile.flush();
+        await redisSequencer!.close();
+        subscriber.disconnect();
+        if (redis.status === 'ready') await redis.quit().catch(() => redis.disconnect());
+        else redis.disconnect();
+      })();
+      return closing;
+    },
+  };
+}
