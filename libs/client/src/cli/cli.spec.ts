@@ -1,0 +1,169 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { json, problem, sseHead, sseMessage, startFakeApi, wireEvent } from '../testing/fake-api.ts';
+import type { FakeApi, FakeHandler } from '../testing/fake-api.ts';
+import { eventsFromJson } from './run.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/skein.mjs', import.meta.url));
+const KEY = 'a'.repeat(40);
+const servers: FakeApi[] = [];
+after(() => Promise.all(servers.map((s) => s.close())));
+
+async function serve(handlers: FakeHandler | FakeHandler[]): Promise<FakeApi> {
+  const api = await startFakeApi(handlers);
+  servers.push(api);
+  return api;
+}
+
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real `skein` executable; `onStdout` sees output as it arrives (for tail). */
+function skein(args: string[], options: { url?: string; stdin?: string; onStdout?: (text: string, kill: () => void) => void } = {}): Promise<Run> {
+  const env: Record<string, string | undefined> = { ...process.env, SKEIN_URL: options.url, SKEIN_API_KEY: KEY };
+  if (options.url === undefined) delete env.SKEIN_URL;
+  const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (t: string) => {
+    stdout += t;
+    options.onStdout?.(stdout, () => child.kill('SIGINT'));
+  });
+  child.stderr.setEncoding('utf8').on('data', (t: string) => (stderr += t));
+  if (options.stdin !== undefined) child.stdin.end(options.stdin);
+  else child.stdin.end();
+  return new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
+}
+
+const appended = { streamId: 'order-1', firstVersion: 1, lastVersion: 2, firstPosition: '9007199254740993', lastPosition: '9007199254740994' };
+
+test('--help prints the usage and exits 0', async () => {
+  const r = await skein(['--help']);
+  assert.equal(r.code, 0);
+  assert.match(r.stdout, /^usage: skein/);
+  assert.match(r.stdout, /tail <tenant> \[stream\]/);
+});
+
+test('a usage error prints one line and a hint, and exits 2', async () => {
+  for (const args of [['read', 'acme'], ['frobnicate'], ['read', 'acme', 's', '--partitions', '2'], ['read', 'acme', 's', '--limit', 'lots'], []]) {
+    const r = await skein(args, { url: 'http://127.0.0.1:1' });
+    assert.equal(r.code, 2, args.join(' '));
+    assert.match(r.stderr, /^error: .+\nrun 'skein --help' for usage\n$/);
+    assert.doesNotMatch(r.stderr, /at .*\.ts:\d+/);
+  }
+  const bad = await skein(['append', 'acme', 's', '[1,2]'], { url: 'http://127.0.0.1:1' });
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--type/);
+});
+
+test('append sends the event from the argument and prints the result', async () => {
+  const api = await serve(json(201, appended));
+  const r = await skein(['append', 'acme', 'order-1', '{"n":1}', '--type', 'Noted', '--expected-version', 'no_stream', '--idempotency-key', 'k1'], { url: api.url });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'appended order-1@1..2 (position 9007199254740993..9007199254740994)\n');
+  const req = api.requests[0]!;
+  assert.equal(req.headers.authorization, `Bearer ${KEY}`);
+  assert.equal(req.headers['idempotency-key'], 'k1');
+  assert.deepEqual(JSON.parse(req.body), { events: [{ type: 'Noted', data: { n: 1 } }], expectedVersion: 'no_stream' });
+});
+
+test('append reads events from stdin, and --json prints the result as JSON', async () => {
+  const api = await serve(json(201, appended));
+  const r = await skein(['--json', 'append', 'acme', 'order-1', '--url', api.url], { stdin: '[{"type":"A","data":1},{"type":"B","data":{"x":2}}]' });
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), appended);
+  assert.deepEqual(JSON.parse(api.requests[0]!.body).events, [{ type: 'A', data: 1 }, { type: 'B', data: { x: 2 } }]);
+});
+
+test('an API error prints one line with the code and its facts, and exits 1', async () => {
+  const api = await serve(problem(409, 'WRONG_EXPECTED_VERSION', { expected: 3, actual: 5 }));
+  const r = await skein(['append', 'acme', 'order-1', '{"type":"A","data":1}', '--expected-version', '3'], { url: api.url });
+  assert.equal(r.code, 1);
+  assert.equal(r.stderr, 'error: WRONG_EXPECTED_VERSION: expected 3, stream is at 5\n');
+  assert.equal(r.stdout, '');
+});
+
+test('an unreachable server is one UNAVAILABLE line and exit 1', async () => {
+  const api = await serve(json(200, {}));
+  await api.close();
+  const r = await skein(['append', 'acme', 's', '{"type":"A","data":1}'], { url: api.url });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^error: UNAVAILABLE: cannot reach http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED\n$/);
+});
+
+test('read --json prints one event per line across pages, positions as strings', async () => {
+  const api = await serve([
+    json(200, { events: [wireEvent(1, '9007199254740993')], version: 2, next: 2 }),
+    json(200, { events: [wireEvent(2, '9007199254740994')], version: 2, next: null }),
+  ]);
+  const r = await skein(['read', 'acme', 'order-1', '--json'], { url: api.url });
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(lines.map((e) => [e.version, e.position]), [[1, '9007199254740993'], [2, '9007199254740994']]);
+});
+
+test('read prints readable lines, and stops at --limit', async () => {
+  const api = await serve(json(200, { events: [wireEvent(5, 20), wireEvent(4, 19)], version: 5, next: 3 }));
+  const r = await skein(['read', 'acme', 'order-1', '--backward', '--limit', '2'], { url: api.url });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'order-1@5 Happened pos=20 2026-11-27T10:00:00.000Z {"n":5}\norder-1@4 Happened pos=19 2026-11-27T10:00:00.000Z {"n":4}\n');
+  assert.equal(api.requests.length, 1);
+  assert.equal(api.requests[0]!.url, '/v1/tenants/acme/streams/order-1?direction=backward&limit=2');
+});
+
+test('log reads the tenant log up to now with its filters', async () => {
+  const api = await serve([json(200, { events: [wireEvent(1, 7)], next: '8' }), json(200, { events: [], next: '8' })]);
+  const r = await skein(['log', 'acme', '--from-position', '7', '--category', 'order', '--types', 'A,B'], { url: api.url });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout.trim().split('\n').length, 1);
+  assert.equal(api.requests[0]!.url, '/v1/tenants/acme/events?fromPosition=7&category=order&types=A%2CB');
+});
+
+test('tenant create prints the new key; status prints the cluster', async () => {
+  const api = await serve([json(201, { tenant: 'acme', partitions: 2, apiKey: 'z'.repeat(40) }), json(200, { epoch: 4, shards: [{ id: 'shard-1', healthy: true }] })]);
+  const created = await skein(['tenant', 'create', 'acme', '--partitions', '2'], { url: api.url });
+  assert.equal(created.code, 0, created.stderr);
+  assert.match(created.stdout, new RegExp(`created tenant acme with 2 partition\\(s\\)\napi key \\(shown only now\\): ${'z'.repeat(40)}\n`));
+  assert.deepEqual(JSON.parse(api.requests[0]!.body), { tenant: 'acme', partitions: 2 });
+  const status = await skein(['status'], { url: api.url });
+  assert.equal(status.code, 0, status.stderr);
+  assert.equal(status.stdout, 'epoch: 4\nshards:\n  [0]:\n    id: shard-1\n    healthy: true\n');
+});
+
+test('tail prints events as they arrive and exits 0 on Ctrl-C', async () => {
+  const api = await serve((_req, res) => {
+    sseHead(res);
+    res.write(sseMessage(3, wireEvent(3, 30)));
+    setTimeout(() => res.write(sseMessage(4, wireEvent(4, 31))), 50);
+  });
+  let killed = false;
+  const r = await skein(['tail', 'acme', 'order-1', '--json'], {
+    url: api.url,
+    onStdout: (text, kill) => {
+      if (!killed && text.split('\n').length > 2) {
+        killed = true;
+        kill();
+      }
+    },
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(r.stdout.trim().split('\n').map((l) => JSON.parse(l).version), [3, 4]);
+  assert.equal(api.requests[0]!.url, '/v1/tenants/acme/streams/order-1/subscribe?from=end');
+});
+
+test('eventsFromJson accepts an event, an array of events, or raw data with a type', () => {
+  assert.deepEqual(eventsFromJson('{"type":"A","data":{"x":1}}', undefined), [{ type: 'A', data: { x: 1 } }]);
+  assert.deepEqual(eventsFromJson('[{"type":"A"},{"type":"B","data":2,"metadata":{"m":1}}]', undefined), [
+    { type: 'A', data: null },
+    { type: 'B', data: 2, metadata: { m: 1 } },
+  ]);
+  assert.deepEqual(eventsFromJson('[1,2]', 'Raw'), [{ type: 'Raw', data: [1, 2] }]);
+  assert.throws(() => eventsFromJson('{"data":1}', undefined), /--type/);
+  assert.throws(() => eventsFromJson('{nope', 'T'), /not valid JSON/);
+});

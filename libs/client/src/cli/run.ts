@@ -1,0 +1,317 @@
+import { parseArgs } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
+import { SkeinError, isSkeinError, parseExpectedVersion, parsePosition } from '@skein/protocol';
+import type { ExpectedVersion, ProposedEvent } from '@skein/protocol';
+import { createClient } from '../client.ts';
+import type { SkeinClient } from '../client.ts';
+import { describeError } from '../errors.ts';
+import type { FetchFunction } from '../http.ts';
+import type { SkeinEvent } from '../types.ts';
+import { formatAppend, formatEvent, formatTree, toJson } from './format.ts';
+
+/** What the CLI touches of its process, so that it can run inside a test. */
+export interface CliIo {
+  stdout: { write(text: string): unknown };
+  stderr: { write(text: string): unknown };
+  /** Read when `append` gets no JSON argument. */
+  stdin: AsyncIterable<string | Uint8Array> & { isTTY?: boolean };
+  env: Record<string, string | undefined>;
+  /** Aborted on Ctrl-C: `tail` ends cleanly. */
+  signal?: AbortSignal;
+  fetch?: FetchFunction;
+}
+
+/** Exit codes: 0 success, 1 the API or the network failed, 2 the command line is wrong, 130 interrupted. */
+export const EXIT = Object.freeze({ ok: 0, failed: 1, usage: 2, interrupted: 130 });
+
+export const USAGE = `usage: skein [--url URL] [--api-key KEY] [--json] <command> [args]
+
+commands:
+  tenant create <tenant> [--partitions N]   create a tenant (admin key); prints its API key
+  tenant get <tenant>                       show a tenant (admin key)
+  append <tenant> <stream> [json]           append events: {type,data}, an array of them, or raw
+         [--type T] [--expected-version V]  data with --type; JSON from the argument or stdin
+         [--idempotency-key K]
+  read <tenant> <stream> [--from N]         print a stream's events
+         [--backward] [--limit N]
+  log <tenant> [--from-position P]          print the tenant's log in global order, up to now
+         [--category C] [--types A,B] [--limit N]
+  tail <tenant> [stream] [--from N|end]     follow a stream or the tenant's log until Ctrl-C
+         [--category C] [--types A,B]       (--from defaults to end: new events only)
+  status                                    cluster status (admin key)
+
+global options:
+  --url URL        router URL (default: $SKEIN_URL or http://127.0.0.1:8080)
+  --api-key KEY    API key (default: $SKEIN_API_KEY)
+  --json           machine output: one JSON document per line
+  -h, --help       this text
+
+exit codes: 0 ok, 1 API or network error, 2 usage error`;
+
+/** A mistake on the command line: exit 2 with a hint. */
+class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+const GLOBAL_OPTIONS = {
+  url: { type: 'string' },
+  'api-key': { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies ParseArgsConfig['options'];
+
+const COMMAND_OPTIONS = {
+  partitions: { type: 'string' },
+  type: { type: 'string' },
+  'expected-version': { type: 'string' },
+  'idempotency-key': { type: 'string' },
+  from: { type: 'string' },
+  backward: { type: 'boolean' },
+  limit: { type: 'string' },
+  'from-position': { type: 'string' },
+  category: { type: 'string' },
+  types: { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
+type OptionName = keyof typeof COMMAND_OPTIONS;
+
+/** Which options each command accepts, beyond the global ones. */
+const ACCEPTS: Record<string, OptionName[]> = {
+  'tenant create': ['partitions'],
+  'tenant get': [],
+  append: ['type', 'expected-version', 'idempotency-key'],
+  read: ['from', 'backward', 'limit'],
+  log: ['from-position', 'category', 'types', 'limit'],
+  tail: ['from', 'category', 'types'],
+  status: [],
+};
+
+type Values = { [K in OptionName]?: (typeof COMMAND_OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
+
+interface Context {
+  client: SkeinClient;
+  json: boolean;
+  io: CliIo;
+  values: Values;
+  args: string[];
+}
+
+function integerOption(value: string | undefined, name: string, min: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^[0-9]+$/.test(value) || !Number.isSafeInteger(Number(value)) || Number(value) < min) {
+    throw new UsageError(`--${name} must be an integer ≥ ${min}, got ${JSON.stringify(value)}`);
+  }
+  return Number(value);
+}
+
+function positionOption(value: string, name: string): bigint {
+  try {
+    return parsePosition(value, name);
+  } catch {
+    throw new UsageError(`--${name} must be a position (a decimal integer ≥ 0), got ${JSON.stringify(value)}`);
+  }
+}
+
+function typesOption(value: string | undefined): string[] | undefined {
+  if (value === undefined) return undefined;
+  const types = value.split(',').map((t) => t.trim()).filter((t) => t !== '');
+  return types.length > 0 ? types : undefined;
+}
+
+function arity(args: string[], min: number, max: number, shape: string): void {
+  if (args.length < min) throw new UsageError(`missing argument: skein ${shape}`);
+  if (args.length > max) throw new UsageError(`unexpected argument ${JSON.stringify(args[max])}: skein ${shape}`);
+}
+
+function out(ctx: Context, line: string): void {
+  ctx.io.stdout.write(line + '\n');
+}
+
+function printEvent(ctx: Context, e: SkeinEvent): void {
+  out(ctx, ctx.json ? toJson(e) : formatEvent(e));
+}
+
+async function readStdin(io: CliIo): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of io.stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** `{type,data}`, an array of them, or (with --type) any JSON as the data of one event. */
+export function eventsFromJson(text: string, type: string | undefined): ProposedEvent[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`the events are not valid JSON: ${(err as Error).message}`);
+  }
+  if (type !== undefined) return [{ type, data: value }];
+  const isEvent = (v: unknown): v is ProposedEvent =>
+    v !== null && typeof v === 'object' && !Array.isArray(v) && typeof (v as { type?: unknown }).type === 'string';
+  if (isEvent(value)) return [{ ...value, data: value.data ?? null }];
+  if (Array.isArray(value) && value.length > 0 && value.every(isEvent)) return value.map((e) => ({ ...e, data: e.data ?? null }));
+  throw new UsageError('give events as {"type":…,"data":…} or an array of them, or pass --type T to append the JSON as the data of one event');
+}
+
+const COMMANDS: Record<string, (ctx: Context) => Promise<void>> = {
+  async 'tenant create'(ctx) {
+    arity(ctx.args, 1, 1, 'tenant create <tenant> [--partitions N]');
+    const partitions = integerOption(ctx.values.partitions, 'partitions', 1);
+    const created = await ctx.client.admin.createTenant(ctx.args[0]!, { partitions, signal: ctx.io.signal });
+    if (ctx.json) return out(ctx, toJson(created));
+    out(ctx, `created tenant ${created.tenant} with ${created.partitions} partition(s)`);
+    out(ctx, `api key (shown only now): ${created.apiKey}`);
+  },
+
+  async 'tenant get'(ctx) {
+    arity(ctx.args, 1, 1, 'tenant get <tenant>');
+    const tenant = await ctx.client.admin.getTenant(ctx.args[0]!, { signal: ctx.io.signal });
+    if (tenant === null) throw new SkeinError('TENANT_NOT_FOUND', `no tenant ${ctx.args[0]}`);
+    out(ctx, ctx.json ? toJson(tenant) : formatTree(tenant).join('\n'));
+  },
+
+  async append(ctx) {
+    arity(ctx.args, 2, 3, 'append <tenant> <stream> [json]');
+    const [tenant, stream, arg] = ctx.args as [string, string, string | undefined];
+    let expectedVersion: ExpectedVersion | undefined;
+    if (ctx.values['expected-version'] !== undefined) {
+      try {
+        expectedVersion = parseExpectedVersion(ctx.values['expected-version'], 'query');
+      } catch {
+        throw new UsageError(`--expected-version must be any, no_stream, stream_exists or an integer ≥ 0, got ${JSON.stringify(ctx.values['expected-version'])}`);
+      }
+    }
+    let text = arg;
+    if (text === undefined) {
+      if (ctx.io.stdin.isTTY) throw new UsageError('give the event JSON as an argument or on stdin');
+      text = await readStdin(ctx.io);
+    }
+    const events = eventsFromJson(text, ctx.values.type);
+    const result = await ctx.client.append(tenant, stream, {
+      events,
+      expectedVersion,
+      idempotencyKey: ctx.values['idempotency-key'],
+      signal: ctx.io.signal,
+    });
+    out(ctx, ctx.json ? toJson(result) : formatAppend(result));
+  },
+
+  async read(ctx) {
+    arity(ctx.args, 2, 2, 'read <tenant> <stream> [--from N] [--backward] [--limit N]');
+    const limit = integerOption(ctx.values.limit, 'limit', 1);
+    const from = integerOption(ctx.values.from, 'from', 1);
+    let n = 0;
+    const events = ctx.client.streamEvents(ctx.args[0]!, ctx.args[1]!, {
+      from,
+      direction: ctx.values.backward ? 'backward' : 'forward',
+      pageSize: limit === undefined ? undefined : Math.min(limit, 1000),
+      signal: ctx.io.signal,
+    });
+    for await (const e of events) {
+      printEvent(ctx, e);
+      if (limit !== undefined && ++n >= limit) break;
+    }
+  },
+
+  async log(ctx) {
+    arity(ctx.args, 1, 1, 'log <tenant> [--from-position P] [--category C] [--types A,B] [--limit N]');
+    const limit = integerOption(ctx.values.limit, 'limit', 1);
+    const fromRaw = ctx.values['from-position'];
+    let n = 0;
+    const events = ctx.client.tenantLogEvents(ctx.args[0]!, {
+      fromPosition: fromRaw === undefined ? undefined : positionOption(fromRaw, 'from-position'),
+      category: ctx.values.category,
+      types: typesOption(ctx.values.types),
+      pageSize: limit === undefined ? undefined : Math.min(limit, 1000),
+      signal: ctx.io.signal,
+    });
+    for await (const e of events) {
+      printEvent(ctx, e);
+      if (limit !== undefined && ++n >= limit) break;
+    }
+  },
+
+  async tail(ctx) {
+    arity(ctx.args, 1, 2, 'tail <tenant> [stream] [--from N|end]');
+    const [tenant, stream] = ctx.args as [string, string | undefined];
+    const fromRaw = ctx.values.from ?? 'end';
+    const onReconnect = ({ delayMs, error }: { delayMs: number; error: unknown }) =>
+      ctx.io.stderr.write(`skein: connection lost (${describeError(error)}); reconnecting in ${delayMs} ms\n`);
+    let subscription;
+    if (stream === undefined) {
+      if (ctx.values.from !== undefined && fromRaw !== 'end') positionOption(fromRaw, 'from');
+      subscription = ctx.client.subscribeTenant(tenant, {
+        fromPosition: fromRaw === 'end' ? 'end' : fromRaw,
+        category: ctx.values.category,
+        types: typesOption(ctx.values.types),
+        onReconnect,
+      });
+    } else {
+      if (ctx.values.category !== undefined || ctx.values.types !== undefined) {
+        throw new UsageError('--category and --types apply to a tenant log, not to one stream');
+      }
+      subscription = ctx.client.subscribeStream(tenant, stream, {
+        from: fromRaw === 'end' ? 'end' : integerOption(fromRaw, 'from', 1),
+        onReconnect,
+      });
+    }
+    const stop = () => void subscription.close();
+    ctx.io.signal?.addEventListener('abort', stop, { once: true });
+    try {
+      for await (const e of subscription) printEvent(ctx, e);
+    } finally {
+      ctx.io.signal?.removeEventListener('abort', stop);
+    }
+  },
+
+  async status(ctx) {
+    arity(ctx.args, 0, 0, 'status');
+    const status = await ctx.client.admin.cluster({ signal: ctx.io.signal });
+    out(ctx, ctx.json ? toJson(status) : formatTree(status).join('\n'));
+  },
+};
+
+/**
+ * Runs one `skein` command line (without `node` and the script) and resolves to the exit
+ * code. Writes results to stdout and one `error: …` line to stderr on failure; never throws.
+ */
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  try {
+    let parsed;
+    try {
+      parsed = parseArgs({ args: argv, options: { ...GLOBAL_OPTIONS, ...COMMAND_OPTIONS }, allowPositionals: true, strict: true });
+    } catch (err) {
+      // node's message goes on to explain `--`; its first sentence is what the user needs.
+      throw new UsageError((err as Error).message.split(/\. To specify|\n/)[0]!.replace(/^Unknown option/, 'unknown option'));
+    }
+    const { values, positionals } = parsed;
+    if (values.help) {
+      io.stdout.write(USAGE + '\n');
+      return EXIT.ok;
+    }
+    const first = positionals[0];
+    if (first === undefined) throw new UsageError('no command given');
+    const name = first === 'tenant' ? `tenant ${positionals[1] ?? ''}`.trim() : first;
+    const command = COMMANDS[name];
+    if (!command) {
+      throw new UsageError(first === 'tenant' ? `unknown tenant command ${JSON.stringify(positionals[1] ?? '')} (create, get)` : `unknown command ${JSON.stringify(first)}`);
+    }
+    for (const key of Object.keys(values)) {
+      if (key in GLOBAL_OPTIONS) continue;
+      if (!ACCEPTS[name]!.includes(key as OptionName)) throw new UsageError(`skein ${name} does not take --${key}`);
+    }
+    const url = values.url ?? io.env.SKEIN_URL ?? 'http://127.0.0.1:8080';
+    if (!/^https?:\/\/[^/]/.test(url)) throw new UsageError(`--url must be an http(s) URL, got ${JSON.stringify(url)}`);
+    const client = createClient({ url, apiKey: values['api-key'] ?? io.env.SKEIN_API_KEY, fetch: io.fetch });
+    await command({ client, json: values.json === true, io, values: values as Values, args: positionals.slice(first === 'tenant' ? 2 : 1) });
+    return EXIT.ok;
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr.write(`error: ${err.message}\nrun 'skein --help' for usage\n`);
+      return EXIT.usage;
+    }
+    if (io.signal?.aborted && !isSkeinError(err)) return EXIT.interrupted;
+    io.stderr.write(`error: ${describeError(err)}\n`);
+    return EXIT.failed;
+  }
+}

@@ -1,0 +1,335 @@
+import { isSkeinError, validateIdempotencyKey } from '@skein/protocol';
+import type { StreamMetadata } from '@skein/protocol';
+import { decodeAppendResult, decodeLogPage, decodeStreamPage, positionParam } from './decode.ts';
+import { createTransport } from './http.ts';
+import type { FetchFunction, HttpRequest, QueryValue } from './http.ts';
+import { openSubscription } from './subscription.ts';
+import type { SubscribeOptions, Subscription } from './subscription.ts';
+import type {
+  AppendRequest,
+  AppendResult,
+  CallOptions,
+  ClusterStatus,
+  CreateTenantOptions,
+  CreatedKey,
+  CreatedTenant,
+  DeleteStreamOptions,
+  LogEventsOptions,
+  LogPage,
+  PositionInput,
+  ReadLogOptions,
+  ReadStreamOptions,
+  SkeinEvent,
+  Snapshot,
+  StreamEventsOptions,
+  StreamPage,
+  TenantInfo,
+} from './types.ts';
+
+/** Options of `createClient`. */
+export interface ClientOptions {
+  /** The router's base URL, e.g. `http://127.0.0.1:8080`. */
+  url: string;
+  /** A tenant key or the admin key; sent as `Authorization: Bearer`. */
+  apiKey?: string;
+  /** The `fetch` to use. Default: the global `fetch`. */
+  fetch?: FetchFunction;
+  /**
+   * Per attempt, the whole exchange, body included. Default 30 000. For subscriptions it
+   * bounds the wait for the response headers only.
+   */
+  timeoutMs?: number;
+  /**
+   * Extra attempts of a request that is safe to repeat: GETs and appends with an
+   * `idempotencyKey`, on `UNAVAILABLE` (503, network failure, timeout) and `RATE_LIMITED`.
+   * Other writes are never retried. Default 3.
+   */
+  retries?: number;
+  /** First retry delay in ms, doubled per attempt, with jitter; `Retry-After` overrides it. Default 100. */
+  retryDelayMs?: number;
+  /**
+   * Longest pause before a retry, in ms. Default 5 000. A `Retry-After` beyond it is not
+   * waited for: the error goes to the caller.
+   */
+  maxRetryDelayMs?: number;
+}
+
+/** Stream subscription start: a version, or `'end'` for the next event written. Default: from version 1. */
+export interface SubscribeStreamOptions extends SubscribeOptions {
+  from?: number | 'end';
+}
+
+/** Log subscription start and filters. Default: from position 0. */
+export interface SubscribeLogOptions extends SubscribeOptions {
+  /** A position, or `'end'` for the next event written. */
+  fromPosition?: PositionInput | 'end';
+  /** Only streams of this category. */
+  category?: string;
+  /** Only events of these types. */
+  types?: string[];
+}
+
+/** Administration; needs the admin key. */
+export interface AdminClient {
+  /** `POST /v1/admin/tenants`. Throws `TENANT_EXISTS`. The answer holds the tenant's first API key. */
+  createTenant(tenant: string, options?: CreateTenantOptions): Promise<CreatedTenant>;
+  /** `GET /v1/admin/tenants/{tenant}`; `null` when there is no such tenant. */
+  getTenant(tenant: string, options?: CallOptions): Promise<TenantInfo | null>;
+  /** `POST /v1/admin/tenants/{tenant}/keys`: a new key for the tenant. */
+  createKey(tenant: string, options?: CallOptions): Promise<CreatedKey>;
+  /** `DELETE /v1/admin/tenants/{tenant}/keys/{keyId}`: the key stops working at once. */
+  deleteKey(tenant: string, keyId: string, options?: CallOptions): Promise<void>;
+  /** `GET /v1/admin/cluster`. */
+  cluster(options?: CallOptions): Promise<ClusterStatus>;
+}
+
+/**
+ * A typed client of the Skein HTTP API (docs/API.md). Every failure is a `SkeinError`
+ * carrying the server's `code` and extension members (`expected`, `actual`, `field`,
+ * `retryAfter`, …); network failures and timeouts are `UNAVAILABLE`.
+ */
+export interface SkeinClient {
+  /**
+   * Appends events atomically. Throws `WRONG_EXPECTED_VERSION` (`expected`, `actual`),
+   * `STREAM_DELETED`, `IDEMPOTENCY_KEY_REUSED`, `VALIDATION_FAILED` (`field`), … Retried
+   * only when `idempotencyKey` is given.
+   */
+  append(tenant: string, stream: string, request: AppendRequest & CallOptions): Promise<AppendResult>;
+  /** One page of a stream. Throws `STREAM_NOT_FOUND`, `STREAM_DELETED`. */
+  readStream(tenant: string, stream: string, options?: ReadStreamOptions): Promise<StreamPage>;
+  /** Every event of a stream from `from`, page after page, until `next` is `null`. Throws as `readStream`. */
+  streamEvents(tenant: string, stream: string, options?: StreamEventsOptions): AsyncIterable<SkeinEvent>;
+  /** Throws `STREAM_NOT_FOUND`. */
+  getStreamMetadata(tenant: string, stream: string, options?: CallOptions): Promise<StreamMetadata>;
+  /** Replaces the whole metadata. */
+  putStreamMetadata(tenant: string, stream: string, metadata: StreamMetadata, options?: CallOptions): Promise<void>;
+  /** Soft (default) or hard delete. Throws `STREAM_NOT_FOUND`, `WRONG_EXPECTED_VERSION`, `STREAM_DELETED`. */
+  deleteStream(tenant: string, stream: string, options?: DeleteStreamOptions): Promise<void>;
+  /** Stores a snapshot at `version`. Throws `STREAM_NOT_FOUND`, `VALIDATION_FAILED` past the stream's version. */
+  putSnapshot(tenant: string, stream: string, version: number, data: unknown, options?: CallOptions): Promise<void>;
+  /** The latest snapshot, or `null` when there is none. */
+  latestSnapshot(tenant: string, stream: string, options?: CallOptions): Promise<Snapshot | null>;
+  /** One page of the tenant's log in global order. */
+  readTenantLog(tenant: string, options?: ReadLogOptions): Promise<LogPage>;
+  /** The tenant's log from `fromPosition` up to the stable watermark, page after page; ends when caught up. */
+  tenantLogEvents(tenant: string, options?: LogEventsOptions): AsyncIterable<SkeinEvent>;
+  /** One page of the whole cluster's log (`/v1/events`, admin key); events carry `tenant`. */
+  readClusterLog(options?: ReadLogOptions): Promise<LogPage>;
+  /** The whole cluster's log, page after page; ends when caught up. */
+  clusterLogEvents(options?: LogEventsOptions): AsyncIterable<SkeinEvent>;
+  /** Live events of one stream (SSE), catch-up first. Valid before the stream exists. */
+  subscribeStream(tenant: string, stream: string, options?: SubscribeStreamOptions): Subscription;
+  /** Live events of a tenant's log (SSE), catch-up first. */
+  subscribeTenant(tenant: string, options?: SubscribeLogOptions): Subscription;
+  /** Live events of the whole cluster (SSE, admin key). */
+  subscribeCluster(options?: SubscribeLogOptions): Subscription;
+  /** Administration; needs the admin key. */
+  readonly admin: AdminClient;
+  /** `GET /healthz`: true on 2xx, false on any other status. Throws `UNAVAILABLE` when unreachable. */
+  health(options?: CallOptions): Promise<boolean>;
+  /** `GET /readyz`: true on 2xx, false on any other status. Throws `UNAVAILABLE` when unreachable. */
+  ready(options?: CallOptions): Promise<boolean>;
+  /** `GET /metrics`: Prometheus text. */
+  metrics(options?: CallOptions): Promise<string>;
+}
+
+/** Defaults of `createClient`. */
+export const DEFAULT_CLIENT_OPTIONS = Object.freeze({
+  timeoutMs: 30_000,
+  retries: 3,
+  retryDelayMs: 100,
+  maxRetryDelayMs: 5_000,
+});
+
+const seg = encodeURIComponent;
+const streamPath = (tenant: string, stream: string) => `/v1/tenants/${seg(tenant)}/streams/${seg(stream)}`;
+const typesParam = (types: string[] | undefined) => (types && types.length > 0 ? types.join(',') : undefined);
+
+/** Creates a client of one Skein cluster. No connection is made until the first call. */
+export function createClient(options: ClientOptions): SkeinClient {
+  if (typeof options?.url !== 'string' || !/^https?:\/\//.test(options.url)) {
+    throw new TypeError(`createClient: url must be an http(s) URL, got ${JSON.stringify(options?.url)}`);
+  }
+  const fetchFn: FetchFunction | undefined = options.fetch ?? (globalThis.fetch as FetchFunction | undefined);
+  if (!fetchFn) throw new TypeError('createClient: no global fetch; pass options.fetch (e.g. undici.fetch)');
+  if (options.apiKey !== undefined && !/^[\x21-\x7e]+$/.test(options.apiKey)) {
+    throw new TypeError('createClient: apiKey must be printable ASCII without spaces');
+  }
+  const timeoutMs = options.timeoutMs ?? DEFAULT_CLIENT_OPTIONS.timeoutMs;
+  const transport = createTransport({
+    url: options.url,
+    apiKey: options.apiKey,
+    fetch: fetchFn,
+    timeoutMs,
+    retries: options.retries ?? DEFAULT_CLIENT_OPTIONS.retries,
+    retryDelayMs: options.retryDelayMs ?? DEFAULT_CLIENT_OPTIONS.retryDelayMs,
+    maxRetryDelayMs: options.maxRetryDelayMs ?? DEFAULT_CLIENT_OPTIONS.maxRetryDelayMs,
+  });
+
+  const get = async (path: string, query: Record<string, QueryValue> | undefined, signal: AbortSignal | undefined) =>
+    (await transport.request({ method: 'GET', path, query, retry: true, signal })).body;
+  const write = async (req: Omit<HttpRequest, 'retry'>) => {
+    await transport.request({ ...req, retry: false });
+  };
+
+  const logQuery = (o: ReadLogOptions | undefined, defaultFrom: string) => ({
+    fromPosition: o?.fromPosition === undefined ? defaultFrom : positionParam(o.fromPosition, 'fromPosition'),
+    limit: o?.limit,
+    category: o?.category,
+    types: typesParam(o?.types),
+  });
+
+  const readLog = async (path: string, o: ReadLogOptions | undefined): Promise<LogPage> => {
+    const query = logQuery(o, '0');
+    return decodeLogPage(await get(path, query, o?.signal), BigInt(query.fromPosition));
+  };
+
+  async function* logEvents(path: string, o: LogEventsOptions | undefined): AsyncGenerator<SkeinEvent, void, undefined> {
+    let from = o?.fromPosition === undefined ? 0n : BigInt(positionParam(o.fromPosition, 'fromPosition'));
+    for (;;) {
+      const page = await readLog(path, { fromPosition: from, limit: o?.pageSize, category: o?.category, types: o?.types, signal: o?.signal });
+      yield* page.events;
+      // An empty page, or one that does not move, means caught up with the stable watermark.
+      if (page.events.length === 0 || page.next <= from) return;
+      from = page.next;
+    }
+  }
+
+  const subscribeLog = (path: string, o: SubscribeLogOptions | undefined): Subscription => {
+    const from = o?.fromPosition;
+    return openSubscription(
+      transport,
+      {
+        path,
+        query: {
+          fromPosition: from === undefined ? undefined : from === 'end' ? 'end' : positionParam(from, 'fromPosition'),
+          category: o?.category,
+          types: typesParam(o?.types),
+        },
+        idOf: (e) => e.position.toString(),
+      },
+      o ?? {},
+      timeoutMs,
+    );
+  };
+
+  const probe = async (path: string, signal: AbortSignal | undefined): Promise<boolean> => {
+    const status = await transport.status(path, signal);
+    return status >= 200 && status <= 299;
+  };
+
+  const readStream = async (tenant: string, stream: string, o?: ReadStreamOptions): Promise<StreamPage> => {
+    const query = { from: o?.from, direction: o?.direction, limit: o?.limit };
+    return decodeStreamPage(await get(streamPath(tenant, stream), query, o?.signal));
+  };
+
+  async function* streamEvents(tenant: string, stream: string, o?: StreamEventsOptions): AsyncGenerator<SkeinEvent, void, undefined> {
+    let from = o?.from;
+    for (;;) {
+      const page = await readStream(tenant, stream, { from, direction: o?.direction, limit: o?.pageSize, signal: o?.signal });
+      yield* page.events;
+      if (page.next === null || page.next === from) return;
+      from = page.next;
+    }
+  }
+
+  const admin: AdminClient = {
+    async createTenant(tenant, o) {
+      const body: Record<string, unknown> = { tenant };
+      if (o?.partitions !== undefined) body.partitions = o.partitions;
+      if (o?.retention !== undefined) body.retention = o.retention;
+      const res = await transport.request({ method: 'POST', path: '/v1/admin/tenants', body, retry: false, signal: o?.signal });
+      return res.body as CreatedTenant;
+    },
+    async getTenant(tenant, o) {
+      try {
+        return (await get(`/v1/admin/tenants/${seg(tenant)}`, undefined, o?.signal)) as TenantInfo;
+      } catch (err) {
+        if (isSkeinError(err, 'TENANT_NOT_FOUND')) return null;
+        throw err;
+      }
+    },
+    async createKey(tenant, o) {
+      const res = await transport.request({ method: 'POST', path: `/v1/admin/tenants/${seg(tenant)}/keys`, body: {}, retry: false, signal: o?.signal });
+      return res.body as CreatedKey;
+    },
+    async deleteKey(tenant, keyId, o) {
+      await write({ method: 'DELETE', path: `/v1/admin/tenants/${seg(tenant)}/keys/${seg(keyId)}`, signal: o?.signal });
+    },
+    async cluster(o) {
+      return (await get('/v1/admin/cluster', undefined, o?.signal)) as ClusterStatus;
+    },
+  };
+
+  return {
+    admin,
+
+    async append(tenant, stream, request) {
+      const body: Record<string, unknown> = { events: request.events };
+      if (request.expectedVersion !== undefined) body.expectedVersion = request.expectedVersion;
+      const key = request.idempotencyKey === undefined ? undefined : validateIdempotencyKey(request.idempotencyKey, 'idempotencyKey');
+      const res = await transport.request({
+        method: 'POST',
+        path: `${streamPath(tenant, stream)}/events`,
+        body,
+        headers: key === undefined ? undefined : { 'idempotency-key': key },
+        // The server answers a repeated keyed append with the original result: repeating is safe.
+        retry: key !== undefined,
+        signal: request.signal,
+      });
+      return decodeAppendResult(res.body);
+    },
+
+    readStream,
+    streamEvents,
+
+    async getStreamMetadata(tenant, stream, o) {
+      return ((await get(`${streamPath(tenant, stream)}/metadata`, undefined, o?.signal)) ?? {}) as StreamMetadata;
+    },
+
+    async putStreamMetadata(tenant, stream, metadata, o) {
+      await write({ method: 'PUT', path: `${streamPath(tenant, stream)}/metadata`, body: metadata, signal: o?.signal });
+    },
+
+    async deleteStream(tenant, stream, o) {
+      const ev = o?.expectedVersion;
+      await write({ method: 'DELETE', path: streamPath(tenant, stream), query: { mode: o?.mode, expectedVersion: ev }, signal: o?.signal });
+    },
+
+    async putSnapshot(tenant, stream, version, data, o) {
+      await write({ method: 'PUT', path: `${streamPath(tenant, stream)}/snapshots/${seg(String(version))}`, body: data === undefined ? null : data, signal: o?.signal });
+    },
+
+    async latestSnapshot(tenant, stream, o) {
+      try {
+        return (await get(`${streamPath(tenant, stream)}/snapshots/latest`, undefined, o?.signal)) as Snapshot;
+      } catch (err) {
+        if (isSkeinError(err, 'SNAPSHOT_NOT_FOUND')) return null;
+        throw err;
+      }
+    },
+
+    readTenantLog: (tenant, o) => readLog(`/v1/tenants/${seg(tenant)}/events`, o),
+    tenantLogEvents: (tenant, o) => logEvents(`/v1/tenants/${seg(tenant)}/events`, o),
+    readClusterLog: (o) => readLog('/v1/events', o),
+    clusterLogEvents: (o) => logEvents('/v1/events', o),
+
+    subscribeStream(tenant, stream, o) {
+      return openSubscription(
+        transport,
+        { path: `${streamPath(tenant, stream)}/subscribe`, query: { from: o?.from }, idOf: (e) => String(e.version) },
+        o ?? {},
+        timeoutMs,
+      );
+    },
+    subscribeTenant: (tenant, o) => subscribeLog(`/v1/tenants/${seg(tenant)}/events/subscribe`, o),
+    subscribeCluster: (o) => subscribeLog('/v1/events/subscribe', o),
+
+    health: (o) => probe('/healthz', o?.signal),
+    ready: (o) => probe('/readyz', o?.signal),
+    async metrics(o) {
+      const res = await transport.request({ method: 'GET', path: '/metrics', retry: true, signal: o?.signal, text: true });
+      return res.body as string;
+    },
+  };
+}
