@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { startCluster, type Cluster } from '@skein/testing';
-import { assertProblem, call, readSse, tenantName } from './support.ts';
+import { assertProblem, call, postOversized, readSse, tenantName } from './support.ts';
 
 let cluster: Cluster;
 let url: string;
@@ -118,7 +118,7 @@ describe('appends and reads', () => {
     const path = `/v1/tenants/${t.tenant}/streams/s-1/events`;
     assertProblem(await call(url, 'POST', path, { key: t.key, raw: '{"events": [', headers: { 'content-type': 'application/json' } }), 400, 'MALFORMED_JSON');
     assertProblem(await call(url, 'POST', path, { key: t.key, raw: 'events', headers: { 'content-type': 'text/plain' } }), 415, 'UNSUPPORTED_MEDIA_TYPE');
-    assertProblem(await call(url, 'POST', path, { key: t.key, raw: JSON.stringify({ events: [{ type: 'A', data: 'x'.repeat(5 * 1024 * 1024) }] }), headers: { 'content-type': 'application/json' } }), 413, 'PAYLOAD_TOO_LARGE');
+    assertProblem(await postOversized(url, path, t.key, 5 * 1024 * 1024), 413, 'PAYLOAD_TOO_LARGE');
     assertProblem(await append(t, 's-1', { events: [{ type: 'A', data: 'x'.repeat(1024 * 1024) }] }), 413, 'PAYLOAD_TOO_LARGE');
     const cases: [unknown, string][] = [
       [{ events: [] }, 'events'],

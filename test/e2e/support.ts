@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 
 /** A raw HTTP call to the router: status, headers and parsed body. */
 export interface Reply {
@@ -8,9 +9,29 @@ export interface Reply {
   body: any;
 }
 
+/**
+ * Announces an oversized body (content-length) and sends only its first bytes: a
+ * server must refuse it from the header alone (413), without reading megabytes.
+ */
+export function postOversized(base: string, path: string, key: string, bytes: number): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(base + path, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'content-length': String(bytes) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => {
+        req.destroy();
+        resolve({ status: res.statusCode ?? 0, headers: new Headers(res.headers as Record<string, string>), body: JSON.parse(text) });
+      });
+    });
+    req.on('error', reject);
+    req.write('{"events":[{"type":"A","data":"');
+  });
+}
+
 export async function call(base: string, method: string, path: string, options: { key?: string; body?: unknown; raw?: string; headers?: Record<string, string> } = {}): Promise<Reply> {
   const headers: Record<string, string> = { ...options.headers };
-  if (options.key) headers.authorization = `Bearer ${options.key}`;
+  if (options.key && headers.authorization === undefined) headers.authorization = `Bearer ${options.key}`;
   let body: string | undefined;
   if (options.raw !== undefined) body = options.raw;
   else if (options.body !== undefined) {
@@ -56,7 +77,7 @@ export async function readSse(
   const out: { event: string; id: string; data: any }[] = [];
   try {
     const res = await fetch(url, { headers, signal: controller.signal });
-    assert.equal(res.status, 200, `subscription answered ${res.status}: ${await res.clone().text().catch(() => '')}`);
+    if (res.status !== 200) assert.fail(`subscription answered ${res.status}: ${await res.text()}`);
     assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/);
     const decoder = new TextDecoder();
     let buffer = '';

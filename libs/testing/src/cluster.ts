@@ -52,7 +52,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
           name: id,
           main: SHARD_MAIN,
           listeningMessage: 'shard listening',
-          env: { SKEIN_SHARD_ID: id, SKEIN_SHARD_PORT: String(port), SKEIN_SHARD_DATA_DIR: `${data.path}/${id}`, SKEIN_REDIS_URL: redis.url, SKEIN_LOG_LEVEL: 'warn', ...options.shardEnv },
+          env: { SKEIN_SHARD_ID: id, SKEIN_SHARD_PORT: String(port), SKEIN_SHARD_DATA_DIR: `${data.path}/${id}`, SKEIN_REDIS_URL: redis.url, SKEIN_LOG_LEVEL: 'info', ...options.shardEnv },
         }),
       );
       shardList.push(`${id}=http://127.0.0.1:${port}`);

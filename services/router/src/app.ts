@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -46,10 +46,12 @@ export async function createRouterApp(deps: RouterDeps, options: RouterOptions):
   const app = Fastify({
     loggerInstance: deps.logger as unknown as FastifyBaseLogger,
     bodyLimit: options.maxBodyBytes,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     requestIdHeader: 'x-request-id',
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     return503OnClosing: true,
+    // Stream ids are up to 256 bytes of UTF-8: up to 768 characters once percent-encoded.
+    routerOptions: { maxParamLength: 2048 },
   });
   // JSON only: anything else is 415.
   app.removeContentTypeParser('text/plain');

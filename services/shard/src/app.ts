@@ -78,6 +78,8 @@ export function createShardApp(deps: ShardAppDeps, options: ShardAppOptions): Fa
     requestIdHeader: 'x-request-id',
     genReqId: () => `${opts.shardId}-${(++nextId).toString(36)}`,
     return503OnClosing: true,
+    // Stream ids are up to 256 bytes of UTF-8: up to 768 characters once percent-encoded.
+    routerOptions: { maxParamLength: 2048 },
     forceCloseConnections: 'idle',
   });
   const ctx: RouteContext = { ...deps, options: opts, subscriptions: new Set() };
