@@ -1,0 +1,60 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { isSkeinError } from '@skein/protocol';
+import { startRedis, type RedisServer } from '@skein/testing';
+import { createRegistry } from './registry.ts';
+import { createRouterTopology } from './topology.ts';
+
+let server: RedisServer;
+let redis: Redis;
+before(async () => {
+  server = await startRedis();
+  redis = new Redis(server.url);
+});
+after(async () => {
+  redis.disconnect();
+  await server.stop();
+});
+
+test('API keys are stored as digests only, and a deleted key stops authenticating at once', async () => {
+  const registry = createRegistry({ redis, adminKey: 'a'.repeat(40) });
+  const { apiKey } = await registry.createTenant({ tenant: 'acme', partitions: 2 });
+  const dump = JSON.stringify(await Promise.all((await redis.keys('*')).map(async (k) => [k, await redis.type(k) === 'hash' ? await redis.hgetall(k) : await redis.get(k)])));
+  assert.doesNotMatch(dump, new RegExp(apiKey));
+  assert.match(dump, new RegExp(createHash('sha256').update(apiKey).digest('hex')));
+  assert.deepEqual(await registry.authenticate(apiKey).then((p) => p && p.kind === 'tenant' && p.tenant), 'acme');
+  assert.deepEqual(await registry.authenticate('a'.repeat(40)), { kind: 'admin' });
+  assert.equal(await registry.authenticate('b'.repeat(40)), null);
+  const second = await registry.createKey('acme');
+  assert.ok(await registry.authenticate(second.apiKey));
+  assert.equal(await registry.deleteKey('acme', second.keyId), true);
+  assert.equal(await registry.authenticate(second.apiKey), null);
+  assert.equal(await registry.deleteKey('acme', second.keyId), false);
+  await assert.rejects(registry.createTenant({ tenant: 'acme' }), (e: unknown) => isSkeinError(e, 'TENANT_EXISTS'));
+  await assert.rejects(registry.createTenant({ tenant: 'x', partitions: 999 }), (e: unknown) => isSkeinError(e, 'VALIDATION_FAILED'));
+});
+
+test('placements are recorded once; adding a shard bumps the epoch and moves no placed partition', async () => {
+  const topology = createRouterTopology({ redis });
+  await topology.ensureShards([{ id: 'a', url: 'http://a' }, { id: 'b', url: 'http://b' }]);
+  assert.equal(topology.epoch, 1);
+  const old = Array.from({ length: 200 }, (_, i) => `p${i}`);
+  await topology.place(old);
+  const before = old.map((p) => topology.view!.ownerOf(p));
+  await topology.ensureShards([{ id: 'a', url: 'http://a' }, { id: 'b', url: 'http://b' }, { id: 'c', url: 'http://c' }]);
+  assert.equal(topology.epoch, 2);
+  // Another router reading the topology sees the same.
+  const otherRedis = new Redis(server.url);
+  const other = createRouterTopology({ redis: otherRedis });
+  const view = await other.refresh();
+  assert.deepEqual(old.map((p) => view.ownerOf(p)), before);
+  const fresh = Array.from({ length: 60 }, (_, i) => `fresh-${i}`);
+  await other.place(fresh);
+  const onC = fresh.filter((p) => other.view!.ownerOf(p) === 'c').length;
+  assert.ok(onC > 5, `new partitions land on the new shard too (${onC} of 60)`);
+  await topology.ensureShards([{ id: 'a', url: 'http://a' }]);
+  assert.equal((await topology.refresh()).topology.shards.length, 3, 'no shard is ever removed');
+  otherRedis.disconnect();
+});
