@@ -1,0 +1,69 @@
+// npm run bench — end to end through the router with the client SDK: a private
+// redis-server, three shard processes and one router, all on this machine.
+import { createClient } from '@skein/client';
+import { startCluster } from '@skein/testing';
+import { machineLine, percentile, report, runConcurrent } from './machine.ts';
+
+const scale = Number(process.env.SKEIN_BENCH_SCALE ?? '1');
+const payload = { orderId: 'o-123456', amount: 4200, currency: 'EUR', lines: [{ sku: 'A-1', qty: 2 }] };
+const cluster = await startCluster({ shards: 3, routers: 1, routerEnv: { SKEIN_LOG_LEVEL: 'warn' } });
+const admin = createClient({ url: cluster.url, apiKey: cluster.adminKey });
+
+async function batchMean(): Promise<string> {
+  const m = await admin.metrics();
+  const sum = Number(/^skein_router_append_batch_size_sum\S* (\S+)/m.exec(m)?.[1]);
+  const count = Number(/^skein_router_append_batch_size_count\S* (\S+)/m.exec(m)?.[1]);
+  return `${(sum / count).toFixed(1)} appends per shard request over ${count} requests`;
+}
+
+console.log(machineLine());
+console.log(`router ${cluster.url}, 3 shards, redis ${cluster.redis.url} (every append durable before its 201)`);
+try {
+  const { apiKey } = await admin.admin.createTenant('bench', { partitions: 6 });
+  const client = createClient({ url: cluster.url, apiKey });
+  for (const [name, callers, total, per] of [
+    ['warmup', 16, 2_000, 1],
+    ['single64', 64, 40_000, 1],
+    ['batch10x64', 64, 10_000, 10],
+  ] as const) {
+    const events = Array.from({ length: per }, () => ({ type: 'OrderPlaced', data: payload }));
+    const n = Math.round(total * scale);
+    const { seconds, latencies } = await runConcurrent(callers, n, (i) => client.append('bench', `order-${name}-${i % 1000}`, { events }));
+    if (name !== 'warmup') report(`${name}: ${per}-event appends, ${callers} clients (SDK)`, n * per, seconds, latencies);
+  }
+  console.log(`coalescing: ${await batchMean()}`);
+
+  // A stream read through the SDK's paging iterator.
+  const chunk = Array.from({ length: 500 }, () => ({ type: 'Tick', data: payload }));
+  const streamEvents = Math.round(50_000 * scale);
+  for (let i = 0; i < streamEvents / 500; i++) await client.append('bench', 'big-stream', { events: chunk });
+  let t0 = performance.now();
+  let read = 0;
+  for await (const _e of client.streamEvents('bench', 'big-stream', { pageSize: 1000 })) read++;
+  report('stream read, pages of 1000 (SDK)', read, (performance.now() - t0) / 1000);
+
+  // Subscription lag: from an append's acknowledgement to its arrival on a tenant-log subscription.
+  const sub = client.subscribeTenant('bench', { fromPosition: 'end' });
+  const sentAt = new Map<string, number>();
+  const lags: number[] = [];
+  const expected = Math.round(500 * scale);
+  const receiving = (async () => {
+    for await (const e of sub) {
+      const at = sentAt.get(String(e.position));
+      if (at !== undefined) lags.push(performance.now() - at);
+      if (lags.length >= expected) break;
+    }
+  })();
+  await new Promise((r) => setTimeout(r, 300));
+  t0 = performance.now();
+  for (let i = 0; i < expected; i++) {
+    const r = await client.append('bench', `lag-${i % 50}`, { events: [{ type: 'Lag', data: i }] });
+    sentAt.set(String(r.firstPosition), performance.now());
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  await receiving;
+  sub.close();
+  console.log(`subscription lag (append acknowledged → event received): p50 ${percentile(lags, 50).toFixed(1)} ms  p99 ${percentile(lags, 99).toFixed(1)} ms over ${lags.length} events`);
+} finally {
+  await cluster.stop();
+}
