@@ -6,7 +6,7 @@ import { machineLine, percentile, report, runConcurrent } from './machine.ts';
 
 const scale = Number(process.env.SKEIN_BENCH_SCALE ?? '1');
 const payload = { orderId: 'o-123456', amount: 4200, currency: 'EUR', lines: [{ sku: 'A-1', qty: 2 }] };
-const cluster = await startCluster({ shards: 3, routers: 1, routerEnv: { SKEIN_LOG_LEVEL: 'warn' } });
+const cluster = await startCluster({ shards: 3, routers: 1, ...(process.env.SKEIN_BENCH_PROFILE ? { routerNodeArgs: ['--cpu-prof', `--cpu-prof-dir=${process.env.SKEIN_BENCH_PROFILE}`] } : {}) });
 const admin = createClient({ url: cluster.url, apiKey: cluster.adminKey });
 
 async function batchMean(): Promise<string> {

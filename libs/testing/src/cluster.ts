@@ -13,6 +13,9 @@ export interface ClusterOptions {
   /** Extra settings for every shard / router process. */
   shardEnv?: Record<string, string>;
   routerEnv?: Record<string, string>;
+  /** Extra node flags for router / shard processes (for example `--cpu-prof`). */
+  routerNodeArgs?: string[];
+  shardNodeArgs?: string[];
 }
 
 /** A whole cluster of real processes: a private redis-server, shards on fixed ports, routers. */
@@ -37,6 +40,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   const shards: ServiceProcess[] = [];
   const routers: ServiceProcess[] = [];
   const stop = async () => {
+    // Routers stop gracefully (so profilers and logs flush), shards are killed.
+    await Promise.all([...routers, ...shards].map((p) => p.kill('SIGTERM')));
     await Promise.all([...routers, ...shards].map((p) => p.kill('SIGKILL')));
     await redis.stop();
     await data.remove();
@@ -51,6 +56,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
         await startServiceProcess({
           name: id,
           main: SHARD_MAIN,
+          ...(options.shardNodeArgs ? { nodeArgs: options.shardNodeArgs } : {}),
           listeningMessage: 'shard listening',
           env: { SKEIN_SHARD_ID: id, SKEIN_SHARD_PORT: String(port), SKEIN_SHARD_DATA_DIR: `${data.path}/${id}`, SKEIN_REDIS_URL: redis.url, SKEIN_LOG_LEVEL: 'info', ...options.shardEnv },
         }),
@@ -62,6 +68,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
         await startServiceProcess({
           name: `router-${i}`,
           main: ROUTER_MAIN,
+          ...(options.routerNodeArgs ? { nodeArgs: options.routerNodeArgs } : {}),
           listeningMessage: 'router listening',
           env: {
             SKEIN_ROUTER_PORT: '0',

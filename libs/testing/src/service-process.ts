@@ -11,6 +11,8 @@ export interface ServiceProcessOptions {
   listeningMessage: string;
   /** Default 20 s. */
   startTimeoutMs?: number;
+  /** Extra node flags (for example `--cpu-prof`). */
+  nodeArgs?: string[];
 }
 
 /** A service process (run with `node --import tsx`) owned by a test. */
@@ -42,7 +44,7 @@ export async function startServiceProcess(options: ServiceProcessOptions): Promi
   }
 
   async function start(): Promise<void> {
-    const c = spawn(process.execPath, ['--import', 'tsx', options.main], { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', options.main], { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     child = c;
     running.add(c);
     c.once('exit', () => running.delete(c));

@@ -29,11 +29,15 @@ export interface SequencerStateLogger {
 
 /**
  * The sequencer's high-water and known members, in `<dataDir>/sequencer-state.json`.
- * Writes are coalesced (at most one in flight), each one atomic and durable: a temp
+ * High-water updates are written on flush() (or within a second in the background),
+ * members at once; writes are coalesced (at most one in flight), each one atomic and durable: a temp
  * file is written and fsynced, renamed over the old one, and the directory fsynced.
  * Callers that must not rely on a value before it is durable compare it with
  * {@link SequencerStateFile.persistedHighWater} (the safe point does).
  */
+/** How long a newly observed high-water may stay only in memory when nobody asks for it to be durable. */
+const BACKGROUND_WRITE_MS = 1000;
+
 export function openSequencerStateFile(dataDir: string, logger?: SequencerStateLogger): SequencerStateFile {
   const path = join(dataDir, 'sequencer-state.json');
   mkdirSync(dirname(path), { recursive: true });
@@ -43,6 +47,7 @@ export function openSequencerStateFile(dataDir: string, logger?: SequencerStateL
   const members = new Set(initial.members);
   let dirty = false;
   let writing: Promise<void> | null = null;
+  let idleTimer: NodeJS.Timeout | null = null;
 
   async function writeOnce(): Promise<void> {
     dirty = false;
@@ -86,7 +91,16 @@ export function openSequencerStateFile(dataDir: string, logger?: SequencerStateL
     observe(value) {
       if (value <= highWater) return;
       highWater = value;
-      schedule();
+      // Not written at once: every allocation observes a new value, and a write costs two
+      // fsyncs. Whoever must rely on a value being durable calls flush() first (the safe
+      // point does before it publishes anything above the persisted value); otherwise
+      // the state is written in the background at most once per interval.
+      dirty = true;
+      idleTimer ??= setTimeout(() => {
+        idleTimer = null;
+        if (dirty) schedule();
+      }, BACKGROUND_WRITE_MS);
+      idleTimer.unref();
     },
     addMembers(ids) {
       let fresh = false;
