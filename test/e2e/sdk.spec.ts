@@ -1,0 +1,93 @@
+// End to end through the client SDK and the `skein` CLI, against real processes.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { createClient, isSkeinError, type SkeinClient } from '@skein/client';
+import { startCluster, type Cluster } from '@skein/testing';
+import { tenantName } from './support.ts';
+
+const run = promisify(execFile);
+const CLI = fileURLToPath(new URL('../../libs/client/bin/skein.mjs', import.meta.url));
+
+let cluster: Cluster;
+let admin: SkeinClient;
+
+before(async () => {
+  cluster = await startCluster({ shards: 3, routers: 1 });
+  admin = createClient({ url: cluster.url, apiKey: cluster.adminKey });
+});
+after(async () => {
+  await cluster?.stop();
+});
+
+async function tenantClient(partitions = 1): Promise<{ tenant: string; client: SkeinClient }> {
+  const tenant = tenantName('sdk');
+  const created = await admin.admin.createTenant(tenant, { partitions });
+  return { tenant, client: createClient({ url: cluster.url, apiKey: created.apiKey }) };
+}
+
+test('the SDK appends, reads, pages and gets typed errors by code', async () => {
+  const { tenant, client } = await tenantClient();
+  const r = await client.append(tenant, 'order-1', { expectedVersion: 'no_stream', events: [{ type: 'Placed', data: { n: 1 } }, { type: 'Paid', data: null }] });
+  assert.equal(r.firstVersion, 1);
+  assert.equal(typeof r.firstPosition, 'bigint');
+  await assert.rejects(
+    client.append(tenant, 'order-1', { expectedVersion: 0, events: [{ type: 'X', data: 1 }] }),
+    (err: unknown) => isSkeinError(err, 'WRONG_EXPECTED_VERSION') && err.details.actual === 2 && err.details.expected === 0,
+  );
+  const dup = await client.append(tenant, 'order-1', { idempotencyKey: 'k-1', events: [{ type: 'C', data: 3 }] });
+  const again = await client.append(tenant, 'order-1', { idempotencyKey: 'k-1', events: [{ type: 'C', data: 3 }] });
+  assert.deepEqual(again, { ...dup, duplicate: true });
+  const all = [];
+  for await (const e of client.streamEvents(tenant, 'order-1', { pageSize: 1 })) all.push(e.version);
+  assert.deepEqual(all, [1, 2, 3]);
+  await assert.rejects(client.readStream(tenant, 'missing'), (err: unknown) => isSkeinError(err, 'STREAM_NOT_FOUND'));
+  assert.equal(await client.latestSnapshot(tenant, 'order-1'), null);
+  await client.putSnapshot(tenant, 'order-1', 3, { total: 3 });
+  assert.deepEqual(await client.latestSnapshot(tenant, 'order-1'), { version: 3, data: { total: 3 } });
+  await client.putStreamMetadata(tenant, 'order-1', { maxCount: 1 });
+  assert.deepEqual((await client.readStream(tenant, 'order-1')).events.map((e) => e.version), [3]);
+  await client.deleteStream(tenant, 'order-1', { mode: 'hard' });
+  await assert.rejects(client.readStream(tenant, 'order-1'), (err: unknown) => isSkeinError(err, 'STREAM_DELETED'));
+  const other = await tenantClient();
+  await assert.rejects(other.client.readStream(tenant, 'x'), (err: unknown) => isSkeinError(err, 'FORBIDDEN'));
+  await assert.rejects(admin.admin.createTenant(tenant), (err: unknown) => isSkeinError(err, 'TENANT_EXISTS'));
+});
+
+test('an SDK tenant subscription delivers every event once, in order, equal to the stored log', async () => {
+  const { tenant, client } = await tenantClient(3);
+  const sub = client.subscribeTenant(tenant, { fromPosition: 0 });
+  const writes = Promise.all(Array.from({ length: 60 }, (_, i) => client.append(tenant, `order-${i % 7}`, { events: [{ type: 'A', data: i }] })));
+  const got: bigint[] = [];
+  for await (const e of sub) {
+    got.push(e.position);
+    if (got.length === 60) break;
+  }
+  await writes;
+  const stored = [];
+  for await (const e of client.tenantLogEvents(tenant)) stored.push(e.position);
+  assert.deepEqual(got, stored);
+  assert.equal(new Set(got).size, 60);
+});
+
+test('the skein CLI creates a tenant, appends, reads and shows the cluster, with --json and helpful errors', async () => {
+  const env = { ...process.env, SKEIN_URL: cluster.url, SKEIN_API_KEY: cluster.adminKey };
+  const tenant = tenantName('cli');
+  const created = JSON.parse((await run(process.execPath, [CLI, '--json', 'tenant', 'create', tenant], { env })).stdout);
+  assert.equal(created.tenant, tenant);
+  const tenantEnv = { ...env, SKEIN_API_KEY: created.apiKey };
+  const appended = JSON.parse((await run(process.execPath, [CLI, '--json', 'append', tenant, 'order-1', '{"type":"Placed","data":{"n":1}}'], { env: tenantEnv })).stdout);
+  assert.equal(appended.firstVersion, 1);
+  const read = (await run(process.execPath, [CLI, '--json', 'read', tenant, 'order-1'], { env: tenantEnv })).stdout.trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(read.map((e) => [e.type, e.version]), [['Placed', 1]]);
+  const status = JSON.parse((await run(process.execPath, [CLI, '--json', 'status'], { env })).stdout);
+  assert.equal(status.shards.length, 3);
+  await assert.rejects(run(process.execPath, [CLI, 'append', tenant, 'order-1', '--expected-version', '0', '{"type":"X","data":1}'], { env: tenantEnv }), (err: any) => {
+    assert.equal(err.code, 1);
+    assert.match(err.stderr, /WRONG_EXPECTED_VERSION/);
+    assert.doesNotMatch(err.stderr, /\n\s+at /, 'no stack trace');
+    return true;
+  });
+});
