@@ -36,6 +36,8 @@ interface Waiting {
 
 /** Most appends in one batch request. */
 const MAX_BATCH = 1000;
+/** Batch requests under way to one shard at once (1 gave the largest batches and the best throughput measured; 2 was within noise). */
+const MAX_IN_FLIGHT = 1;
 
 /**
  * Appends arriving in the same event-loop turn for the same shard travel as one
@@ -76,11 +78,31 @@ export function createAppendCoalescer(deps: { shards: ShardClient; topology: Rou
     );
   }
 
+  /** Batch requests in flight per shard. */
+  const inFlight = new Map<string, number>();
+
+  /**
+   * Sends what waits for each shard, keeping at most MAX_IN_FLIGHT requests per shard
+   * under way: under load, appends arriving meanwhile gather into the next, larger
+   * request (the shard's group commit then sees large batches); when idle, an append
+   * leaves at once.
+   */
   function flush(): void {
     scheduled = false;
     for (const [shardId, list] of pending) {
-      pending.delete(shardId);
-      for (let i = 0; i < list.length; i += MAX_BATCH) void send(shardId, list.slice(i, i + MAX_BATCH));
+      let busy = inFlight.get(shardId) ?? 0;
+      while (list.length > 0 && busy < MAX_IN_FLIGHT) {
+        busy++;
+        void send(shardId, list.splice(0, MAX_BATCH)).finally(() => {
+          inFlight.set(shardId, (inFlight.get(shardId) ?? 1) - 1);
+          if ((pending.get(shardId)?.length ?? 0) > 0 && !scheduled) {
+            scheduled = true;
+            setImmediate(flush);
+          }
+        });
+      }
+      inFlight.set(shardId, busy);
+      if (list.length === 0) pending.delete(shardId);
     }
   }
 
