@@ -1,6 +1,6 @@
 // npm run bench — end to end through the router with the client SDK: a private
 // redis-server, three shard processes and one router, all on this machine.
-import { createClient } from '@skein/client';
+import { createClient, type FetchFunction } from '@skein/client';
 import { startCluster } from '@skein/testing';
 import { machineLine, percentile, report, runConcurrent } from './machine.ts';
 
@@ -8,6 +8,9 @@ const scale = Number(process.env.SKEIN_BENCH_SCALE ?? '1');
 const payload = { orderId: 'o-123456', amount: 4200, currency: 'EUR', lines: [{ sku: 'A-1', qty: 2 }] };
 const cluster = await startCluster({ shards: 3, routers: 1, ...(process.env.SKEIN_BENCH_PROFILE ? { routerNodeArgs: ['--cpu-prof', `--cpu-prof-dir=${process.env.SKEIN_BENCH_PROFILE}`] } : {}) });
 const admin = createClient({ url: cluster.url, apiKey: cluster.adminKey });
+
+// The SDK's default transport is undici.request; `SKEIN_BENCH_TRANSPORT=fetch` measures the global fetch instead.
+const transport = process.env.SKEIN_BENCH_TRANSPORT === 'fetch' ? { fetch: globalThis.fetch as unknown as FetchFunction } : {};
 
 async function batchMean(): Promise<string> {
   const m = await admin.metrics();
@@ -20,7 +23,8 @@ console.log(machineLine());
 console.log(`router ${cluster.url}, 3 shards, redis ${cluster.redis.url} (every append durable before its 201)`);
 try {
   const { apiKey } = await admin.admin.createTenant('bench', { partitions: 6 });
-  const client = createClient({ url: cluster.url, apiKey });
+  const client = createClient({ url: cluster.url, apiKey, ...transport });
+  console.log(`SDK transport: ${process.env.SKEIN_BENCH_TRANSPORT === 'fetch' ? 'global fetch' : 'undici.request (the default)'}`);
   for (const [name, callers, total, per] of [
     ['warmup', 16, 2_000, 1],
     ['single64', 64, 40_000, 1],

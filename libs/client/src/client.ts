@@ -1,3 +1,4 @@
+import { undiciFetch } from './undici-transport.ts';
 import { isSkeinError, validateIdempotencyKey } from '@skein/protocol';
 import type { StreamMetadata } from '@skein/protocol';
 import { decodeAppendResult, decodeLogPage, decodeStreamPage, positionParam } from './decode.ts';
@@ -32,7 +33,7 @@ export interface ClientOptions {
   url: string;
   /** A tenant key or the admin key; sent as `Authorization: Bearer`. */
   apiKey?: string;
-  /** The `fetch` to use. Default: the global `fetch`. */
+  /** The `fetch` to use. Default: undici's `request` (see undici-transport.ts); the global `fetch` works too. */
   fetch?: FetchFunction;
   /**
    * Per attempt, the whole exchange, body included. Default 30 000. For subscriptions it
@@ -150,8 +151,7 @@ export function createClient(options: ClientOptions): SkeinClient {
   if (typeof options?.url !== 'string' || !/^https?:\/\//.test(options.url)) {
     throw new TypeError(`createClient: url must be an http(s) URL, got ${JSON.stringify(options?.url)}`);
   }
-  const fetchFn: FetchFunction | undefined = options.fetch ?? (globalThis.fetch as FetchFunction | undefined);
-  if (!fetchFn) throw new TypeError('createClient: no global fetch; pass options.fetch (e.g. undici.fetch)');
+  const fetchFn: FetchFunction = options.fetch ?? undiciFetch;
   if (options.apiKey !== undefined && !/^[\x21-\x7e]+$/.test(options.apiKey)) {
     throw new TypeError('createClient: apiKey must be printable ASCII without spaces');
   }

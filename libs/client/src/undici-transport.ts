@@ -1,0 +1,28 @@
+import { request } from 'undici';
+import type { FetchFunction } from './http.ts';
+
+/**
+ * The default transport: undici's `request` over its global keep-alive agent. It does
+ * the same job as the global `fetch` for a fraction of the CPU per request (measured:
+ * about 2.5× the appends/s from one load-generating process), which matters most when
+ * the client shares a machine with the cluster.
+ */
+export const undiciFetch: FetchFunction = async (url, init) => {
+  const res = await request(url, {
+    method: init.method as 'GET',
+    headers: init.headers,
+    body: init.body,
+    signal: init.signal,
+  });
+  return {
+    status: res.statusCode,
+    headers: {
+      get(name: string) {
+        const v = res.headers[name.toLowerCase()];
+        return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
+      },
+    },
+    text: () => res.body.text(),
+    body: res.body,
+  };
+};
