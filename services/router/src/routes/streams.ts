@@ -31,14 +31,14 @@ export function registerStreamRoutes(app: FastifyInstance, ctx: RouteContext): v
       const header = req.headers['idempotency-key'];
       const idempotencyKey = header === undefined ? undefined : validateIdempotencyKey(header);
       const expectedVersion = parseExpectedVersion(req.body.expectedVersion);
-      const events = validateProposedEvents(req.body.events);
+      // Validated here so nothing invalid is forwarded; the shard's engine checks again
+      // (it is also a library with its own callers) and gets the events as the client sent them.
+      validateProposedEvents(req.body.events);
       const result = await coalescer.append({
         partition,
         streamId: req.params.stream,
         expectedVersion,
-        // The shard re-validates; it gets the events as the client sent them, so an
-        // Idempotency-Key fingerprint covers the request as given.
-        events: events.length === req.body.events.length ? req.body.events : events,
+        events: req.body.events,
         ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
       });
       return reply.code(result.status).send(result.body);
