@@ -1,46 +1,17 @@
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { SkeinError, isSkeinError, toProblem, validateTenant } from '@skein/protocol';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { asSkeinError, sendProblem as sendAnyProblem } from '@skein/http';
+import { SkeinError, validateTenant } from '@skein/protocol';
 import type { Principal, Registry, Tenant } from './registry.ts';
 
 /**
- * The registry error for anything a handler, a hook or Fastify threw: SkeinErrors
- * unchanged; Fastify's schema, body and content-type failures mapped to their codes;
- * anything else INTERNAL (logged, never shown).
+ * Sends `err` as a problem document to a public client. Facts only the cluster needs
+ * (which shard a re-seed waits for) stay out, and a 421 between router and shard
+ * that could not be resolved is the client's 503.
  */
-export function asSkeinError(err: unknown): SkeinError {
-  if (isSkeinError(err)) return err;
-  const e = err as FastifyError & { validation?: { instancePath?: string; params?: Record<string, unknown> }[]; validationContext?: string };
-  switch (e?.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new SkeinError('PAYLOAD_TOO_LARGE', 'the request body is too large', {}, { cause: err });
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new SkeinError('UNSUPPORTED_MEDIA_TYPE', 'send application/json', {}, { cause: err });
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return new SkeinError('MALFORMED_JSON', 'the body is not valid JSON', {}, { cause: err });
-  }
-  if (e?.validation && e.validation.length > 0) {
-    const first = e.validation[0]!;
-    const missing = first.params?.missingProperty ?? first.params?.additionalProperty;
-    const path = (first.instancePath ?? '').replace(/^\//, '').replace(/\/(\d+)/g, '[$1]').replace(/\//g, '.');
-    const field = [path, typeof missing === 'string' ? missing : ''].filter(Boolean).join('.') || e.validationContext || 'body';
-    return new SkeinError('VALIDATION_FAILED', `${e.validationContext ?? 'request'} ${e.message.replace(/^(body|querystring|params|headers)\/?\S*\s*/, '').trim() || 'is invalid'}`.trim(), { field }, { cause: err });
-  }
-  if (err instanceof SyntaxError) return new SkeinError('MALFORMED_JSON', 'the body is not valid JSON', {}, { cause: err });
-  if (e?.statusCode === 413) return new SkeinError('PAYLOAD_TOO_LARGE', 'the request body is too large', {}, { cause: err });
-  if (e?.statusCode === 415) return new SkeinError('UNSUPPORTED_MEDIA_TYPE', 'send application/json', {}, { cause: err });
-  return new SkeinError('INTERNAL', 'Internal error', {}, { cause: err });
-}
-
-/** Sends `err` as a problem document, with Retry-After when the error carries `retryAfter`. */
 export function sendProblem(reply: FastifyReply, err: unknown): FastifyReply {
   const e = asSkeinError(err);
-  const retryAfter = e.details.retryAfter;
-  if (typeof retryAfter === 'number') reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfter))));
-  // Facts only the cluster needs (which shard waited for what) stay out of the body.
   const { waitingFor: _w, ...details } = e.details;
-  const problem = toProblem(new SkeinError(e.code === 'NOT_OWNER' ? 'UNAVAILABLE' : e.code, e.message, details));
-  return reply.code(problem.status).type('application/problem+json').send(problem);
+  return sendAnyProblem(reply, new SkeinError(e.code === 'NOT_OWNER' ? 'UNAVAILABLE' : e.code, e.message, e.code === 'NOT_OWNER' ? { retryAfter: 1 } : details));
 }
 
 const BEARER_RE = /^Bearer ([\x21-\x7e]{1,512})$/;

@@ -1,5 +1,5 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
-import { SkeinError, isSkeinError, toProblem, toWireEvent, type LoggedEvent, type Problem, type WireEvent } from '@skein/protocol';
+import type { FastifyRequest } from 'fastify';
+import { SkeinError, toWireEvent, type LoggedEvent, type WireEvent } from '@skein/protocol';
 import type { Ownership } from './ownership.ts';
 
 /** Header carrying the caller's topology epoch. */
@@ -27,39 +27,8 @@ export async function ensureOwner(ownership: Ownership, req: FastifyRequest, par
   if (err) throw err;
 }
 
-/**
- * The registry error for anything a handler or Fastify threw: SkeinErrors unchanged,
- * Fastify's body and content-type failures mapped to their codes, anything else INTERNAL.
- */
-export function asSkeinError(err: unknown): SkeinError {
-  if (isSkeinError(err)) return err;
-  const e = err as { code?: string; statusCode?: number; message?: string; validation?: unknown };
-  switch (e?.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new SkeinError('PAYLOAD_TOO_LARGE', 'the request body is too large', {}, { cause: err });
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new SkeinError('UNSUPPORTED_MEDIA_TYPE', 'send application/json', {}, { cause: err });
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return new SkeinError('MALFORMED_JSON', 'the body is not valid JSON', {}, { cause: err });
-  }
-  if (err instanceof SyntaxError && e.statusCode === 400) return new SkeinError('MALFORMED_JSON', 'the body is not valid JSON', {}, { cause: err });
-  if (e?.statusCode === 400 && e.validation !== undefined) return new SkeinError('VALIDATION_FAILED', e.message ?? 'invalid request', {}, { cause: err });
-  if (e?.statusCode === 404) return new SkeinError('NOT_FOUND', 'no such resource', {}, { cause: err });
-  if (e?.statusCode === 503) return new SkeinError('UNAVAILABLE', 'the shard is closing', { retryAfter: 1 }, { cause: err });
-  return new SkeinError('INTERNAL', 'Internal error', {}, { cause: err });
-}
+export { asSkeinError, sendProblem } from '@skein/http';
 
-/** Sends `err` as a problem document, with Retry-After when the error carries `retryAfter`. */
-export function sendProblem(reply: FastifyReply, err: unknown): FastifyReply {
-  const e = asSkeinError(err);
-  const problem: Problem = toProblem(e);
-  const retryAfter = e.details.retryAfter;
-  if (typeof retryAfter === 'number') reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfter))));
-  return reply.code(problem.status).type('application/problem+json').send(problem);
-}
-
-/** Wire form of an event of a log in global order (it names its partition). */
 export function toWireLoggedEvent(e: LoggedEvent): WireEvent & { partition: string } {
   const wire = toWireEvent(e) as WireEvent & { partition: string };
   wire.partition = e.partition;

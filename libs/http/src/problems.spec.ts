@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import Fastify from 'fastify';
-import { asSkeinError, sendProblem } from './http.ts';
+import { asSkeinError, sendProblem } from './index.ts';
 
 test('Fastify failures map to registry codes, with the offending field', async () => {
   const app = Fastify();

@@ -1,0 +1,1 @@
+export { asSkeinError, sendProblem } from './problems.ts';
