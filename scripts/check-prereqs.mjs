@@ -7,7 +7,9 @@ if (major < 20) {
   console.error(`Skein needs Node.js 20 or newer; this is ${process.version}.`);
   process.exit(1);
 }
-const redis = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
+// `npm start` with SKEIN_REDIS_URL uses that Redis and starts none of its own.
+const needsRedisServer = !(process.argv.includes('--start') && process.env.SKEIN_REDIS_URL);
+const redis = needsRedisServer ? spawnSync('redis-server', ['--version'], { encoding: 'utf8' }) : { status: 0 };
 if (redis.error || redis.status !== 0) {
   console.error(
     'Skein needs redis-server on PATH (Redis 6.2 or newer).\n' +
