@@ -1,27 +1,13 @@
-import type { DeleteMode, Direction, ExpectedVersion, ProposedEvent, StreamMetadata } from '@skein/protocol';
+import type { AppendSuccess, DeleteMode, Direction, ExpectedVersion, ProposedEvent, StreamMetadata, WireEvent } from '@skein/protocol';
 
 /** A global position as the client accepts it: a bigint, a safe integer, or a decimal string. */
 export type PositionInput = bigint | number | string;
 
 /**
- * An event as the client returns it: the wire form of API.md ("Events") with `position`
- * parsed to a bigint (positions can pass 2^53).
+ * An event as the client returns it: the wire form of API.md ("Events", protocol's
+ * `WireEvent`) with `position` parsed to a bigint (positions can pass 2^53).
  */
-export interface SkeinEvent {
-  id: string;
-  type: string;
-  data: unknown;
-  metadata: unknown;
-  streamId: string;
-  /** The event's number in its stream, from 1. */
-  version: number;
-  /** The event's global position. */
-  position: bigint;
-  /** ISO 8601, UTC, as the server sent it. */
-  timestamp: string;
-  /** Only on reads that span tenants (`/v1/events`). */
-  tenant?: string;
-}
+export type SkeinEvent = Omit<WireEvent, 'position'> & { position: bigint };
 
 /** What `append` sends. */
 export interface AppendRequest {
@@ -37,16 +23,8 @@ export interface AppendRequest {
   idempotencyKey?: string;
 }
 
-/** The answer of a successful append. */
-export interface AppendResult {
-  streamId: string;
-  firstVersion: number;
-  lastVersion: number;
-  firstPosition: bigint;
-  lastPosition: bigint;
-  /** True when the server recognised the request as a repeat and wrote nothing again. */
-  duplicate?: boolean;
-}
+/** The answer of a successful append (protocol's `AppendSuccess`); `duplicate` marks a repeat that wrote nothing. */
+export type AppendResult = AppendSuccess;
 
 /** One page of a stream read. */
 export interface StreamPage {
