@@ -31,8 +31,10 @@ export function bucketIdOf(ts: number, span: BucketSpan): string {
 
 function openEnv(path: string, mapSizeBytes: number): RootDatabase<unknown, Key> {
   try {
-    // Durability is not configurable: default sync with overlapping sync, and callers
-    // wait for `flushed` before acknowledging. Never noSync, never mapAsync.
+    // Durability is not configurable: the engine commits with synchronous transactions,
+    // which sync before returning. overlappingSync stays on: it fixes the environment's
+    // meta-page layout (existing files were made with it) and lets the catalog's async
+    // writes sync off-thread. Never noSync, never mapAsync.
     return open<unknown, Key>({
       path,
       mapSize: mapSizeBytes,

@@ -237,6 +237,44 @@ test('a sequencer that fails or returns a range that does not fit makes the appe
     },
   ));
 
+test('ops queued while a batch allocates form the next batch; a failed batch fails only its own ops', async () => {
+  let failFirst!: () => void;
+  const firstGate = new Promise<void>((r) => (failFirst = r));
+  const counts: number[] = [];
+  await withEngine(
+    async (e) => {
+      const first = e.append('acme', 's-1', { expectedVersion: 'no_stream', events: [{ type: 'A', data: 1 }] });
+      await new Promise((r) => setTimeout(r, 10));
+      assert.equal(e.writerState().allocating, true);
+      const second = e.append('acme', 's-1', { expectedVersion: 'no_stream', events: [{ type: 'B', data: 2 }] });
+      const third = e.append('acme', 's-2', { events: [{ type: 'C', data: 3 }, { type: 'D', data: 4 }] });
+      failFirst();
+      await rejectsWith(first, 'UNAVAILABLE');
+      assert.equal(ok(await second).firstPosition, 20n);
+      assert.equal(ok(await third).firstPosition, 21n);
+      assert.deepEqual(e.readShardLog().events.map((ev) => [ev.streamId, ev.type, ev.position]), [
+        ['s-1', 'B', 20n],
+        ['s-2', 'C', 21n],
+        ['s-2', 'D', 22n],
+      ]);
+    },
+    {
+      sequencer: scriptedSequencer([
+        async (count) => {
+          counts.push(count);
+          await firstGate;
+          throw new SkeinError('UNAVAILABLE', 'redis went away');
+        },
+        async (count) => {
+          counts.push(count);
+          return { first: 20n, last: 19n + BigInt(count) };
+        },
+      ]),
+    },
+  );
+  assert.deepEqual(counts, [1, 3], 'one allocation per batch, the second for both queued appends');
+});
+
 test('positions are exact beyond 2^53', () =>
   withEngine(
     async (e) => {

@@ -24,7 +24,7 @@ export interface EngineLogger {
 
 /** Optional measurements the engine reports; the shard wires them to prom-client. */
 export interface EngineObserver {
-  /** One write batch committed and flushed: how many operations and events, how long it took. */
+  /** One write batch committed (durably): how many operations and events, how long it took. */
   batch?(info: { ops: number; events: number; seconds: number }): void;
 }
 

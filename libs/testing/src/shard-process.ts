@@ -14,6 +14,8 @@ export interface StartShardOptions {
   env?: Record<string, string>;
   /** How long to wait for the "shard listening" line. Default 20 s. */
   startTimeoutMs?: number;
+  /** Extra node arguments (e.g. `--cpu-prof`). */
+  nodeArgs?: string[];
 }
 
 /** A shard process (`services/shard/src/main.ts`) owned by a test. */
@@ -36,6 +38,7 @@ export async function startShardProcess(options: StartShardOptions): Promise<Sha
     listeningMessage: 'shard listening',
     env: { SKEIN_SHARD_ID: options.id, SKEIN_REDIS_URL: options.redisUrl, SKEIN_SHARD_DATA_DIR: dataDir, SKEIN_SHARD_PORT: '0', SKEIN_LOG_LEVEL: 'info', ...options.env },
     ...(options.startTimeoutMs !== undefined ? { startTimeoutMs: options.startTimeoutMs } : {}),
+    ...(options.nodeArgs ? { nodeArgs: options.nodeArgs } : {}),
   });
   return {
     id: options.id,
