@@ -2,11 +2,14 @@
 // redis-server, three shard processes and one router, all on this machine.
 import { createClient, type FetchFunction } from '@skein/client';
 import { startCluster } from '@skein/testing';
+import { fastifyCeiling } from './calibrate.ts';
+import { runHttpLoad } from './http-load.ts';
 import { machineLine, percentile, report, runConcurrent } from './machine.ts';
 
 const scale = Number(process.env.SKEIN_BENCH_SCALE ?? '1');
 const payload = { orderId: 'o-123456', amount: 4200, currency: 'EUR', lines: [{ sku: 'A-1', qty: 2 }] };
-const cluster = await startCluster({ shards: 3, routers: 1, ...(process.env.SKEIN_BENCH_PROFILE ? { routerNodeArgs: ['--cpu-prof', `--cpu-prof-dir=${process.env.SKEIN_BENCH_PROFILE}`] } : {}) });
+const shardCount = Number(process.env.SKEIN_BENCH_SHARDS ?? '3');
+const cluster = await startCluster({ shards: shardCount, routers: 1, ...(process.env.SKEIN_BENCH_PROFILE ? { routerNodeArgs: ['--cpu-prof', `--cpu-prof-dir=${process.env.SKEIN_BENCH_PROFILE}`] } : {}) });
 const admin = createClient({ url: cluster.url, apiKey: cluster.adminKey });
 
 // The SDK's default transport is undici.request; `SKEIN_BENCH_TRANSPORT=fetch` measures the global fetch instead.
@@ -20,7 +23,9 @@ async function batchMean(): Promise<string> {
 }
 
 console.log(machineLine());
-console.log(`router ${cluster.url}, 3 shards, redis ${cluster.redis.url} (every append durable before its 201)`);
+const single = JSON.stringify({ events: [{ type: 'OrderPlaced', data: payload }] });
+console.log(`calibration: a bare Fastify route (parse JSON, answer 201), 64 connections, lean load generator: ${Math.round(await fastifyCeiling(64, single)).toLocaleString('en-US')} req/s`);
+console.log(`router ${cluster.url}, ${shardCount} shard(s), redis ${cluster.redis.url} (every append durable before its 201)`);
 try {
   const { apiKey } = await admin.admin.createTenant('bench', { partitions: 6 });
   const client = createClient({ url: cluster.url, apiKey, ...transport });
@@ -36,6 +41,18 @@ try {
     if (name !== 'warmup') report(`${name}: ${per}-event appends, ${callers} clients (SDK)`, n * per, seconds, latencies);
   }
   console.log(`coalescing: ${await batchMean()}`);
+
+  // The same single-event appends from the benchmarks' lean HTTP generator: what the
+  // cluster does when the client costs less CPU than the SDK on undici.
+  const requests = Array.from({ length: 1000 }, (_, s) => ({
+    method: 'POST' as const,
+    path: `/v1/tenants/bench/streams/order-lean-${s}/events`,
+    body: single,
+    headers: { authorization: `Bearer ${apiKey}` },
+  }));
+  const lean = await runHttpLoad(cluster.url, 64, Math.round(40_000 * scale), (i) => requests[i % 1000]!);
+  if ((lean.statuses.get(201) ?? 0) !== lean.latencies.length) throw new Error(`lean load: unexpected statuses ${JSON.stringify([...lean.statuses])}`);
+  report('single64: 1-event appends, 64 connections (lean HTTP)', lean.latencies.length, lean.seconds, lean.latencies);
 
   // A stream read through the SDK's paging iterator.
   const chunk = Array.from({ length: 500 }, () => ({ type: 'Tick', data: payload }));

@@ -1,0 +1,22 @@
+import { fileURLToPath } from 'node:url';
+import { startServiceProcess } from '@skein/testing';
+import { runHttpLoad } from './http-load.ts';
+
+const ECHO = fileURLToPath(new URL('./echo-server.ts', import.meta.url));
+
+/**
+ * This machine's ceiling for one Fastify hop: a route that parses the body and answers
+ * a fixed 201, in its own process, driven by the same lean load generator. Figures of
+ * the same benchmark on two machines compare through it.
+ */
+export async function fastifyCeiling(connections: number, body: string): Promise<number> {
+  const echo = await startServiceProcess({ name: 'echo', main: ECHO, env: {}, listeningMessage: 'echo listening' });
+  try {
+    const request = { method: 'POST' as const, path: '/echo/s', body };
+    await runHttpLoad(echo.url, connections, 5_000, () => request);
+    const { seconds, latencies } = await runHttpLoad(echo.url, connections, 60_000, () => request);
+    return latencies.length / seconds;
+  } finally {
+    await echo.kill('SIGTERM');
+  }
+}
