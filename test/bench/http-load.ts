@@ -49,7 +49,7 @@ export async function runHttpLoad(baseUrl: string, connections: number, total: n
 
   function drive(socket: Socket): Promise<void> {
     return new Promise((resolve, reject) => {
-      let pending = Buffer.alloc(0);
+      let pending: Buffer = Buffer.alloc(0);
       let sentAt = 0;
       const send = () => {
         if (next >= total) {
