@@ -72,6 +72,29 @@ test('an SDK tenant subscription delivers every event once, in order, equal to t
   assert.equal(new Set(got).size, 60);
 });
 
+test('a subscription from the end delivers only what is appended after it starts, across partitions on all shards', async () => {
+  const { tenant, client } = await tenantClient(6);
+  const before = await Promise.all(Array.from({ length: 30 }, (_, i) => client.append(tenant, `early-${i}`, { events: [{ type: 'Early', data: i }] })));
+  const sub = client.subscribeTenant(tenant, { fromPosition: 'end' });
+  const got: string[] = [];
+  const receiving = (async () => {
+    for await (const e of sub) {
+      got.push(e.type);
+      if (e.type === 'Late') break;
+    }
+  })();
+  // The subscription has started once it delivers a probe appended after it.
+  let probe = 0;
+  while (got.length === 0) {
+    await client.append(tenant, `probe-${probe++}`, { events: [{ type: 'Probe', data: null }] });
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await client.append(tenant, 'late', { events: [{ type: 'Late', data: null }] });
+  await receiving;
+  assert.equal(before.length, 30);
+  assert.deepEqual(got.filter((t) => t !== 'Probe'), ['Late'], 'nothing acknowledged before the subscription started');
+});
+
 test('the skein CLI creates a tenant, appends, reads and shows the cluster, with --json and helpful errors', async () => {
   const env = { ...process.env, SKEIN_URL: cluster.url, SKEIN_API_KEY: cluster.adminKey };
   const tenant = tenantName('cli');

@@ -13,11 +13,6 @@ export interface GlobalReadOptions {
   limit: number;
   category?: string;
   types?: string;
-  /**
-   * Read-your-writes: wait (briefly, bounded) until the watermark covers every append
-   * acknowledged before this read began. Subscriptions polling for new events skip it.
-   */
-  readYourWrites: boolean;
 }
 
 /** How long a read waits for shards to reach the position it must include. */
@@ -38,13 +33,15 @@ export async function readGlobal(
   const involved = options.partitions
     ? [...new Set(options.partitions.map((p) => view.ownerOf(p)).filter((s): s is string => s !== null))]
     : view.topology.shards.map((s) => s.id);
-  const atLeast = options.readYourWrites ? await readCounter(redis) : 0n;
+  // Read-your-writes: wait (briefly, bounded) until the watermark covers every position
+  // allocated before this read began, so anything acknowledged before it is included.
+  const atLeast = await readCounter(redis);
   const safePoints = await Promise.all(
     involved.map(async (shardId) => {
       const res = await shards.call(shardId, {
         method: 'GET',
         path: '/safe-point',
-        query: options.readYourWrites ? { atLeast: atLeast.toString(), waitMs: String(READ_YOUR_WRITES_WAIT_MS) } : {},
+        query: { atLeast: atLeast.toString(), waitMs: String(READ_YOUR_WRITES_WAIT_MS) },
       });
       return BigInt((res.body as { safePoint: string }).safePoint);
     }),

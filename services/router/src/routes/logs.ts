@@ -22,7 +22,6 @@ export function registerLogRoutes(app: FastifyInstance, ctx: RouteContext): void
       limit: parseLimit(req.query.limit),
       ...(req.query.category !== undefined ? { category: req.query.category } : {}),
       ...(req.query.types !== undefined ? { types: req.query.types } : {}),
-      readYourWrites: true,
     });
     ctx.stats.eventsRead.inc(page.events.length);
     return reply.send({ events: page.events.map(({ partition: _p, ...e }) => e), next: page.next.toString() });
@@ -34,7 +33,6 @@ export function registerLogRoutes(app: FastifyInstance, ctx: RouteContext): void
       limit: parseLimit(req.query.limit),
       ...(req.query.category !== undefined ? { category: req.query.category } : {}),
       ...(req.query.types !== undefined ? { types: req.query.types } : {}),
-      readYourWrites: true,
     });
     ctx.stats.eventsRead.inc(page.events.length);
     return reply.send({ events: page.events.map(({ partition, ...e }) => ({ ...e, tenant: tenantOfPartition(partition) })), next: page.next.toString() });
