@@ -220,6 +220,47 @@ describe('appends and reads', () => {
   });
 });
 
+describe('tenant quotas', () => {
+  test('a tenant over its quota gets 429 RATE_LIMITED with Retry-After across both routers, and refused appends write nothing', async () => {
+    const name = tenantName();
+    const created = await call(url, 'POST', '/v1/admin/tenants', { key: admin, body: { tenant: name, partitions: 3, quota: { eventsPerSecond: 20 } } });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    assert.deepEqual(created.body.quota, { eventsPerSecond: 20 });
+    assert.deepEqual((await call(url, 'GET', `/v1/admin/tenants/${name}`, { key: admin })).body.quota, { eventsPerSecond: 20 });
+    const t = { tenant: name, key: created.body.apiKey as string };
+
+    // 60 two-event appends at once, half through each router: at most 10 fit one window.
+    const replies = await Promise.all(Array.from({ length: 60 }, (_, i) => append(t, `q-${i}`, { events: [{ type: 'A', data: i }, { type: 'B', data: i }] }, {}, i % 2 ? url : url2)));
+    const written = replies.filter((r) => r.status === 201);
+    const refused = replies.filter((r) => r.status === 429);
+    assert.equal(written.length + refused.length, 60, JSON.stringify(replies.filter((r) => r.status !== 201 && r.status !== 429).map((r) => r.body)));
+    assert.ok(written.length >= 1 && written.length <= 20, `${written.length} written: at most two one-second windows' worth`);
+    for (const r of refused) {
+      assertProblem(r, 429, 'RATE_LIMITED');
+      assert.ok(Number(r.headers.get('retry-after')) >= 1);
+    }
+    const stored = await call(url, 'GET', `/v1/tenants/${name}/events?limit=1000`, { key: t.key });
+    assert.equal(stored.body.events.length, written.length * 2, 'only admitted appends are stored');
+
+    // An append larger than the whole quota can never pass: a bad request, not "retry later".
+    const big = await append(t, 'big', { events: Array.from({ length: 21 }, () => ({ type: 'A', data: 1 })) });
+    assertProblem(big, 400, 'VALIDATION_FAILED');
+    assert.equal(big.body.field, 'events');
+
+    // The next window admits appends again.
+    await new Promise((r) => setTimeout(r, 1100));
+    assert.equal((await append(t, 'after', { events: [{ type: 'A', data: 1 }] })).status, 201);
+
+    // Without a quota there is no limit; a malformed quota is refused.
+    const free = await createTenant();
+    const burst = await Promise.all(Array.from({ length: 60 }, (_, i) => append(free, `f-${i}`, { events: [{ type: 'A', data: i }, { type: 'B', data: i }] })));
+    assert.deepEqual([...new Set(burst.map((r) => r.status))], [201]);
+    const bad = await call(url, 'POST', '/v1/admin/tenants', { key: admin, body: { tenant: tenantName(), quota: { eventsPerSecond: 0 } } });
+    assertProblem(bad, 400, 'VALIDATION_FAILED');
+    assert.match(bad.body.field, /^quota/);
+  });
+});
+
 describe('logs in global order and subscriptions', () => {
   test('a multi-partition tenant log is every event once, in position order, with read-your-writes', async () => {
     const t = await createTenant(6);

@@ -238,6 +238,7 @@ export function createClient(options: ClientOptions): SkeinClient {
       const body: Record<string, unknown> = { tenant };
       if (o?.partitions !== undefined) body.partitions = o.partitions;
       if (o?.retention !== undefined) body.retention = o.retention;
+      if (o?.quota !== undefined) body.quota = o.quota;
       const res = await transport.request({ method: 'POST', path: '/v1/admin/tenants', body, retry: false, signal: o?.signal });
       return res.body as CreatedTenant;
     },

@@ -53,6 +53,7 @@ export interface TenantInfo {
   tenant: string;
   partitions: number;
   retention?: { maxAge?: number };
+  quota?: { eventsPerSecond: number };
   [member: string]: unknown;
 }
 
@@ -60,6 +61,7 @@ export interface TenantInfo {
 export interface CreatedTenant {
   tenant: string;
   partitions: number;
+  quota?: { eventsPerSecond: number };
   apiKey: string;
 }
 
@@ -130,6 +132,8 @@ export interface CreateTenantOptions extends CallOptions {
   /** Default 1 (server side). */
   partitions?: number;
   retention?: { maxAge?: number };
+  /** Append quota of the whole tenant; over it, appends fail with RATE_LIMITED. Default: none. */
+  quota?: { eventsPerSecond: number };
 }
 
 export type { DeleteMode, Direction, ExpectedVersion, ProposedEvent, StreamMetadata };

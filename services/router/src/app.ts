@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { Registry as MetricsRegistry } from 'prom-client';
 import { SkeinError } from '@skein/protocol';
 import { createAppendCoalescer, type AppendCoalescer } from './coalescer.ts';
+import { createQuotaGate, type QuotaGate } from './quota.ts';
 import { asSkeinError } from '@skein/http';
 import { sendProblem } from './http.ts';
 import { createRouterMetrics, type RouterMetrics } from './metrics.ts';
@@ -37,6 +38,7 @@ export interface RouterOptions {
 export interface RouteContext extends RouterDeps {
   options: RouterOptions;
   coalescer: AppendCoalescer;
+  quota: QuotaGate;
   stats: RouterMetrics;
   /** Resolves when the router begins to shut down: subscriptions end. */
   closing: Promise<void>;
@@ -66,6 +68,7 @@ export async function createRouterApp(deps: RouterDeps, options: RouterOptions):
     stats,
     closing,
     coalescer: createAppendCoalescer({ shards: deps.shards, topology: deps.topology, observer: { batch: (n) => stats.appendBatchSize.observe(n) } }),
+    quota: createQuotaGate({ redis: deps.redis, onRefused: () => stats.appendsRateLimited.inc() }),
   };
 
   await app.register(swagger, {

@@ -7,6 +7,8 @@ export interface Tenant {
   tenant: string;
   partitions: number;
   retention: { maxAge?: number };
+  /** Append quota (quota.ts); absent: no limit. */
+  quota?: { eventsPerSecond: number };
   createdAt: string;
 }
 
@@ -15,7 +17,7 @@ export type Principal = { kind: 'admin' } | { kind: 'tenant'; tenant: string; ke
 
 /** Tenants and their API keys in Redis. Keys are stored as SHA-256 digests only. */
 export interface Registry {
-  createTenant(input: unknown): Promise<{ tenant: string; partitions: number; apiKey: string }>;
+  createTenant(input: unknown): Promise<{ tenant: string; partitions: number; quota?: { eventsPerSecond: number }; apiKey: string }>;
   /** Null when the tenant does not exist. Cached: a tenant's partitions never change. */
   getTenant(tenant: string): Promise<Tenant | null>;
   createKey(tenant: string): Promise<{ keyId: string; apiKey: string }>;
@@ -38,9 +40,9 @@ const digestOf = (apiKey: string) => createHash('sha256').update(apiKey).digest(
 const newApiKey = () => `sk_${randomBytes(30).toString('base64url')}`;
 const newKeyId = () => randomBytes(8).toString('hex');
 
-function parseCreateTenant(input: unknown): { tenant: string; partitions: number; retention: { maxAge?: number } } {
+function parseCreateTenant(input: unknown): { tenant: string; partitions: number; retention: { maxAge?: number }; quota?: { eventsPerSecond: number } } {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) throw validationError('body', 'the body must be a JSON object');
-  const { tenant, partitions = 1, retention, ...rest } = input as Record<string, unknown>;
+  const { tenant, partitions = 1, retention, quota, ...rest } = input as Record<string, unknown>;
   const unknown = Object.keys(rest)[0];
   if (unknown !== undefined) throw validationError(unknown, `unknown member "${unknown}"`);
   validateTenant(tenant);
@@ -58,7 +60,15 @@ function parseCreateTenant(input: unknown): { tenant: string; partitions: number
       out.maxAge = maxAge;
     }
   }
-  return { tenant: tenant as string, partitions, retention: out };
+  if (quota === undefined) return { tenant: tenant as string, partitions, retention: out };
+  if (quota === null || typeof quota !== 'object' || Array.isArray(quota)) throw validationError('quota', 'quota must be an object');
+  const { eventsPerSecond, ...beyond } = quota as Record<string, unknown>;
+  const beyondKey = Object.keys(beyond)[0];
+  if (beyondKey !== undefined) throw validationError(`quota.${beyondKey}`, `unknown member "${beyondKey}"`);
+  if (typeof eventsPerSecond !== 'number' || !Number.isSafeInteger(eventsPerSecond) || eventsPerSecond < 1) {
+    throw validationError('quota.eventsPerSecond', 'quota.eventsPerSecond must be an integer ≥ 1');
+  }
+  return { tenant: tenant as string, partitions, retention: out, quota: { eventsPerSecond } };
 }
 
 export function createRegistry(deps: { redis: Redis; adminKey: string; clock?: () => number }): Registry {
@@ -78,12 +88,16 @@ export function createRegistry(deps: { redis: Redis; adminKey: string; clock?: (
 
   return {
     async createTenant(input) {
-      const { tenant, partitions, retention } = parseCreateTenant(input);
+      const { tenant, partitions, retention, quota } = parseCreateTenant(input);
       const created = await redis.hsetnx(TENANT(tenant), 'partitions', String(partitions));
       if (created === 0) throw new SkeinError('TENANT_EXISTS', `tenant ${tenant} exists`);
-      await redis.hset(TENANT(tenant), { retention: JSON.stringify(retention), createdAt: new Date(clock()).toISOString() });
+      await redis.hset(TENANT(tenant), {
+        retention: JSON.stringify(retention),
+        ...(quota ? { quota: JSON.stringify(quota) } : {}),
+        createdAt: new Date(clock()).toISOString(),
+      });
       const { apiKey } = await storeKey(tenant);
-      return { tenant, partitions, apiKey };
+      return { tenant, partitions, ...(quota ? { quota } : {}), apiKey };
     },
 
     async getTenant(tenant) {
@@ -95,6 +109,7 @@ export function createRegistry(deps: { redis: Redis; adminKey: string; clock?: (
         tenant,
         partitions: Number(h.partitions),
         retention: h.retention ? (JSON.parse(h.retention) as { maxAge?: number }) : {},
+        ...(h.quota ? { quota: JSON.parse(h.quota) as { eventsPerSecond: number } } : {}),
         createdAt: h.createdAt ?? '',
       };
       if (h.createdAt) tenants.set(tenant, t);

@@ -184,9 +184,27 @@ export const createTenantSchema = {
       tenant: tenantName,
       partitions: { type: 'integer', minimum: 1, maximum: 256 },
       retention: { type: 'object', additionalProperties: false, properties: { maxAge: { type: 'integer', minimum: 1 } } },
+      quota: {
+        type: 'object',
+        description: 'Append quota: events per second for the whole tenant, across routers. Absent: no limit. Over it, appends get 429 RATE_LIMITED.',
+        required: ['eventsPerSecond'],
+        additionalProperties: false,
+        properties: { eventsPerSecond: { type: 'integer', minimum: 1 } },
+      },
     },
   },
-  response: { 201: { type: 'object', properties: { tenant: { type: 'string' }, partitions: { type: 'integer' }, apiKey: { type: 'string' } } }, '4xx': problem },
+  response: {
+    201: {
+      type: 'object',
+      properties: {
+        tenant: { type: 'string' },
+        partitions: { type: 'integer' },
+        quota: { type: 'object', properties: { eventsPerSecond: { type: 'integer' } } },
+        apiKey: { type: 'string' },
+      },
+    },
+    '4xx': problem,
+  },
 } as const;
 export const getTenantSchema = { summary: 'Read a tenant (admin)', tags: ['admin'], security, params: tenantParams, response: { '4xx': problem } } as const;
 export const createKeySchema = {

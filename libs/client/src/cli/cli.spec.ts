@@ -134,6 +134,15 @@ test('tenant create prints the new key; status prints the cluster', async () => 
   const status = await skein(['status'], { url: api.url });
   assert.equal(status.code, 0, status.stderr);
   assert.equal(status.stdout, 'epoch: 4\nshards:\n  [0]:\n    id: shard-1\n    healthy: true\n');
+
+  const quoted = await serve([json(201, { tenant: 'busy', partitions: 1, quota: { eventsPerSecond: 500 }, apiKey: 'q'.repeat(40) })]);
+  const withQuota = await skein(['tenant', 'create', 'busy', '--quota', '500'], { url: quoted.url });
+  assert.equal(withQuota.code, 0, withQuota.stderr);
+  assert.match(withQuota.stdout, /^created tenant busy with 1 partition\(s\), at most 500 events\/s\n/);
+  assert.deepEqual(JSON.parse(quoted.requests[0]!.body), { tenant: 'busy', quota: { eventsPerSecond: 500 } });
+  const bad = await skein(['tenant', 'create', 'busy', '--quota', 'lots'], { url: quoted.url });
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--quota must be an integer/);
 });
 
 test('tail prints events as they arrive and exits 0 on Ctrl-C', async () => {

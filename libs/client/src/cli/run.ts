@@ -27,7 +27,8 @@ export const EXIT = Object.freeze({ ok: 0, failed: 1, usage: 2, interrupted: 130
 export const USAGE = `usage: skein [--url URL] [--api-key KEY] [--json] <command> [args]
 
 commands:
-  tenant create <tenant> [--partitions N]   create a tenant (admin key); prints its API key
+  tenant create <tenant> [--partitions N] [--quota EVENTS_PER_SEC]
+                                          create a tenant (admin key); prints its API key
   tenant get <tenant>                       show a tenant (admin key)
   append <tenant> <stream> [json]           append events: {type,data}, an array of them, or raw
          [--type T] [--expected-version V]  data with --type; JSON from the argument or stdin
@@ -62,6 +63,7 @@ const GLOBAL_OPTIONS = {
 
 const COMMAND_OPTIONS = {
   partitions: { type: 'string' },
+  quota: { type: 'string' },
   type: { type: 'string' },
   'expected-version': { type: 'string' },
   'idempotency-key': { type: 'string' },
@@ -77,7 +79,7 @@ type OptionName = keyof typeof COMMAND_OPTIONS;
 
 /** Which options each command accepts, beyond the global ones. */
 const ACCEPTS: Record<string, OptionName[]> = {
-  'tenant create': ['partitions'],
+  'tenant create': ['partitions', 'quota'],
   'tenant get': [],
   append: ['type', 'expected-version', 'idempotency-key'],
   read: ['from', 'backward', 'limit'],
@@ -155,11 +157,13 @@ export function eventsFromJson(text: string, type: string | undefined): Proposed
 
 const COMMANDS: Record<string, (ctx: Context) => Promise<void>> = {
   async 'tenant create'(ctx) {
-    arity(ctx.args, 1, 1, 'tenant create <tenant> [--partitions N]');
+    arity(ctx.args, 1, 1, 'tenant create <tenant> [--partitions N] [--quota EVENTS_PER_SEC]');
     const partitions = integerOption(ctx.values.partitions, 'partitions', 1);
-    const created = await ctx.client.admin.createTenant(ctx.args[0]!, { partitions, signal: ctx.io.signal });
+    const eventsPerSecond = integerOption(ctx.values.quota, 'quota', 1);
+    const created = await ctx.client.admin.createTenant(ctx.args[0]!, { partitions, ...(eventsPerSecond !== undefined ? { quota: { eventsPerSecond } } : {}), signal: ctx.io.signal });
     if (ctx.json) return out(ctx, toJson(created));
-    out(ctx, `created tenant ${created.tenant} with ${created.partitions} partition(s)`);
+    const quota = created.quota ? `, at most ${created.quota.eventsPerSecond} events/s` : '';
+    out(ctx, `created tenant ${created.tenant} with ${created.partitions} partition(s)${quota}`);
     out(ctx, `api key (shown only now): ${created.apiKey}`);
   },
 

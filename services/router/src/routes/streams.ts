@@ -20,7 +20,7 @@ function partitionFor(req: FastifyRequest<{ Params: StreamParams }>): { partitio
  * shard does the rest. Appends go through the coalescer.
  */
 export function registerStreamRoutes(app: FastifyInstance, ctx: RouteContext): void {
-  const { shards, coalescer } = ctx;
+  const { shards, coalescer, quota } = ctx;
   const guard = guards(ctx.registry);
 
   app.post<{ Params: StreamParams; Body: { expectedVersion?: unknown; events: unknown[] } }>(
@@ -34,6 +34,8 @@ export function registerStreamRoutes(app: FastifyInstance, ctx: RouteContext): v
       // Validated here so nothing invalid is forwarded; the shard's engine checks again
       // (it is also a library with its own callers) and gets the events as the client sent them.
       validateProposedEvents(req.body.events);
+      const tenant = tenantOf(req);
+      if (tenant.quota) await quota.admit(tenant.tenant, tenant.quota.eventsPerSecond, req.body.events.length);
       const result = await coalescer.append({
         partition,
         streamId: req.params.stream,
