@@ -1,3 +1,7 @@
+import { readSettings } from '@skein/http';
+
+export { ConfigError } from '@skein/http';
+
 /** The router's configuration, validated once at start and frozen. */
 export interface RouterConfig {
   /** `SKEIN_ROUTER_HOST`, default `127.0.0.1`. */
@@ -28,57 +32,31 @@ export interface RouterConfig {
   readonly logLevel: string;
 }
 
-/** Thrown by {@link loadConfig} with every violation, one per line. */
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-  readonly violations: readonly string[];
-  constructor(violations: string[]) {
-    super(`invalid router configuration:\n  ${violations.join('\n  ')}`);
-    this.violations = violations;
-  }
-}
-
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-
-/** Reads and validates every `SKEIN_*` setting of the router; reports all violations at once. */
+/** Reads and validates every `SKEIN_*` setting of the router; reports all violations at once (ConfigError). */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): RouterConfig {
-  const violations: string[] = [];
-  const integer = (name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number => {
-    const raw = env[name]?.trim();
-    if (raw === undefined || raw === '') return fallback;
-    const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
-    if (!Number.isSafeInteger(n) || n < min || n > max) {
-      violations.push(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
-      return fallback;
-    }
-    return n;
-  };
-  const redisUrl = env.SKEIN_REDIS_URL?.trim() ?? '';
-  if (!redisUrl) violations.push('SKEIN_REDIS_URL is required (for example redis://127.0.0.1:6379)');
-  else if (!/^rediss?:\/\//.test(redisUrl)) violations.push('SKEIN_REDIS_URL must start with redis:// or rediss://');
+  const read = readSettings('router', env);
+  const redisUrl = read.redisUrl('SKEIN_REDIS_URL');
   const adminKey = env.SKEIN_ADMIN_KEY ?? '';
-  if (adminKey.length < 32) violations.push('SKEIN_ADMIN_KEY is required and must be at least 32 characters');
+  if (adminKey.length < 32) read.violation('SKEIN_ADMIN_KEY is required and must be at least 32 characters');
   const shards: { id: string; url: string }[] = [];
   for (const part of (env.SKEIN_ROUTER_SHARDS ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
     const m = /^([A-Za-z0-9][A-Za-z0-9._-]{0,62})=(https?:\/\/.+)$/.exec(part);
-    if (!m) violations.push(`SKEIN_ROUTER_SHARDS entries must be id=http://host:port, got ${JSON.stringify(part)}`);
+    if (!m) read.violation(`SKEIN_ROUTER_SHARDS entries must be id=http://host:port, got ${JSON.stringify(part)}`);
     else shards.push({ id: m[1]!, url: m[2]!.replace(/\/+$/, '') });
   }
-  const logLevel = env.SKEIN_LOG_LEVEL?.trim() || 'info';
-  if (!LOG_LEVELS.includes(logLevel)) violations.push(`SKEIN_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
   const config: RouterConfig = {
-    host: env.SKEIN_ROUTER_HOST?.trim() || '127.0.0.1',
-    port: integer('SKEIN_ROUTER_PORT', 8080, 0, 65535),
+    host: read.string('SKEIN_ROUTER_HOST', '127.0.0.1'),
+    port: read.integer('SKEIN_ROUTER_PORT', 8080, 0, 65535),
     redisUrl,
     adminKey,
     shards,
-    maxBodyBytes: integer('SKEIN_ROUTER_MAX_BODY_BYTES', 4 * 1024 * 1024, 1024),
-    shardTimeoutMs: integer('SKEIN_ROUTER_SHARD_TIMEOUT_MS', 10_000, 100),
-    heartbeatMs: integer('SKEIN_ROUTER_HEARTBEAT_MS', 15_000, 10),
-    subscriberBufferBytes: integer('SKEIN_ROUTER_SUBSCRIBER_BUFFER_BYTES', 4 * 1024 * 1024, 1024),
-    pollMs: integer('SKEIN_ROUTER_POLL_MS', 25, 1),
-    logLevel,
+    maxBodyBytes: read.integer('SKEIN_ROUTER_MAX_BODY_BYTES', 4 * 1024 * 1024, 1024),
+    shardTimeoutMs: read.integer('SKEIN_ROUTER_SHARD_TIMEOUT_MS', 10_000, 100),
+    heartbeatMs: read.integer('SKEIN_ROUTER_HEARTBEAT_MS', 15_000, 10),
+    subscriberBufferBytes: read.integer('SKEIN_ROUTER_SUBSCRIBER_BUFFER_BYTES', 4 * 1024 * 1024, 1024),
+    pollMs: read.integer('SKEIN_ROUTER_POLL_MS', 25, 1),
+    logLevel: read.logLevel(),
   };
-  if (violations.length > 0) throw new ConfigError(violations);
+  read.done();
   return Object.freeze(config);
 }

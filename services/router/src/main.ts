@@ -2,25 +2,18 @@
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
+import { exitOnUncaught, loadOrExit, stopOnSignals } from '@skein/http';
 import { createRouterApp } from './app.ts';
-import { ConfigError, loadConfig } from './config.ts';
+import { loadConfig } from './config.ts';
 import { createRegistry } from './registry.ts';
 import { createShardClient } from './shard-client.ts';
 import { createRouterTopology } from './topology.ts';
 
 const bootLogger = pino({ base: { component: 'router' } });
+exitOnUncaught(bootLogger);
 
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      bootLogger.fatal({ violations: err.violations }, err.message);
-      process.exit(1);
-    }
-    throw err;
-  }
+  const config = loadOrExit(loadConfig, bootLogger);
   const logger = pino({
     level: config.logLevel,
     base: { component: 'router', pid: process.pid },
@@ -55,29 +48,16 @@ async function main(): Promise<void> {
   }
   logger.info({ url, epoch: topology.epoch }, 'router listening');
 
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'stopping');
-    const force = setTimeout(() => process.exit(1), 10_000);
-    force.unref();
-    void app
-      .close()
-      .then(() => shards.close())
-      .then(() => Promise.allSettled([redis.quit(), subscriber.quit()]))
-      .then(() => {
-        logger.info({}, 'stopped');
-        process.exit(0);
-      });
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  stopOnSignals({
+    logger,
+    message: 'stopping',
+    deadlineMs: 10_000,
+    stop: async () => {
+      await app.close();
+      await shards.close();
+      await Promise.allSettled([redis.quit(), subscriber.quit()]);
+    },
+  });
 }
-
-process.on('uncaughtException', (err) => {
-  bootLogger.fatal({ err }, 'uncaught exception');
-  process.exit(1);
-});
 
 await main();

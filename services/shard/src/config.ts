@@ -1,4 +1,7 @@
+import { readSettings } from '@skein/http';
 import { isAbsolute, resolve } from 'node:path';
+
+export { ConfigError } from '@skein/http';
 
 /** The shard's configuration, validated once at start and frozen. */
 export interface ShardConfig {
@@ -36,90 +39,34 @@ export interface ShardConfig {
   readonly testAllocationDelayMs: number;
 }
 
-/** Thrown by {@link loadConfig} with every violation, one per line. */
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-  readonly violations: readonly string[];
-  constructor(violations: string[]) {
-    super(`invalid shard configuration:\n  ${violations.join('\n  ')}`);
-    this.violations = violations;
-  }
-}
-
 const SHARD_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 /**
  * Reads and validates every `SKEIN_*` setting of the shard; reports all violations at
  * once (ConfigError) and returns a frozen object.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): ShardConfig {
-  const violations: string[] = [];
-
-  const required = (name: string): string => {
-    const v = env[name];
-    if (v === undefined || v.trim() === '') {
-      violations.push(`${name} is required`);
-      return '';
-    }
-    return v.trim();
-  };
-  const integer = (name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number => {
-    const raw = env[name];
-    if (raw === undefined || raw.trim() === '') return fallback;
-    const n = /^\d+$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
-    if (!Number.isSafeInteger(n) || n < min || n > max) {
-      violations.push(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
-      return fallback;
-    }
-    return n;
-  };
-
-  const shardId = required('SKEIN_SHARD_ID');
-  if (shardId && !SHARD_ID_RE.test(shardId)) violations.push(`SKEIN_SHARD_ID must match ${SHARD_ID_RE.source}, got ${JSON.stringify(shardId)}`);
-
-  const dataDirRaw = required('SKEIN_SHARD_DATA_DIR');
-  const dataDir = dataDirRaw && !isAbsolute(dataDirRaw) ? resolve(dataDirRaw) : dataDirRaw;
-
-  const redisUrl = required('SKEIN_REDIS_URL');
-  if (redisUrl) {
-    try {
-      const u = new URL(redisUrl);
-      if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') violations.push(`SKEIN_REDIS_URL must be a redis:// or rediss:// URL, got ${JSON.stringify(redisUrl)}`);
-    } catch {
-      violations.push(`SKEIN_REDIS_URL must be a redis:// URL, got ${JSON.stringify(redisUrl)}`);
-    }
-  }
-
-  const host = env.SKEIN_SHARD_HOST?.trim() || '127.0.0.1';
-  const port = integer('SKEIN_SHARD_PORT', 0, 0, 65535);
-  const maxBodyBytes = integer('SKEIN_SHARD_MAX_BODY_BYTES', 32 * 1024 * 1024, 1024);
-  const safePointIntervalMs = integer('SKEIN_SHARD_SAFE_POINT_INTERVAL_MS', 50, 1, 60_000);
-  const safePointMaxWaitMs = integer('SKEIN_SHARD_SAFE_POINT_MAX_WAIT_MS', 2000, 0, 60_000);
-  const heartbeatMs = integer('SKEIN_SHARD_HEARTBEAT_MS', 15_000, 10, 15_000);
-  const slowSubscriberMs = integer('SKEIN_SHARD_SLOW_SUBSCRIBER_MS', 30_000, 10);
-  const drainTimeoutMs = integer('SKEIN_SHARD_DRAIN_TIMEOUT_MS', 10_000, 0);
-  const mapSizeRaw = integer('SKEIN_SHARD_MAP_SIZE_BYTES', 0, 1024 * 1024);
-  const testAllocationDelayMs = integer('SKEIN_SHARD_TEST_ALLOCATION_DELAY_MS', 0, 0, 10_000);
-
-  const logLevel = env.SKEIN_LOG_LEVEL?.trim() || 'info';
-  if (!LOG_LEVELS.includes(logLevel)) violations.push(`SKEIN_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`);
-
-  if (violations.length > 0) throw new ConfigError(violations);
-  return Object.freeze({
+  const read = readSettings('shard', env);
+  const shardId = read.required('SKEIN_SHARD_ID');
+  if (shardId && !SHARD_ID_RE.test(shardId)) read.violation(`SKEIN_SHARD_ID must match ${SHARD_ID_RE.source}, got ${JSON.stringify(shardId)}`);
+  const dataDirRaw = read.required('SKEIN_SHARD_DATA_DIR');
+  const mapSizeRaw = read.integer('SKEIN_SHARD_MAP_SIZE_BYTES', 0, 1024 * 1024);
+  const config: ShardConfig = {
     shardId,
-    host,
-    port,
-    dataDir,
-    redisUrl,
-    maxBodyBytes,
-    safePointIntervalMs,
-    safePointMaxWaitMs,
-    heartbeatMs,
-    slowSubscriberMs,
-    drainTimeoutMs,
+    host: read.string('SKEIN_SHARD_HOST', '127.0.0.1'),
+    port: read.integer('SKEIN_SHARD_PORT', 0, 0, 65535),
+    dataDir: dataDirRaw && !isAbsolute(dataDirRaw) ? resolve(dataDirRaw) : dataDirRaw,
+    redisUrl: read.redisUrl('SKEIN_REDIS_URL'),
+    maxBodyBytes: read.integer('SKEIN_SHARD_MAX_BODY_BYTES', 32 * 1024 * 1024, 1024),
+    safePointIntervalMs: read.integer('SKEIN_SHARD_SAFE_POINT_INTERVAL_MS', 50, 1, 60_000),
+    safePointMaxWaitMs: read.integer('SKEIN_SHARD_SAFE_POINT_MAX_WAIT_MS', 2000, 0, 60_000),
+    heartbeatMs: read.integer('SKEIN_SHARD_HEARTBEAT_MS', 15_000, 10, 15_000),
+    slowSubscriberMs: read.integer('SKEIN_SHARD_SLOW_SUBSCRIBER_MS', 30_000, 10),
+    drainTimeoutMs: read.integer('SKEIN_SHARD_DRAIN_TIMEOUT_MS', 10_000, 0),
     mapSizeBytes: mapSizeRaw === 0 ? undefined : mapSizeRaw,
-    logLevel,
-    testAllocationDelayMs,
-  });
+    logLevel: read.logLevel(),
+    testAllocationDelayMs: read.integer('SKEIN_SHARD_TEST_ALLOCATION_DELAY_MS', 0, 0, 10_000),
+  };
+  read.done();
+  return Object.freeze(config);
 }
