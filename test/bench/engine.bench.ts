@@ -22,7 +22,7 @@ async function appends(store: EventStore, name: string, callers: number, total: 
 }
 
 console.log(machineLine());
-console.log(`store: ${dir} (durable: every append answered after its batch is flushed)`);
+console.log(`store: ${dir} (durable: every append answered after its batch is synced to disk)`);
 const store = createEngine({ path: dir });
 try {
   await appends(store, 'single', 1, Math.round(2_000 * scale), 1);

@@ -102,6 +102,8 @@ describe('appends and reads', () => {
     assert.equal((await append(t, 'order-1', { expectedVersion: 2, events: [{ type: 'Shipped', data: 3 }] })).status, 201);
     const page1 = await call(url, 'GET', `/v1/tenants/${t.tenant}/streams/order-1?limit=2`, { key: t.key });
     assert.equal(page1.status, 200);
+    assert.match(page1.headers.get('content-type') ?? '', /^application\/json/);
+    assert.deepEqual(Object.keys(page1.body).sort(), ['events', 'next', 'version']);
     assert.deepEqual(page1.body.events.map((e: any) => [e.version, e.type]), [[1, 'Placed'], [2, 'Paid']]);
     assert.deepEqual(page1.body.events[0].metadata, { by: 'x' });
     assert.match(page1.body.events[0].timestamp, /^\d{4}-\d\d-\d\dT/);

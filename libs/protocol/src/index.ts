@@ -44,3 +44,4 @@ export type {
 } from './types.ts';
 export type { Sequencer, PositionRange } from './sequencer.ts';
 export { partitionOf, partitionsOf, MAX_PARTITIONS } from './partitions.ts';
+export { EPOCH_HEADER, EVENTS_HEADER } from './internal-api.ts';

@@ -1,9 +1,6 @@
 import { Pool, errors as undiciErrors } from 'undici';
-import { SkeinError, fromProblem, isSkeinError } from '@skein/protocol';
+import { EPOCH_HEADER, EVENTS_HEADER, SkeinError, fromProblem, isSkeinError } from '@skein/protocol';
 import type { RouterTopology } from './topology.ts';
-
-/** Header carrying the router's topology epoch to the shards. */
-export const EPOCH_HEADER = 'x-skein-epoch';
 
 export interface ShardRequest {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -13,11 +10,16 @@ export interface ShardRequest {
   body?: unknown;
   /** Whether the request writes: a connection lost after sending makes the outcome unknown. */
   write?: boolean;
+  /** Return a successful body as the JSON bytes, unparsed (for forwarding as they are). */
+  raw?: boolean;
 }
 
 export interface ShardResponse {
   status: number;
+  /** Parsed JSON; a Buffer of the JSON bytes for a successful `raw` request. */
   body: unknown;
+  /** On stream reads: the number of events in the body (the shard's x-skein-events header). */
+  events?: number;
 }
 
 /** HTTP to the shards over pooled keep-alive connections (undici). */
@@ -77,13 +79,17 @@ export function createShardClient(deps: { topology: RouterTopology; timeoutMs: n
     }
     let body: unknown = null;
     try {
-      const text = await res.body.text();
-      body = text.length > 0 ? JSON.parse(text) : null;
+      if (request.raw && res.statusCode < 400) body = Buffer.from(await res.body.arrayBuffer());
+      else {
+        const text = await res.body.text();
+        body = text.length > 0 ? JSON.parse(text) : null;
+      }
     } catch (err) {
       throw transportError(err, shardId, request.write === true);
     }
     if (res.statusCode >= 400) throw fromProblem(body, res.statusCode);
-    return { status: res.statusCode, body };
+    const events = Number(res.headers[EVENTS_HEADER]);
+    return Number.isSafeInteger(events) ? { status: res.statusCode, body, events } : { status: res.statusCode, body };
   }
 
   return {

@@ -1,9 +1,6 @@
 import type { FastifyRequest } from 'fastify';
-import { SkeinError, toWireEvent, type LoggedEvent, type WireEvent } from '@skein/protocol';
+import { EPOCH_HEADER, SkeinError, toWireEvent, type LoggedEvent, type WireEvent } from '@skein/protocol';
 import type { Ownership } from './ownership.ts';
-
-/** Header carrying the caller's topology epoch. */
-export const EPOCH_HEADER = 'x-skein-epoch';
 
 /** The caller's topology epoch, or undefined when the header is absent. */
 export function callerEpoch(req: FastifyRequest): number | undefined {

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { outcomeError } from '@skein/engine';
-import { parseDeleteMode, parseDirection, parseExpectedVersion, parseLimit, parseVersion, toWireEvent } from '@skein/protocol';
+import { EVENTS_HEADER, parseDeleteMode, parseDirection, parseExpectedVersion, parseLimit, parseVersion, toWireEvent } from '@skein/protocol';
 import type { RouteContext } from '../app.ts';
 import { ensureOwner, queryString } from '../http.ts';
 
@@ -28,6 +28,8 @@ export function registerStreamRoutes(app: FastifyInstance, ctx: RouteContext): v
       limit: parseLimit(queryString(req.query, 'limit')),
     });
     if (!outcome.ok) throw outcomeError(outcome);
+    // The router forwards this body to the client as it is; the header spares it a parse to count.
+    reply.header(EVENTS_HEADER, String(outcome.events.length));
     return reply.send({ events: outcome.events.map((e) => toWireEvent(e)), version: outcome.version, next: outcome.next });
   });
 
