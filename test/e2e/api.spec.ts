@@ -3,6 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { startCluster, type Cluster } from '@skein/testing';
 import { assertProblem, call, postOversized, readSse, tenantName } from './support.ts';
 
@@ -352,6 +353,24 @@ describe('operations', () => {
     assert.ok(c.body.shards.every((s: any) => s.healthy));
     assert.equal(typeof c.body.watermark, 'string');
     assert.equal(typeof c.body.sequencer.position, 'string');
+  });
+
+  test('state the router cannot understand gives 500 INTERNAL with nothing of its internals', async () => {
+    // A tenant record damaged in Redis (by hand, or a bug elsewhere), read first by the
+    // second router (the first cached it at creation): the request fails, nothing leaks.
+    const name = tenantName();
+    const created = await call(url, 'POST', '/v1/admin/tenants', { key: admin, body: { tenant: name } });
+    assert.equal(created.status, 201);
+    const redis = new Redis(cluster.redis.url);
+    try {
+      await redis.hset(`skein:tenant:${name}`, 'retention', '{not json');
+    } finally {
+      redis.disconnect();
+    }
+    const r = await call(url2, 'GET', `/v1/tenants/${name}/streams/s-1`, { key: created.body.apiKey });
+    assertProblem(r, 500, 'INTERNAL');
+    assert.deepEqual(Object.keys(r.body).sort(), ['code', 'detail', 'status', 'title', 'type']);
+    assert.doesNotMatch(JSON.stringify(r.body), /JSON|SyntaxError|at |\.ts|retention|redis/i);
   });
 
   test('a shard that is down gives 503 with Retry-After, not a hang; it comes back with its data', async () => {

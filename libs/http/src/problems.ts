@@ -27,7 +27,9 @@ export function asSkeinError(err: unknown): SkeinError {
     const detail = e.message.replace(/^(body|querystring|params|headers)\/?\S*\s*/, '').trim() || 'is invalid';
     return new SkeinError('VALIDATION_FAILED', `${e.validationContext ?? 'request'} ${detail}`, { field }, { cause: err });
   }
-  if (err instanceof SyntaxError) return new SkeinError('MALFORMED_JSON', 'the body is not valid JSON', {}, { cause: err });
+  // Fastify's JSON body parser fails with a SyntaxError marked 400. Any other SyntaxError
+  // (a handler parsing stored state, say) is the server's fault: INTERNAL, below.
+  if (err instanceof SyntaxError && e.statusCode === 400) return new SkeinError('MALFORMED_JSON', 'the body is not valid JSON', {}, { cause: err });
   switch (e?.statusCode) {
     case 404:
       return new SkeinError('NOT_FOUND', 'no such resource', {}, { cause: err });
