@@ -95,6 +95,41 @@ test('a subscription from the end delivers only what is appended after it starts
   assert.deepEqual(got.filter((t) => t !== 'Probe'), ['Late'], 'nothing acknowledged before the subscription started');
 });
 
+test('idle subscriptions cost the shards the same whether one or thirty are open', async () => {
+  const { tenant, client } = await tenantClient(3);
+  // Safe-point requests the shards have answered, from their request histograms.
+  const safePointCalls = async () => {
+    let n = 0;
+    for (const s of cluster.shards) {
+      const text = await fetch(`${s.url}/metrics`).then((r) => r.text());
+      for (const line of text.split('\n')) if (line.startsWith('skein_shard_http_request_duration_seconds_count') && line.includes('safe-point')) n += Number(line.split(' ').pop());
+    }
+    return n;
+  };
+  const rate = async () => {
+    await new Promise((r) => setTimeout(r, 500));
+    const before = await safePointCalls();
+    await new Promise((r) => setTimeout(r, 1000));
+    return (await safePointCalls()) - before;
+  };
+  const open = (k: number) =>
+    Array.from({ length: k }, () => {
+      const sub = client.subscribeTenant(tenant, { fromPosition: 'end' });
+      const done = (async () => {
+        for await (const _e of sub);
+      })().catch(() => undefined);
+      return { sub, done };
+    });
+  const subs = open(1);
+  const one = await rate();
+  subs.push(...open(30));
+  const thirty = await rate();
+  for (const s of subs) s.sub.close();
+  await Promise.all(subs.map((s) => s.done));
+  assert.ok(one > 0, 'a waiting subscription keeps watching the safe points');
+  assert.ok(thirty < one * 2 + 30, `thirty idle subscriptions made ${thirty} safe-point requests in a second, one made ${one}`);
+});
+
 test('the skein CLI creates a tenant, appends, reads and shows the cluster, with --json and helpful errors', async () => {
   const env = { ...process.env, SKEIN_URL: cluster.url, SKEIN_API_KEY: cluster.adminKey };
   const tenant = tenantName('cli');

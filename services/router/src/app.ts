@@ -6,6 +6,7 @@ import type { Registry as MetricsRegistry } from 'prom-client';
 import { SkeinError } from '@skein/protocol';
 import { createAppendCoalescer, type AppendCoalescer } from './coalescer.ts';
 import { createQuotaGate, type QuotaGate } from './quota.ts';
+import { createWatermarkHub, type WatermarkHub } from './watermark-hub.ts';
 import { asSkeinError } from '@skein/http';
 import { sendProblem } from './http.ts';
 import { createRouterMetrics, type RouterMetrics } from './metrics.ts';
@@ -39,6 +40,7 @@ export interface RouteContext extends RouterDeps {
   options: RouterOptions;
   coalescer: AppendCoalescer;
   quota: QuotaGate;
+  watermarks: WatermarkHub;
   stats: RouterMetrics;
   /** Resolves when the router begins to shut down: subscriptions end. */
   closing: Promise<void>;
@@ -69,6 +71,7 @@ export async function createRouterApp(deps: RouterDeps, options: RouterOptions):
     closing,
     coalescer: createAppendCoalescer({ shards: deps.shards, topology: deps.topology, observer: { batch: (n) => stats.appendBatchSize.observe(n) } }),
     quota: createQuotaGate({ redis: deps.redis, onRefused: () => stats.appendsRateLimited.inc() }),
+    watermarks: createWatermarkHub({ shards: deps.shards, redis: deps.redis, pollMs: options.pollMs, onRound: () => stats.watermarkRounds.inc() }),
   };
 
   await app.register(swagger, {

@@ -27,7 +27,7 @@ const READ_YOUR_WRITES_WAIT_MS = 1000;
 export async function readGlobal(
   deps: { shards: ShardClient; topology: RouterTopology; redis: Redis },
   options: GlobalReadOptions,
-): Promise<{ events: LoggedWireEvent[]; next: bigint; watermark: bigint }> {
+): Promise<{ events: LoggedWireEvent[]; next: bigint; watermark: bigint; involved: string[] }> {
   const { shards, topology, redis } = deps;
   const view = await topology.current();
   const involved = options.partitions
@@ -48,7 +48,7 @@ export async function readGlobal(
   );
   const watermark = safePoints.reduce((min, p) => (p < min ? p : min), safePoints[0] ?? 0n);
   const { fromPosition: from, limit } = options;
-  if (involved.length === 0 || watermark < from) return { events: [], next: from, watermark };
+  if (involved.length === 0 || watermark < from) return { events: [], next: from, watermark, involved };
 
   const query = {
     fromPosition: from.toString(),
@@ -68,5 +68,5 @@ export async function readGlobal(
   keyed.sort((a, b) => (a.pos < b.pos ? -1 : a.pos > b.pos ? 1 : 0));
   const events = keyed.slice(0, limit).map((k) => k.e);
   const last = keyed[Math.min(limit, keyed.length) - 1];
-  return { events, next: last ? last.pos + 1n : from, watermark };
+  return { events, next: last ? last.pos + 1n : from, watermark, involved };
 }

@@ -20,6 +20,7 @@ export function createRouterMetrics(registry: Registry) {
     eventsRead: new Counter({ name: 'skein_router_events_read_total', help: 'Events returned by reads and subscriptions', registers: [registry] }),
     subscriptionsOpened: new Counter({ name: 'skein_router_subscriptions_opened_total', help: 'SSE subscriptions opened', labelNames: ['kind'] as const, registers: [registry] }),
     appendsRateLimited: new Counter({ name: 'skein_router_appends_rate_limited_total', help: 'Appends refused with 429 for a tenant over its quota', registers: [registry] }),
+    watermarkRounds: new Counter({ name: 'skein_router_watermark_rounds_total', help: "Rounds of safe-point reads for waiting subscriptions (one per poll period while any waits, whatever their number)", registers: [registry] }),
     slowSubscribersCut: new Counter({ name: 'skein_router_slow_subscribers_disconnected_total', help: 'Subscribers cut off for falling too far behind', registers: [registry] }),
   };
 }
