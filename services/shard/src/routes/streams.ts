@@ -10,7 +10,8 @@ type StreamParams = { partition: string; streamId: string };
  * Streams.
  *
  * - `GET /internal/v1/partitions/:partition/streams/:streamId?from&direction&limit`
- *   → `{ events, version, next }`; `404 STREAM_NOT_FOUND`, `410 STREAM_DELETED`.
+ *   → `{ events, version, next }` (the public shape; header `x-skein-events`: how many);
+ *   `404 STREAM_NOT_FOUND`, `410 STREAM_DELETED`.
  * - `GET /internal/v1/partitions/:partition/streams/:streamId/state` → `{ version, deleted: "no"|"soft"|"hard" }`.
  * - `DELETE /internal/v1/partitions/:partition/streams/:streamId?mode=soft|hard&expectedVersion`
  *   → `204`; `404`, `409 WRONG_EXPECTED_VERSION`, `410`.
