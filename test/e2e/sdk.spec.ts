@@ -130,6 +130,50 @@ test('idle subscriptions cost the shards the same whether one or thirty are open
   assert.ok(thirty < one * 2 + 30, `thirty idle subscriptions made ${thirty} safe-point requests in a second, one made ${one}`);
 });
 
+test('a tenant subscription rides out a shard outage: it resumes with Last-Event-ID and ends up equal to the stored log', async () => {
+  const { tenant, client } = await tenantClient(3);
+  const info = await admin.admin.getTenant(tenant);
+  const placement = info?.placement as Record<string, string>;
+  const victim = cluster.shards.find((s) => s.name === placement[`${tenant}~0`])!;
+  let reconnects = 0;
+  const sub = client.subscribeTenant(tenant, { fromPosition: 0, reconnectDelayMs: 50, maxReconnectDelayMs: 200, onReconnect: () => void reconnects++ });
+  const got: bigint[] = [];
+  let stopAt = Infinity;
+  const receiving = (async () => {
+    for await (const e of sub) {
+      got.push(e.position);
+      if (got.length >= stopAt) break;
+    }
+  })();
+  let acknowledged = 0;
+  let writing = true;
+  const writer = (async () => {
+    for (let i = 0; writing; i++) {
+      try {
+        await client.append(tenant, `order-${i % 12}`, { events: [{ type: 'A', data: i }] });
+        acknowledged++;
+      } catch (err) {
+        assert.ok(isSkeinError(err, 'UNAVAILABLE'), String(err)); // the stopped shard's partition
+      }
+    }
+  })();
+  await new Promise((r) => setTimeout(r, 400));
+  await victim.kill('SIGKILL');
+  await new Promise((r) => setTimeout(r, 800));
+  await victim.restart();
+  await new Promise((r) => setTimeout(r, 600));
+  writing = false;
+  await writer;
+  const stored: bigint[] = [];
+  for await (const e of client.tenantLogEvents(tenant)) stored.push(e.position);
+  assert.ok(stored.length >= acknowledged && acknowledged > 20, `${acknowledged} acknowledged, ${stored.length} stored`);
+  stopAt = stored.length;
+  if (got.length < stopAt) await receiving;
+  else sub.close();
+  assert.deepEqual(got, stored, 'every stored event once, in position order, across the outage');
+  assert.ok(reconnects >= 1, 'the outage ended the subscription and the client resumed it');
+});
+
 test('the skein CLI creates a tenant, appends, reads and shows the cluster, with --json and helpful errors', async () => {
   const env = { ...process.env, SKEIN_URL: cluster.url, SKEIN_API_KEY: cluster.adminKey };
   const tenant = tenantName('cli');
