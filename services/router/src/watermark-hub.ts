@@ -77,7 +77,8 @@ export function createWatermarkHub(deps: { shards: ShardClient; redis: Redis; po
         continue;
       }
       const value = minOf(w.shardIds);
-      if (value > w.after) settle(w, value);
+      // No shards (a topology without owners yet): look again next period.
+      if (value > w.after || w.shardIds.length === 0) settle(w, value);
     }
   }
 
