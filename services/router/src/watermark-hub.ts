@@ -36,10 +36,14 @@ export function createWatermarkHub(deps: { shards: ShardClient; redis: Redis; po
   const waiters = new Set<Waiter>();
   let running = false;
 
-  const minOf = (ids: readonly string[]) => ids.reduce((m, id) => {
-    const p = safePoints.get(id) ?? 0n;
-    return m === null || p < m ? p : m;
-  }, null as bigint | null) ?? 0n;
+  function minOf(ids: readonly string[]): bigint {
+    let min: bigint | null = null;
+    for (const id of ids) {
+      const p = safePoints.get(id) ?? 0n;
+      if (min === null || p < min) min = p;
+    }
+    return min ?? 0n;
+  }
 
   function settle(w: Waiter, value: bigint): void {
     waiters.delete(w);
@@ -53,7 +57,8 @@ export function createWatermarkHub(deps: { shards: ShardClient; redis: Redis; po
     try {
       counter = await readCounter(redis);
     } catch (err) {
-      for (const w of [...waiters]) (waiters.delete(w), w.reject(err));
+      for (const w of waiters) w.reject(err);
+      waiters.clear();
       return;
     }
     const failed = new Map<string, unknown>();
