@@ -4,20 +4,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { Agent, request } from 'undici';
+import type { CommittedAppend } from '@skein/engine';
 import { startRedis, startShardProcess, type RedisServer, type ShardProcess } from '@skein/testing';
 
 const agent = new Agent({ connections: 32 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Acked {
-  shard: string;
-  partition: string;
-  streamId: string;
-  firstVersion: number;
-  lastVersion: number;
-  firstPosition: bigint;
-  lastPosition: bigint;
-}
+/** An acknowledged append, and the shard that acknowledged it. */
+type Acked = CommittedAppend & { shard: string };
 
 async function appendBatch(shard: ShardProcess, appends: { partition: string; streamId: string; events: unknown[] }[]): Promise<{ status: number; body: any }> {
   const res = await request(`${shard.url}/internal/v1/append`, {
