@@ -28,6 +28,8 @@ export {
   parseDirection,
   parseDeleteMode,
   validateStreamMetadata,
+  validateJsonValue,
+  MAX_JSON_DEPTH,
 } from './validation.ts';
 export type { Limits } from './validation.ts';
 export { toWireEvent, toWireAppendResult } from './types.ts';

@@ -12,6 +12,9 @@ import {
   validateStreamId,
   validateTenant,
   validateEventType,
+  validateJsonValue,
+  validateStreamMetadata,
+  MAX_JSON_DEPTH,
 } from './index.ts';
 
 function rejects(fn: () => unknown, code: string, field?: string) {
@@ -86,4 +89,50 @@ test('paging parameters and positions are bounded integers', () => {
 test('idempotency keys are 1–128 printable ASCII characters', () => {
   assert.equal(validateIdempotencyKey('abc-123'), 'abc-123');
   for (const bad of ['', 'a b', 'é', 'x'.repeat(129)]) rejects(() => validateIdempotencyKey(bad), 'VALIDATION_FAILED');
+});
+
+function nested(levels: number, leaf: unknown = 1, kind: 'array' | 'object' = 'array'): unknown {
+  let v = leaf;
+  for (let i = 0; i < levels; i++) v = kind === 'array' ? [v] : { a: v };
+  return v;
+}
+
+test('data and metadata nest at most 64 levels: 64 is accepted, 65 refused naming the field', () => {
+  assert.equal(MAX_JSON_DEPTH, 64);
+  for (const kind of ['array', 'object'] as const) {
+    assert.equal(validateProposedEvents([{ type: 'T', data: nested(64, 1, kind), metadata: nested(64, 'm', kind) }]).length, 1);
+    rejects(() => validateProposedEvents([{ type: 'T', data: nested(65, 1, kind) }]), 'VALIDATION_FAILED', 'events[0].data');
+    rejects(() => validateProposedEvents([{ type: 'T', data: 1 }, { type: 'T', data: null, metadata: nested(65, 1, kind) }]), 'VALIDATION_FAILED', 'events[1].metadata');
+  }
+  // Depth counts containers only: a scalar is level 0, an empty container one level.
+  validateJsonValue(nested(63, {}), 'x');
+  rejects(() => validateJsonValue(nested(64, []), 'x'), 'VALIDATION_FAILED', 'x');
+});
+
+test('100,000 levels of nesting are refused without overflowing the stack', () => {
+  // Built iteratively; JSON.parse of the text form gives the same shape a client would send.
+  const text = '['.repeat(100_000) + ']'.repeat(100_000);
+  const deep: unknown = JSON.parse(text);
+  rejects(() => validateProposedEvents([{ type: 'T', data: deep }]), 'VALIDATION_FAILED', 'events[0].data');
+  rejects(() => validateJsonValue(nested(100_000, 1, 'object'), 'custom'), 'VALIDATION_FAILED', 'custom');
+  rejects(() => validateStreamMetadata({ custom: deep }), 'VALIDATION_FAILED', 'custom');
+});
+
+test('lone surrogates anywhere in data, metadata, member names or the type are refused', () => {
+  const lone = JSON.parse('"a\\ud800b"') as string;
+  rejects(() => validateProposedEvents([{ type: lone, data: 1 }]), 'VALIDATION_FAILED', 'events[0].type');
+  rejects(() => validateProposedEvents([{ type: 'T', data: { deep: [[lone]] } }]), 'VALIDATION_FAILED', 'events[0].data');
+  rejects(() => validateProposedEvents([{ type: 'T', data: { [lone]: 1 } }]), 'VALIDATION_FAILED', 'events[0].data');
+  rejects(() => validateProposedEvents([{ type: 'T', data: 1, metadata: { m: '\udc00' } }]), 'VALIDATION_FAILED', 'events[0].metadata');
+  rejects(() => validateStreamId(`s-${lone}`), 'VALIDATION_FAILED', 'streamId');
+  // A proper pair is one well-formed character.
+  assert.equal(validateProposedEvents([{ type: 'T', data: '\ud83d\ude00' }]).length, 1);
+});
+
+test('values that are not JSON are refused before anything serializes them', () => {
+  for (const bad of [Symbol('s'), () => 1, 1n, NaN, Infinity]) {
+    rejects(() => validateProposedEvents([{ type: 'T', data: { x: [bad] } }]), 'VALIDATION_FAILED', 'events[0].data');
+  }
+  // An undefined member is dropped, as JSON.stringify drops it.
+  assert.equal(validateProposedEvents([{ type: 'T', data: { x: undefined, y: [true, null, 1.5, 'z'] } }]).length, 1);
 });

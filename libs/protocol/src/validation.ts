@@ -96,6 +96,72 @@ export function parseExpectedVersion(value: unknown, source: 'json' | 'query' = 
   throw validationError(field, 'expectedVersion must be "any", "no_stream", "stream_exists" or an integer ≥ 0');
 }
 
+/** How deep API.md lets an event's `data` and `metadata` (and snapshots, custom stream metadata) nest. */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * Checks that `value` is a JSON value: null, a boolean, a finite number, a well-formed
+ * string (no lone surrogate), or an array or object of JSON values with well-formed
+ * member names, nested at most `maxDepth` levels (every array or object is one level:
+ * `1` is 0 levels, `[[1]]` is 2). Object members that are `undefined` are allowed and
+ * dropped, as JSON.stringify does. Throws VALIDATION_FAILED naming `field`.
+ *
+ * Iterative, and it never looks below `maxDepth + 1` levels: any input, 100,000 levels
+ * deep or more, is refused in bounded stack. msgpack's encoder and decoder, JSON.stringify
+ * and the JSON schema validator all recurse per level; checked first, this bounds them.
+ */
+export function validateJsonValue(value: unknown, field: string, maxDepth = MAX_JSON_DEPTH): void {
+  if (value === null || typeof value !== 'object') {
+    checkScalar(value, field);
+    return;
+  }
+  // Containers still to visit, and the depth of each (parallel arrays: no tuple per node).
+  const containers: object[] = [value];
+  const depths: number[] = [1];
+  while (containers.length > 0) {
+    const node = containers.pop()!;
+    const depth = depths.pop()!;
+    if (depth > maxDepth) throw validationError(field, `${field} is nested more than ${maxDepth} levels deep`);
+    if (Array.isArray(node)) {
+      for (let i = 0; i < node.length; i++) {
+        const v: unknown = node[i];
+        if (v !== null && typeof v === 'object') {
+          containers.push(v);
+          depths.push(depth + 1);
+        } else checkScalar(v, field);
+      }
+      continue;
+    }
+    for (const key in node) {
+      if (!Object.prototype.hasOwnProperty.call(node, key)) continue;
+      if (!key.isWellFormed()) throw validationError(field, `${field} holds a member name with a lone surrogate (not valid UTF-8)`);
+      const v: unknown = (node as Record<string, unknown>)[key];
+      if (v === undefined) continue;
+      if (v !== null && typeof v === 'object') {
+        containers.push(v);
+        depths.push(depth + 1);
+      } else checkScalar(v, field);
+    }
+  }
+}
+
+function checkScalar(v: unknown, field: string): void {
+  switch (typeof v) {
+    case 'string':
+      if (!v.isWellFormed()) throw validationError(field, `${field} holds a string with a lone surrogate (not valid UTF-8)`);
+      return;
+    case 'number':
+      if (!Number.isFinite(v)) throw validationError(field, `${field} holds ${v}, which is not a JSON number`);
+      return;
+    case 'boolean':
+      return;
+    case 'object':
+      if (v === null) return;
+      break;
+  }
+  throw validationError(field, `${field} holds a ${typeof v}, which is not a JSON value`);
+}
+
 function jsonBytes(value: unknown): number {
   if (value === undefined) return 0;
   const text = JSON.stringify(value);
@@ -126,6 +192,9 @@ export function validateProposedEvents(value: unknown, limits: Pick<Limits, 'max
     if (id !== undefined && !isUuid(id)) throw validationError(`${at}.id`, `${at}.id must be a UUID`);
     validateEventType(type, `${at}.type`);
     if (data === undefined) throw validationError(`${at}.data`, `${at}.data is required (null is allowed)`);
+    // Before anything serializes them (jsonBytes, the fingerprint, msgpack): those recurse per level.
+    validateJsonValue(data, `${at}.data`);
+    if (metadata !== undefined) validateJsonValue(metadata, `${at}.metadata`);
     const size = Buffer.byteLength(type as string) + jsonBytes(data) + jsonBytes(metadata);
     if (size > limits.maxEventBytes) {
       throw new SkeinError('PAYLOAD_TOO_LARGE', `${at} is ${size} bytes; at most ${limits.maxEventBytes} allowed`, {
@@ -191,7 +260,9 @@ export function validateStreamMetadata(value: unknown): StreamMetadata {
   const out: StreamMetadata = {};
   for (const [key, v] of Object.entries(value)) {
     if (key === 'custom') {
-      if (v !== undefined) out.custom = v;
+      if (v === undefined) continue;
+      validateJsonValue(v, 'custom');
+      out.custom = v;
     } else if (key === 'maxAge' || key === 'maxCount' || key === 'truncateBefore') {
       if (v === undefined || v === null) continue;
       const min = key === 'truncateBefore' ? 0 : 1;
