@@ -1,6 +1,7 @@
 // npm run bench:shard — durable appends through one shard process's HTTP API, with
 // positions allocated by Redis (a real redis-server, appendonly yes). The load comes
 // from a lean HTTP/1.1 generator (./http-load.ts) sharing the machine's cores.
+import { CLUSTER_SECRET_HEADER } from '@skein/protocol';
 import { startRedis, startShardProcess } from '@skein/testing';
 import { fastifyCeiling } from './calibrate.ts';
 import { runHttpLoad, type LoadRequest } from './http-load.ts';
@@ -25,7 +26,13 @@ function perStream(streams: number, make: (stream: number) => LoadRequest): (i: 
 }
 
 async function run(name: string, label: string, connections: number, requests: number, eventsPerRequest: number, request: (i: number) => LoadRequest) {
-  const { seconds, latencies, statuses } = await runHttpLoad(shard.url, connections, requests, request);
+  const authenticated = new WeakMap<LoadRequest, LoadRequest>();
+  const withSecret = (r: LoadRequest) => {
+    let a = authenticated.get(r);
+    if (!a) authenticated.set(r, (a = { ...r, headers: { ...r.headers, [CLUSTER_SECRET_HEADER]: shard.secret } }));
+    return a;
+  };
+  const { seconds, latencies, statuses } = await runHttpLoad(shard.url, connections, requests, (i) => withSecret(request(i)));
   const bad = [...statuses].filter(([status]) => status >= 300);
   if (bad.length > 0) throw new Error(`${name}: unexpected statuses ${JSON.stringify(bad)}`);
   report(`${name}: ${label}`, requests * eventsPerRequest, seconds, latencies);

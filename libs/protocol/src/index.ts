@@ -46,4 +46,4 @@ export type {
 } from './types.ts';
 export type { Sequencer, PositionRange } from './sequencer.ts';
 export { partitionOf, partitionsOf, MAX_PARTITIONS } from './partitions.ts';
-export { EPOCH_HEADER, EVENTS_HEADER } from './internal-api.ts';
+export { APPEND_BATCH_LIMITS, CLUSTER_SECRET_HEADER, EPOCH_HEADER, EVENTS_HEADER } from './internal-api.ts';

@@ -63,7 +63,7 @@
  * calls succeed again once Redis is back, with no restart.
  */
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { SkeinError, validationError, type PositionRange, type Sequencer } from '@skein/protocol';
 import { RETRY_AFTER_SECONDS, SCRIPT_CODES, toSkeinError, type ScriptCode, type ScriptFailure } from './errors.ts';
 import { defineScripts } from './scripts.ts';
@@ -94,6 +94,11 @@ export interface RedisSequencerOptions {
    * and configures it to fail fast. Exactly one of `url` and `redis` is required.
    */
   url?: string;
+  /**
+   * Connection options for the client made from `url` that a URL cannot carry: `tls`
+   * (CA, client certificate) for `rediss://`. A user and password go in the URL.
+   */
+  redisOptions?: Pick<RedisOptions, 'tls'>;
   /**
    * An ioredis client to use instead of `url`; the sequencer does not close it. For
    * the fail-fast behaviour it needs `enableOfflineQueue: false`,
@@ -160,6 +165,7 @@ export function createRedisSequencer(options: RedisSequencerOptions): RedisSeque
   const redis =
     options.redis ??
     new Redis(options.url!, {
+      ...options.redisOptions,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       commandTimeout: commandTimeoutMs,

@@ -1,6 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './ports.ts';
-import { startRedis, type RedisServer } from './redis-server.ts';
+import { startRedis, type RedisServer, type StartRedisOptions } from './redis-server.ts';
 import { startServiceProcess, type ServiceProcess } from './service-process.ts';
 import { tempDir, type TempDir } from './temp-dir.ts';
 
@@ -16,6 +17,8 @@ export interface ClusterOptions {
   /** Extra node flags for router / shard processes (for example `--cpu-prof`). */
   routerNodeArgs?: string[];
   shardNodeArgs?: string[];
+  /** Options of the private redis-server: a password, an ACL user, TLS (the services get its URL and CA). */
+  redis?: StartRedisOptions;
 }
 
 /** A whole cluster of real processes: a private redis-server, shards on fixed ports, routers. */
@@ -24,6 +27,8 @@ export interface Cluster {
   readonly shards: readonly ServiceProcess[];
   readonly routers: readonly ServiceProcess[];
   readonly adminKey: string;
+  /** `SKEIN_CLUSTER_SECRET` of every process: send it in `CLUSTER_SECRET_HEADER` to call a shard directly. */
+  readonly secret: string;
   /** The first router's base URL. */
   readonly url: string;
   stop(): Promise<void>;
@@ -34,9 +39,16 @@ export interface Cluster {
  * waits until the first router is ready. `stop()` kills everything and removes the data.
  */
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
-  const redis = await startRedis();
+  const redis = await startRedis(options.redis);
   const data: TempDir = await tempDir('skein-cluster-');
   const adminKey = `sk_admin_test_${'x'.repeat(32)}`;
+  const secret = randomBytes(32).toString('base64url');
+  const common = {
+    SKEIN_REDIS_URL: redis.url,
+    SKEIN_CLUSTER_SECRET: secret,
+    SKEIN_LOG_LEVEL: 'info',
+    ...(redis.tlsCaFile ? { SKEIN_REDIS_TLS_CA_FILE: redis.tlsCaFile } : {}),
+  };
   const shards: ServiceProcess[] = [];
   const routers: ServiceProcess[] = [];
   const stop = async () => {
@@ -58,7 +70,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
           main: SHARD_MAIN,
           ...(options.shardNodeArgs ? { nodeArgs: options.shardNodeArgs } : {}),
           listeningMessage: 'shard listening',
-          env: { SKEIN_SHARD_ID: id, SKEIN_SHARD_PORT: String(port), SKEIN_SHARD_DATA_DIR: `${data.path}/${id}`, SKEIN_REDIS_URL: redis.url, SKEIN_LOG_LEVEL: 'info', ...options.shardEnv },
+          env: { ...common, SKEIN_SHARD_ID: id, SKEIN_SHARD_PORT: String(port), SKEIN_SHARD_DATA_DIR: `${data.path}/${id}`, ...options.shardEnv },
         }),
       );
       shardList.push(`${id}=http://127.0.0.1:${port}`);
@@ -70,14 +82,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
           main: ROUTER_MAIN,
           ...(options.routerNodeArgs ? { nodeArgs: options.routerNodeArgs } : {}),
           listeningMessage: 'router listening',
-          env: {
-            SKEIN_ROUTER_PORT: '0',
-            SKEIN_REDIS_URL: redis.url,
-            SKEIN_ADMIN_KEY: adminKey,
-            SKEIN_ROUTER_SHARDS: shardList.join(','),
-            SKEIN_LOG_LEVEL: 'info',
-            ...options.routerEnv,
-          },
+          env: { ...common, SKEIN_ROUTER_PORT: '0', SKEIN_ADMIN_KEY: adminKey, SKEIN_ROUTER_SHARDS: shardList.join(','), ...options.routerEnv },
         }),
       );
     }
@@ -92,5 +97,5 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     await stop();
     throw err;
   }
-  return { redis, shards, routers, adminKey, url: routers[0]!.url, stop };
+  return { redis, shards, routers, adminKey, secret, url: routers[0]!.url, stop };
 }

@@ -1,10 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
-import { connect } from 'node:net';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { connect as connectTls } from 'node:tls';
 import { freePort } from './ports.ts';
 import { tempDir } from './temp-dir.ts';
+import { makeTlsFiles } from './tls-files.ts';
 
 /** Options of {@link startRedis}. */
 export interface StartRedisOptions {
@@ -17,14 +19,28 @@ export interface StartRedisOptions {
   appendonly?: boolean;
   /** How long to wait for the server to answer PING after each (re)start. Default 5000 ms. */
   startTimeoutMs?: number;
+  /** Require AUTH with this password (`requirepass`); `url` carries it: `redis://:<password>@…`. */
+  password?: string;
+  /**
+   * Require AUTH as this ACL user (every key, channel and command), the default user
+   * disabled; `url` carries it: `redis://<name>:<password>@…`.
+   */
+  user?: { name: string; password: string };
+  /**
+   * Serve TLS only (`--port 0 --tls-port`), with a server certificate signed by a CA made
+   * with `openssl` in the server's temp dir (`tlsCaFile`); `url` is `rediss://…`.
+   */
+  tls?: boolean;
 }
 
 /** A `redis-server` process owned by a test, on its own port and data directory. */
 export interface RedisServer {
   /** The port it listens on, on 127.0.0.1; kept across restarts. */
   readonly port: number;
-  /** `redis://127.0.0.1:<port>`. */
+  /** `redis://127.0.0.1:<port>`, with the user and password when given, `rediss://` with `tls`. */
   readonly url: string;
+  /** With `tls`: the PEM file of the CA that signed the server's certificate (SKEIN_REDIS_TLS_CA_FILE). */
+  readonly tlsCaFile?: string;
   /** Its data directory (`--dir`), holding the AOF. */
   readonly dir: string;
   /**
@@ -87,8 +103,20 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
   const port = await freePort();
   let child: ChildProcess | undefined;
 
+  // Passwords go in a config file, not on the command line, as a deployment would do it.
+  const conf = join(root.path, 'redis.conf');
+  const auth = options.user ? [options.user.name, options.user.password] : options.password !== undefined ? [options.password] : [];
+  const confLines: string[] = [];
+  if (options.password !== undefined) confLines.push(`requirepass "${options.password}"`);
+  if (options.user) confLines.push('user default off', `user ${options.user.name} on >${options.user.password} ~* &* +@all`);
+  await writeFile(conf, confLines.join('\n') + '\n', { mode: 0o600 });
+  const tls = options.tls ? await makeTlsFiles(root.path) : undefined;
+
   const args = [
-    '--port', String(port),
+    conf,
+    ...(tls
+      ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', tls.certFile, '--tls-key-file', tls.keyFile, '--tls-ca-cert-file', tls.caFile, '--tls-auth-clients', 'no']
+      : ['--port', String(port)]),
     '--bind', '127.0.0.1',
     '--dir', dir,
     '--save', '',
@@ -110,7 +138,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
     c.unref();
     track(c);
     try {
-      await waitForPing(port, c, startTimeoutMs);
+      await waitForPing({ port, auth, ...(tls ? { ca: tls.caFile } : {}) }, c, startTimeoutMs);
     } catch (err) {
       await kill('SIGKILL');
       const log = await readFile(logfile, 'utf8').catch(() => '');
@@ -141,9 +169,11 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
     throw err;
   }
 
+  const credentials = auth.length === 0 ? '' : `${auth.length === 2 ? encodeURIComponent(auth[0]!) : ''}:${encodeURIComponent(auth[auth.length - 1]!)}@`;
   return {
     port,
-    url: `redis://127.0.0.1:${port}`,
+    url: `${tls ? 'rediss' : 'redis'}://${credentials}127.0.0.1:${port}`,
+    ...(tls ? { tlsCaFile: tls.caFile } : {}),
     dir,
     kill,
     async restart({ wipe = false } = {}) {
@@ -161,22 +191,32 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
   };
 }
 
-/** Polls with a raw RESP PING until the server answers +PONG, the process exits, or time runs out. */
-async function waitForPing(port: number, child: ChildProcess, timeoutMs: number): Promise<void> {
+/** Where to PING: the port, AUTH arguments (none, password, or user and password), and the CA file for TLS. */
+interface PingTarget {
+  port: number;
+  auth: string[];
+  ca?: string;
+}
+
+/** Polls with a raw RESP PING (after AUTH) until the server answers +PONG, the process exits, or time runs out. */
+async function waitForPing(target: PingTarget, child: ChildProcess, timeoutMs: number): Promise<void> {
+  const ca = target.ca === undefined ? undefined : await readFile(target.ca, 'utf8');
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) {
       throw new Error(`redis-server exited (${child.exitCode ?? child.signalCode})`);
     }
-    if (await ping(port)) return;
+    if (await ping(target, ca)) return;
     if (Date.now() > deadline) throw new Error(`no PONG within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
 
-function ping(port: number): Promise<boolean> {
+function ping(target: PingTarget, ca: string | undefined): Promise<boolean> {
+  const commands = [...(target.auth.length > 0 ? [['AUTH', ...target.auth]] : []), ['PING']];
+  const request = commands.map((c) => `*${c.length}\r\n${c.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`).join('');
   return new Promise((resolve) => {
-    const socket = connect({ port, host: '127.0.0.1' });
+    const socket: Socket = ca === undefined ? connect({ port: target.port, host: '127.0.0.1' }) : connectTls({ port: target.port, host: '127.0.0.1', ca });
     let answer = '';
     const done = (ok: boolean) => {
       socket.destroy();
@@ -184,10 +224,11 @@ function ping(port: number): Promise<boolean> {
     };
     socket.setTimeout(500, () => done(false));
     socket.once('error', () => done(false));
-    socket.once('connect', () => socket.write('PING\r\n'));
-    socket.on('data', (chunk) => {
+    socket.once(ca === undefined ? 'connect' : 'secureConnect', () => socket.write(request));
+    socket.on('data', (chunk: Buffer) => {
       answer += chunk.toString('latin1');
-      if (answer.includes('\r\n')) done(answer.startsWith('+PONG'));
+      // One line per command: +OK for AUTH, then +PONG (-NOAUTH/-WRONGPASS when refused).
+      if (answer.split('\r\n').length > commands.length) done(answer.endsWith('+PONG\r\n'));
     });
   });
 }

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { startServiceProcess, type ServiceProcess } from './service-process.ts';
 import { tempDir } from './temp-dir.ts';
@@ -8,6 +9,8 @@ export interface StartShardOptions {
   id: string;
   /** `SKEIN_REDIS_URL`. */
   redisUrl: string;
+  /** `SKEIN_CLUSTER_SECRET`; default a fresh random one (`secret` of the result). */
+  secret?: string;
   /** `SKEIN_SHARD_DATA_DIR`; default a fresh temp dir, removed by `stop()`. Kept across restarts. */
   dataDir?: string;
   /** Extra environment (`SKEIN_*` settings). */
@@ -22,6 +25,8 @@ export interface StartShardOptions {
 export interface ShardProcess extends ServiceProcess {
   readonly id: string;
   readonly dataDir: string;
+  /** Its `SKEIN_CLUSTER_SECRET`: send it in `CLUSTER_SECRET_HEADER` on internal API calls. */
+  readonly secret: string;
   /** Kills it and removes a data dir it created. */
   stop(): Promise<void>;
 }
@@ -32,17 +37,19 @@ const MAIN = fileURLToPath(new URL('../../../services/shard/src/main.ts', import
 export async function startShardProcess(options: StartShardOptions): Promise<ShardProcess> {
   const owned = options.dataDir === undefined ? await tempDir(`skein-shard-${options.id}-`) : undefined;
   const dataDir = options.dataDir ?? owned!.path;
+  const secret = options.secret ?? randomBytes(32).toString('base64url');
   const service = await startServiceProcess({
     name: `shard ${options.id}`,
     main: MAIN,
     listeningMessage: 'shard listening',
-    env: { SKEIN_SHARD_ID: options.id, SKEIN_REDIS_URL: options.redisUrl, SKEIN_SHARD_DATA_DIR: dataDir, SKEIN_SHARD_PORT: '0', SKEIN_LOG_LEVEL: 'info', ...options.env },
+    env: { SKEIN_SHARD_ID: options.id, SKEIN_REDIS_URL: options.redisUrl, SKEIN_CLUSTER_SECRET: secret, SKEIN_SHARD_DATA_DIR: dataDir, SKEIN_SHARD_PORT: '0', SKEIN_LOG_LEVEL: 'info', ...options.env },
     ...(options.startTimeoutMs !== undefined ? { startTimeoutMs: options.startTimeoutMs } : {}),
     ...(options.nodeArgs ? { nodeArgs: options.nodeArgs } : {}),
   });
   return {
     id: options.id,
     dataDir,
+    secret,
     name: service.name,
     get url() {
       return service.url;

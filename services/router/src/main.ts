@@ -21,14 +21,14 @@ async function main(): Promise<void> {
   });
   // Fail fast while Redis is away: requests get 503, the client reconnects in the background.
   const redisOptions = { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 2000, retryStrategy: (n: number) => Math.min(50 * n, 1000), lazyConnect: true };
-  const redis = new Redis(config.redisUrl, redisOptions);
-  const subscriber = new Redis(config.redisUrl, { ...redisOptions, commandTimeout: undefined, enableOfflineQueue: true });
+  const redis = new Redis(config.redisUrl, { ...config.redisOptions, ...redisOptions });
+  const subscriber = new Redis(config.redisUrl, { ...config.redisOptions, ...redisOptions, commandTimeout: undefined, enableOfflineQueue: true });
   redis.on('error', (err) => logger.debug({ err }, 'redis connection error'));
   subscriber.on('error', (err) => logger.debug({ err }, 'redis subscriber error'));
 
   const registry = createRegistry({ redis, adminKey: config.adminKey });
   const topology = createRouterTopology({ redis, log: logger });
-  const shards = createShardClient({ topology, timeoutMs: config.shardTimeoutMs });
+  const shards = createShardClient({ topology, timeoutMs: config.shardTimeoutMs, clusterSecret: config.clusterSecret });
   let app;
   let url: string;
   try {
@@ -37,10 +37,7 @@ async function main(): Promise<void> {
     if (config.shards.length > 0) await topology.ensureShards(config.shards);
     await registry.listen(subscriber);
     await topology.listen(subscriber);
-    app = await createRouterApp(
-      { redis, registry, topology, shards, logger, metrics: new Registry() },
-      { maxBodyBytes: config.maxBodyBytes, heartbeatMs: config.heartbeatMs, subscriberBufferBytes: config.subscriberBufferBytes, pollMs: config.pollMs },
-    );
+    app = await createRouterApp({ redis, registry, topology, shards, logger, metrics: new Registry() }, config);
     url = await app.listen({ host: config.host, port: config.port });
   } catch (err) {
     logger.fatal({ err }, 'router could not start');

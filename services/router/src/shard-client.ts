@@ -1,5 +1,5 @@
 import { Pool, errors as undiciErrors } from 'undici';
-import { EPOCH_HEADER, EVENTS_HEADER, SkeinError, fromProblem, isSkeinError } from '@skein/protocol';
+import { CLUSTER_SECRET_HEADER, EPOCH_HEADER, EVENTS_HEADER, SkeinError, fromProblem, isSkeinError } from '@skein/protocol';
 import type { RouterTopology } from './topology.ts';
 
 export interface ShardRequest {
@@ -8,6 +8,8 @@ export interface ShardRequest {
   path: string;
   query?: Record<string, string | undefined>;
   body?: unknown;
+  /** The body already serialized as JSON (instead of `body`): the coalescer sizes its batches by these bytes. */
+  json?: string;
   /** Whether the request writes: a connection lost after sending makes the outcome unknown. */
   write?: boolean;
   /** Return a successful body as the JSON bytes, unparsed (for forwarding as they are). */
@@ -22,10 +24,12 @@ export interface ShardResponse {
   events?: number;
 }
 
-/** HTTP to the shards over pooled keep-alive connections (undici). */
+/** HTTP to the shards over pooled keep-alive connections (undici), each request carrying the cluster secret. */
 export interface ShardClient {
   /** One request to one shard. Non-2xx answers throw the shard's SkeinError (NOT_OWNER included). */
   call(shardId: string, request: ShardRequest): Promise<ShardResponse>;
+  /** The same, to a shard at a known address (a rebuild of the control plane, when Redis holds no topology). */
+  callAt(shard: { id: string; url: string }, request: ShardRequest): Promise<ShardResponse>;
   /**
    * A request for one partition: sent to its owner; on 421 NOT_OWNER the topology is
    * re-read and the request re-routed (a stale router refreshes and retries).
@@ -47,8 +51,17 @@ function transportError(err: unknown, shardId: string, write: boolean): SkeinErr
   });
 }
 
-export function createShardClient(deps: { topology: RouterTopology; timeoutMs: number }): ShardClient {
-  const { topology, timeoutMs } = deps;
+/** What a shard client is made from. */
+export interface ShardClientDeps {
+  topology: RouterTopology;
+  /** The longest one request may take (headers, then body), ms. */
+  timeoutMs: number;
+  /** `SKEIN_CLUSTER_SECRET`: sent on every request; the shards answer 401 without it. */
+  clusterSecret: string;
+}
+
+export function createShardClient(deps: ShardClientDeps): ShardClient {
+  const { topology, timeoutMs, clusterSecret } = deps;
   const pools = new Map<string, Pool>();
 
   function poolFor(url: string): Pool {
@@ -64,6 +77,10 @@ export function createShardClient(deps: { topology: RouterTopology; timeoutMs: n
     const view = await topology.current();
     const url = view.urlOf(shardId);
     if (!url) throw new SkeinError('UNAVAILABLE', 'a shard of the topology has no address', { retryAfter: 1 });
+    return send(shardId, url, request);
+  }
+
+  async function send(shardId: string, url: string, request: ShardRequest): Promise<ShardResponse> {
     const query = request.query ? Object.entries(request.query).filter((e): e is [string, string] => e[1] !== undefined) : [];
     const path = `/internal/v1${request.path}${query.length ? `?${new URLSearchParams(query).toString()}` : ''}`;
     let res;
@@ -71,8 +88,8 @@ export function createShardClient(deps: { topology: RouterTopology; timeoutMs: n
       res = await poolFor(url).request({
         method: request.method,
         path,
-        headers: { [EPOCH_HEADER]: String(topology.epoch), ...(request.body !== undefined ? { 'content-type': 'application/json' } : {}) },
-        body: request.body !== undefined ? JSON.stringify(request.body) : undefined,
+        headers: { [CLUSTER_SECRET_HEADER]: clusterSecret, [EPOCH_HEADER]: String(topology.epoch), ...(request.body !== undefined || request.json !== undefined ? { 'content-type': 'application/json' } : {}) },
+        body: request.json ?? (request.body !== undefined ? JSON.stringify(request.body) : undefined),
       });
     } catch (err) {
       throw transportError(err, shardId, request.write === true);
@@ -94,6 +111,7 @@ export function createShardClient(deps: { topology: RouterTopology; timeoutMs: n
 
   return {
     call,
+    callAt: (shard, request) => send(shard.id, shard.url, request),
     async forPartition(partition, request) {
       for (let attempt = 0; ; attempt++) {
         const view = await topology.current();

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type { InjectOptions } from 'fastify';
 import { startRedis, type RedisServer } from '@skein/testing';
-import { json, startTestShard, type TestShard } from './spec-support.ts';
+import { json, secretHeader, startTestShard, type TestShard } from './spec-support.ts';
 
 let redis: RedisServer;
 let t: TestShard;
@@ -18,7 +18,7 @@ after(async () => {
   await redis?.stop();
 });
 
-const inject = (opts: InjectOptions) => t.shard.app.inject(opts);
+const inject = (opts: InjectOptions) => t.shard.app.inject({ ...opts, headers: { ...secretHeader, ...opts.headers } });
 const stream = (s: string, p = 'acme') => `${P}/partitions/${p}/streams/${s}`;
 
 test('a single append answers 201 with positions as decimal strings, and a retry with the same Idempotency-Key answers 200 duplicate', async () => {
@@ -208,4 +208,25 @@ test('/healthz, /readyz and /metrics answer, with the shard metrics registered',
   }
   const events = Number(/^skein_shard_events_appended_total (\d+)/m.exec(metrics.body)?.[1]);
   assert.ok(events > 10, `events appended ${events}`);
+});
+
+test('the internal API answers 401 UNAUTHENTICATED without the cluster secret or with a wrong one, and does nothing; the probes need none', async () => {
+  const raw = (opts: InjectOptions) => t.shard.app.inject(opts);
+  const before = (await inject({ method: 'GET', url: `${P}/info` })).json().highestCommitted;
+  for (const headers of [{}, { 'x-skein-cluster-secret': 'wrong-secret-of-the-right-length-000' }, { 'x-skein-cluster-secret': '' }]) {
+    const attempts = [
+      raw({ method: 'POST', url: `${stream('guarded-1')}/events`, headers: { ...json, ...headers }, payload: { events: [{ type: 'T', data: 1 }] } }),
+      raw({ method: 'GET', url: `${P}/log?fromPosition=0`, headers }),
+      raw({ method: 'DELETE', url: `${stream('guarded-1')}?mode=hard`, headers }),
+      raw({ method: 'GET', url: `${P}/no-such-route`, headers }),
+    ];
+    for (const res of await Promise.all(attempts)) {
+      assert.equal(res.statusCode, 401);
+      assert.match(String(res.headers['content-type']), /application\/problem\+json/);
+      assert.equal(res.json().code, 'UNAUTHENTICATED');
+    }
+  }
+  assert.equal((await inject({ method: 'GET', url: stream('guarded-1') })).statusCode, 404);
+  assert.equal((await inject({ method: 'GET', url: `${P}/info` })).json().highestCommitted, before);
+  for (const url of ['/healthz', '/readyz', '/metrics']) assert.equal((await raw({ method: 'GET', url })).statusCode, 200, url);
 });

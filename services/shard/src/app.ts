@@ -2,6 +2,8 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { EventStore } from '@skein/engine';
+import { CLUSTER_SECRET_HEADER, SkeinError } from '@skein/protocol';
+import { createSecretCheck } from './cluster-secret.ts';
 import { asSkeinError, sendProblem } from './http.ts';
 import type { ShardMetrics } from './metrics.ts';
 import type { Ownership } from './ownership.ts';
@@ -32,8 +34,12 @@ export interface ShardAppDeps {
 
 export interface ShardAppOptions {
   shardId: string;
+  /** Every request but the probes must carry it in `CLUSTER_SECRET_HEADER`; otherwise 401 UNAUTHENTICATED. */
+  clusterSecret: string;
   /** Largest request body, bytes. Default 32 MiB. */
   maxBodyBytes?: number;
+  /** Bytes of append requests received and not yet answered; past it, 503. Default 64 MiB (at least `maxBodyBytes`). */
+  maxPendingBytes?: number;
   /** Longest wait of `GET /internal/v1/safe-point?atLeast=`. Default 2000 ms. */
   safePointMaxWaitMs?: number;
   /** SSE heartbeat period. Default 15 s. */
@@ -46,6 +52,7 @@ export interface ShardAppOptions {
 
 export const defaultShardAppOptions = Object.freeze({
   maxBodyBytes: 32 * 1024 * 1024,
+  maxPendingBytes: 64 * 1024 * 1024,
   safePointMaxWaitMs: 2000,
   heartbeatMs: 15_000,
   slowSubscriberMs: 30_000,
@@ -60,6 +67,9 @@ export interface RouteContext extends ShardAppDeps {
 }
 
 export const INTERNAL_PREFIX = '/internal/v1';
+
+/** Routes answered without the cluster secret: liveness, readiness and Prometheus must reach them. None returns data. */
+const PROBES = new Set(['/healthz', '/readyz', '/metrics']);
 
 /**
  * Builds the shard's HTTP service (internal API, health, metrics) from its
@@ -94,9 +104,17 @@ export function createShardApp(deps: ShardAppDeps, options: ShardAppOptions): Fa
   });
   app.setNotFoundHandler((req, reply) => sendProblem(reply, asSkeinError({ statusCode: 404 })));
 
+  // Before the body is read: a request without the secret reaches no route and changes nothing.
+  const secretMatches = createSecretCheck(opts.clusterSecret);
+  app.addHook('onRequest', async (req) => {
+    if (PROBES.has(req.routeOptions.url ?? '')) return;
+    if (!secretMatches(req.headers[CLUSTER_SECRET_HEADER])) {
+      throw new SkeinError('UNAUTHENTICATED', `the shard's internal API needs the cluster secret in the ${CLUSTER_SECRET_HEADER} header`);
+    }
+  });
   app.addHook('onResponse', (req, reply, done) => {
     const route = req.routeOptions.url ?? 'unmatched';
-    deps.metrics.requestSeconds.observe({ route, status_class: `${Math.floor(reply.statusCode / 100)}xx` }, reply.elapsedTime / 1000);
+    deps.metrics.requestSeconds.observe({ route, code: String(reply.statusCode) }, reply.elapsedTime / 1000);
     done();
   });
   app.addHook('preClose', (done) => {

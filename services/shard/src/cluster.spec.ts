@@ -2,12 +2,17 @@
 // against a real redis-server, each test with its own Redis.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { Agent, request } from 'undici';
 import type { CommittedAppend } from '@skein/engine';
+import { CLUSTER_SECRET_HEADER } from '@skein/protocol';
 import { startRedis, startShardProcess, type RedisServer, type ShardProcess } from '@skein/testing';
 
 const agent = new Agent({ connections: 32 });
+/** Every shard process of these tests shares it, as the shards of one cluster do. */
+const secret = randomBytes(32).toString('base64url');
+const secretHeader = { [CLUSTER_SECRET_HEADER]: secret };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** An acknowledged append, and the shard that acknowledged it. */
@@ -17,14 +22,14 @@ async function appendBatch(shard: ShardProcess, appends: { partition: string; st
   const res = await request(`${shard.url}/internal/v1/append`, {
     method: 'POST',
     dispatcher: agent,
-    headers: { 'content-type': 'application/json' },
+    headers: { ...secretHeader, 'content-type': 'application/json' },
     body: JSON.stringify({ appends }),
   });
   return { status: res.statusCode, body: await res.body.json() };
 }
 
 async function getJson(url: string): Promise<{ status: number; body: any }> {
-  const res = await request(url, { dispatcher: agent });
+  const res = await request(url, { dispatcher: agent, headers: secretHeader });
   return { status: res.statusCode, body: await res.body.json() };
 }
 
@@ -100,7 +105,7 @@ async function withCluster(fn: (redis: RedisServer, shards: ShardProcess[]) => P
   const redis = await startRedis();
   const shards: ShardProcess[] = [];
   try {
-    shards.push(...(await Promise.all(['a', 'b', 'c'].map((id) => startShardProcess({ id, redisUrl: redis.url, env })))));
+    shards.push(...(await Promise.all(['a', 'b', 'c'].map((id) => startShardProcess({ id, redisUrl: redis.url, secret, env })))));
     await fn(redis, shards);
   } finally {
     await Promise.all(shards.map((s) => s.stop()));
@@ -141,7 +146,7 @@ test('Redis killed and restarted wiped while shards append: 503 and nothing writ
     const before = await Promise.all(shards.map(async (s) => (await getJson(`${s.url}/internal/v1/info`)).body.highestCommitted));
     const ackedWhileDown = l.acked.length;
     const single = await request(`${shards[0]!.url}/internal/v1/partitions/p-a/streams/down-1/events`, {
-      method: 'POST', dispatcher: agent, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ events: [{ type: 'T', data: 1 }] }),
+      method: 'POST', dispatcher: agent, headers: { ...secretHeader, 'content-type': 'application/json' }, body: JSON.stringify({ events: [{ type: 'T', data: 1 }] }),
     });
     assert.equal(single.statusCode, 503);
     assert.ok(Number(single.headers['retry-after']) >= 1);

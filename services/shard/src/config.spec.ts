@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { ConfigError, loadConfig } from './config.ts';
 
 test('loadConfig applies defaults and returns a frozen object', () => {
-  const c = loadConfig({ SKEIN_SHARD_ID: 'a', SKEIN_SHARD_DATA_DIR: '/tmp/x', SKEIN_REDIS_URL: 'redis://127.0.0.1:6379' });
+  const c = loadConfig({ SKEIN_SHARD_ID: 'a', SKEIN_SHARD_DATA_DIR: '/tmp/x', SKEIN_REDIS_URL: 'redis://127.0.0.1:6379', SKEIN_CLUSTER_SECRET: 'c'.repeat(32) });
   assert.equal(c.host, '127.0.0.1');
   assert.equal(c.port, 0);
   assert.equal(c.safePointIntervalMs, 50);
@@ -17,8 +17,8 @@ test('loadConfig reports every violation at once', () => {
     (err: unknown) => {
       assert.ok(err instanceof ConfigError);
       const text = err.violations.join('\n');
-      for (const name of ['SKEIN_SHARD_ID', 'SKEIN_SHARD_DATA_DIR', 'SKEIN_SHARD_PORT', 'SKEIN_REDIS_URL', 'SKEIN_LOG_LEVEL']) assert.match(text, new RegExp(name));
-      assert.equal(err.violations.length, 5);
+      for (const name of ['SKEIN_SHARD_ID', 'SKEIN_SHARD_DATA_DIR', 'SKEIN_SHARD_PORT', 'SKEIN_REDIS_URL', 'SKEIN_CLUSTER_SECRET', 'SKEIN_LOG_LEVEL']) assert.match(text, new RegExp(name));
+      assert.equal(err.violations.length, 6);
       return true;
     },
   );

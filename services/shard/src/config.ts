@@ -1,4 +1,5 @@
-import { readSettings } from '@skein/http';
+import { readSettings, type RedisSettings } from '@skein/http';
+import { APPEND_BATCH_LIMITS } from '@skein/protocol';
 import { isAbsolute, resolve } from 'node:path';
 
 export { ConfigError } from '@skein/http';
@@ -15,8 +16,22 @@ export interface ShardConfig {
   readonly dataDir: string;
   /** `SKEIN_REDIS_URL` (required): the control plane (sequencer counter, topology). */
   readonly redisUrl: string;
-  /** `SKEIN_SHARD_MAX_BODY_BYTES`, default 32 MiB: one internal request at most (the router coalesces appends). */
+  /** `SKEIN_REDIS_TLS_CA_FILE`, `…_CERT_FILE`, `…_KEY_FILE` (rediss:// only): spread into every Redis client. */
+  readonly redisOptions: RedisSettings['options'];
+  /** `SKEIN_CLUSTER_SECRET` (required, at least 32 printable characters): every internal API request must carry it (probes excepted). */
+  readonly clusterSecret: string;
+  /**
+   * `SKEIN_SHARD_MAX_BODY_BYTES`, default 32 MiB: one internal request at most (the router
+   * coalesces appends). At least 16 MiB, the largest batch a router sends (protocol's APPEND_BATCH_LIMITS).
+   */
   readonly maxBodyBytes: number;
+  /**
+   * `SKEIN_SHARD_MAX_PENDING_BYTES`, default 64 MiB (at least SKEIN_SHARD_MAX_BODY_BYTES):
+   * bytes of append requests received and not yet answered (being read, queued in the
+   * engine, committing). A request that would pass it gets 503 UNAVAILABLE before its
+   * body is read, and nothing is written.
+   */
+  readonly maxPendingBytes: number;
   /** `SKEIN_SHARD_SAFE_POINT_INTERVAL_MS`, default 50: how often the safe point is refreshed when nobody asks. */
   readonly safePointIntervalMs: number;
   /** `SKEIN_SHARD_SAFE_POINT_MAX_WAIT_MS`, default 2000: the longest a `safe-point?atLeast=` request waits. */
@@ -50,14 +65,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ShardConfig {
   const shardId = read.required('SKEIN_SHARD_ID');
   if (shardId && !SHARD_ID_RE.test(shardId)) read.violation(`SKEIN_SHARD_ID must match ${SHARD_ID_RE.source}, got ${JSON.stringify(shardId)}`);
   const dataDirRaw = read.required('SKEIN_SHARD_DATA_DIR');
+  const redis = read.redis();
+  const clusterSecret = read.secret('SKEIN_CLUSTER_SECRET', 32);
   const mapSizeRaw = read.integer('SKEIN_SHARD_MAP_SIZE_BYTES', 0, 1024 * 1024);
   const config: ShardConfig = {
     shardId,
     host: read.string('SKEIN_SHARD_HOST', '127.0.0.1'),
     port: read.integer('SKEIN_SHARD_PORT', 0, 0, 65535),
     dataDir: dataDirRaw && !isAbsolute(dataDirRaw) ? resolve(dataDirRaw) : dataDirRaw,
-    redisUrl: read.redisUrl('SKEIN_REDIS_URL'),
-    maxBodyBytes: read.integer('SKEIN_SHARD_MAX_BODY_BYTES', 32 * 1024 * 1024, 1024),
+    redisUrl: redis.url,
+    redisOptions: redis.options,
+    clusterSecret,
+    maxBodyBytes: read.integer('SKEIN_SHARD_MAX_BODY_BYTES', 32 * 1024 * 1024, APPEND_BATCH_LIMITS.maxBytes),
+    maxPendingBytes: read.integer('SKEIN_SHARD_MAX_PENDING_BYTES', 64 * 1024 * 1024, APPEND_BATCH_LIMITS.maxBytes),
     safePointIntervalMs: read.integer('SKEIN_SHARD_SAFE_POINT_INTERVAL_MS', 50, 1, 60_000),
     safePointMaxWaitMs: read.integer('SKEIN_SHARD_SAFE_POINT_MAX_WAIT_MS', 2000, 0, 60_000),
     heartbeatMs: read.integer('SKEIN_SHARD_HEARTBEAT_MS', 15_000, 10, 15_000),
@@ -67,6 +87,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ShardConfig {
     logLevel: read.logLevel(),
     testAllocationDelayMs: read.integer('SKEIN_SHARD_TEST_ALLOCATION_DELAY_MS', 0, 0, 10_000),
   };
+  if (config.maxPendingBytes < config.maxBodyBytes) read.violation('SKEIN_SHARD_MAX_PENDING_BYTES must be at least SKEIN_SHARD_MAX_BODY_BYTES (or no batch of the largest size is ever admitted)');
   read.done();
   return Object.freeze(config);
 }

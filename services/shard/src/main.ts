@@ -13,11 +13,12 @@ async function main(): Promise<void> {
   const logger = pino({
     level: config.logLevel,
     base: { shard: config.shardId, pid: process.pid },
-    redact: ['req.headers.authorization', 'headers.authorization', 'authorization', '*.apiKey'],
+    redact: ['req.headers.authorization', 'headers.authorization', 'authorization', '*.apiKey', 'req.headers["x-skein-cluster-secret"]', 'headers["x-skein-cluster-secret"]'],
   });
   const registry = new Registry();
   registry.setDefaultLabels({ shard: config.shardId });
-  collectDefaultMetrics({ register: registry, prefix: 'skein_shard_process_' });
+  // Standard names (process_*, nodejs_*) so stock Node.js dashboards work.
+  collectDefaultMetrics({ register: registry });
 
   let shard: Shard;
   let url: string;

@@ -5,7 +5,7 @@ import { isSkeinError } from '@skein/protocol';
 import { createRing } from '@skein/ring';
 import { startRedis, type RedisServer } from '@skein/testing';
 import { TOPOLOGY_CHANNEL, TOPOLOGY_KEY, createOwnership } from './ownership.ts';
-import { json, startTestShard } from './spec-support.ts';
+import { json, secretHeader, startTestShard } from './spec-support.ts';
 
 const ring = createRing(['a', 'b', 'c']);
 /** Partitions the ring gives to `shard`, and to another one. */
@@ -72,7 +72,7 @@ test('a shard answers 421 NOT_OWNER for a partition it does not own or a stale e
       const [mine] = partitionsOf('a');
       const [theirs] = partitionsOf('b');
       const append = (p: string, epoch: number) =>
-        app.inject({ method: 'POST', url: `/internal/v1/partitions/${p}/streams/s-1/events`, headers: { ...json, 'x-skein-epoch': String(epoch) }, payload: { events: [{ type: 'T', data: 1 }] } });
+        app.inject({ method: 'POST', url: `/internal/v1/partitions/${p}/streams/s-1/events`, headers: { ...json, ...secretHeader, 'x-skein-epoch': String(epoch) }, payload: { events: [{ type: 'T', data: 1 }] } });
 
       assert.equal((await append(mine!, 7)).statusCode, 201);
       const refused = await append(theirs!, 7);
@@ -82,12 +82,12 @@ test('a shard answers 421 NOT_OWNER for a partition it does not own or a stale e
       const stale = await append(mine!, 6);
       assert.equal(stale.statusCode, 421);
       assert.equal(stale.json().epoch, 7);
-      const read = await app.inject({ method: 'GET', url: `/internal/v1/partitions/${theirs}/log`, headers: { 'x-skein-epoch': '7' } });
+      const read = await app.inject({ method: 'GET', url: `/internal/v1/partitions/${theirs}/log`, headers: { ...secretHeader, 'x-skein-epoch': '7' } });
       assert.equal(read.statusCode, 421);
 
       // A batch refuses only the entries of partitions it does not own.
       const batch = await app.inject({
-        method: 'POST', url: '/internal/v1/append', headers: { ...json, 'x-skein-epoch': '7' },
+        method: 'POST', url: '/internal/v1/append', headers: { ...json, ...secretHeader, 'x-skein-epoch': '7' },
         payload: { appends: [{ partition: mine, streamId: 's-2', events: [{ type: 'T', data: 1 }] }, { partition: theirs, streamId: 's-2', events: [{ type: 'T', data: 1 }] }] },
       });
       const results = batch.json().results;

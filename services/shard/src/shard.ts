@@ -66,6 +66,7 @@ export async function createShard(config: ShardConfig, deps: ShardDeps): Promise
 
   const metrics = createShardMetrics(registry, {
     safePoint: () => tracker?.current() ?? 0n,
+    sequencerPosition: () => sequencer.current(),
     environmentBytes: () => (engine ? engine.environmentSizes().reduce((sum, e) => sum + e.bytes, 0) : 0),
   });
 
@@ -83,6 +84,7 @@ export async function createShard(config: ShardConfig, deps: ShardDeps): Promise
   const initialHighWater = stateFile.initial.highWater > highestCommitted ? stateFile.initial.highWater : highestCommitted;
   redisSequencer = createRedisSequencer({
     url: config.redisUrl,
+    redisOptions: config.redisOptions,
     memberId: config.shardId,
     initialHighWater,
     knownMembers: stateFile.initial.members,
@@ -93,6 +95,7 @@ export async function createShard(config: ShardConfig, deps: ShardDeps): Promise
   stateFile.addMembers([config.shardId]);
 
   const redis = new Redis(config.redisUrl, {
+    ...config.redisOptions,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     commandTimeout: 500,
@@ -106,6 +109,7 @@ export async function createShard(config: ShardConfig, deps: ShardDeps): Promise
     lastRedisError = Date.now();
   });
   const subscriber = new Redis(config.redisUrl, {
+    ...config.redisOptions,
     maxRetriesPerRequest: null,
     connectTimeout: 1000,
     retryStrategy: (attempt) => Math.min(attempt * 50, 1000),
@@ -136,7 +140,9 @@ export async function createShard(config: ShardConfig, deps: ShardDeps): Promise
     { engine: store, safePoint, ownership, metrics, registry, logger, redis, isOpen: () => open },
     {
       shardId: config.shardId,
+      clusterSecret: config.clusterSecret,
       maxBodyBytes: config.maxBodyBytes,
+      maxPendingBytes: config.maxPendingBytes,
       safePointMaxWaitMs: config.safePointMaxWaitMs,
       heartbeatMs: config.heartbeatMs,
       slowSubscriberMs: config.slowSubscriberMs,

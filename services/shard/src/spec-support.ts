@@ -1,6 +1,7 @@
 // Test helpers shared by the shard's spec files (not used by the service itself).
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
+import { CLUSTER_SECRET_HEADER } from '@skein/protocol';
 import { tempDir, type TempDir } from '@skein/testing';
 import { loadConfig } from './config.ts';
 import { createShard, type Shard } from './shard.ts';
@@ -20,6 +21,7 @@ export async function startTestShard(options: { redisUrl: string; id?: string; d
     SKEIN_SHARD_ID: options.id ?? 'a',
     SKEIN_SHARD_DATA_DIR: dir.path,
     SKEIN_REDIS_URL: options.redisUrl,
+    SKEIN_CLUSTER_SECRET: SPEC_SECRET,
     SKEIN_SHARD_SAFE_POINT_INTERVAL_MS: '20',
     ...options.env,
   });
@@ -37,3 +39,9 @@ export async function startTestShard(options: { redisUrl: string; id?: string; d
 }
 
 export const json = { 'content-type': 'application/json' };
+
+/** The cluster secret of every shard `startTestShard` makes. */
+export const SPEC_SECRET = 'spec-cluster-secret-0123456789abcdef';
+
+/** The header the internal API requires on every request but the probes. */
+export const secretHeader = { [CLUSTER_SECRET_HEADER]: SPEC_SECRET };

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { request } from 'undici';
 import { createEngine, type EventStore } from '@skein/engine';
 import { startRedis, tempDir, type RedisServer, type TempDir } from '@skein/testing';
-import { json, startTestShard, type TestShard } from './spec-support.ts';
+import { json, secretHeader, startTestShard, type TestShard } from './spec-support.ts';
 import { startSubscription, type SubscriptionSink } from './subscription.ts';
 
 let dir: TempDir;
@@ -102,11 +102,11 @@ after(async () => {
 test('the SSE endpoint streams event/id/data messages with heartbeats, resumes after Last-Event-ID, and refuses a hard-deleted stream with 410', async () => {
   const base = `http://127.0.0.1:${(t.shard.app.server.address() as { port: number }).port}/internal/v1`;
   const append = (data: number) =>
-    t.shard.app.inject({ method: 'POST', url: '/internal/v1/partitions/acme/streams/sse-1/events', headers: json, payload: { events: [{ type: 'Happened', data }] } });
+    t.shard.app.inject({ method: 'POST', url: '/internal/v1/partitions/acme/streams/sse-1/events', headers: { ...json, ...secretHeader }, payload: { events: [{ type: 'Happened', data }] } });
   await append(1);
   await append(2);
   const ac = new AbortController();
-  const res = await request(`${base}/subscribe?partition=acme&streamId=sse-1`, { headers: { 'last-event-id': '1' }, signal: ac.signal });
+  const res = await request(`${base}/subscribe?partition=acme&streamId=sse-1`, { headers: { ...secretHeader, 'last-event-id': '1' }, signal: ac.signal });
   assert.equal(res.statusCode, 200);
   assert.match(String(res.headers['content-type']), /text\/event-stream/);
   let text = '';
@@ -125,8 +125,8 @@ test('the SSE endpoint streams event/id/data messages with heartbeats, resumes a
   assert.match(text, /event: Happened\nid: 2\ndata: \{[^\n]*"version":2[^\n]*\}\n\n/);
   assert.match(text, /id: 3\n/);
 
-  await t.shard.app.inject({ method: 'DELETE', url: '/internal/v1/partitions/acme/streams/sse-1?mode=hard' });
-  const gone = await request(`${base}/subscribe?partition=acme&streamId=sse-1`);
+  await t.shard.app.inject({ method: 'DELETE', url: '/internal/v1/partitions/acme/streams/sse-1?mode=hard', headers: secretHeader });
+  const gone = await request(`${base}/subscribe?partition=acme&streamId=sse-1`, { headers: secretHeader });
   assert.equal(gone.statusCode, 410);
   assert.equal(((await gone.body.json()) as { code: string }).code, 'STREAM_DELETED');
 });

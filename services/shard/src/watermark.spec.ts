@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startRedis, type RedisServer } from '@skein/testing';
-import { json, startTestShard, type TestShard } from './spec-support.ts';
+import { json, secretHeader, startTestShard, type TestShard } from './spec-support.ts';
 
 let redis: RedisServer;
 let shards: TestShard[] = [];
@@ -30,7 +30,7 @@ test('a reader merging three shards up to the minimum safe point sees every even
     Array.from({ length: 4 }, async (_, w) => {
       for (let i = 0; writing; i++) {
         const res = await s.shard.app.inject({
-          method: 'POST', url: '/internal/v1/append', headers: json,
+          method: 'POST', url: '/internal/v1/append', headers: { ...json, ...secretHeader },
           payload: { appends: Array.from({ length: 1 + (i % 3) }, (_, k) => ({ partition: `p${si}`, streamId: `s-${w}-${k}`, events: [{ type: 'T', data: i }, { type: 'T', data: i }] })) },
         });
         for (const r of res.json().results) {
@@ -44,14 +44,14 @@ test('a reader merging three shards up to the minimum safe point sees every even
   const seen: bigint[] = [];
   let cursor = 0n;
   async function readRound(): Promise<void> {
-    const points = await Promise.all(shards.map(async (s) => BigInt((await s.shard.app.inject({ method: 'GET', url: '/internal/v1/safe-point' })).json().safePoint)));
+    const points = await Promise.all(shards.map(async (s) => BigInt((await s.shard.app.inject({ method: 'GET', url: '/internal/v1/safe-point', headers: secretHeader })).json().safePoint)));
     const watermark = points.reduce((a, b) => (a < b ? a : b));
     if (watermark < cursor) return;
     const merged: bigint[] = [];
     for (const s of shards) {
       let from = cursor;
       for (;;) {
-        const page = (await s.shard.app.inject({ method: 'GET', url: `/internal/v1/log?fromPosition=${from}&toPosition=${watermark}&limit=1000` })).json();
+        const page = (await s.shard.app.inject({ method: 'GET', url: `/internal/v1/log?fromPosition=${from}&toPosition=${watermark}&limit=1000`, headers: secretHeader })).json();
         for (const e of page.events as Logged[]) merged.push(BigInt(e.position));
         if (page.events.length < 1000) break;
         from = BigInt(page.next);
