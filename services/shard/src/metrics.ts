@@ -7,7 +7,7 @@ export interface ShardMetrics {
   readonly appendSeconds: Histogram<'result'>;
   readonly eventsAppended: Counter;
   readonly bytesAppended: Counter;
-  readonly requestSeconds: Histogram<'route' | 'status_class'>;
+  readonly requestSeconds: Histogram<'route' | 'code'>;
   readonly subscribers: Gauge;
   readonly subscribersDropped: Counter;
   /** Wire to the engine's `observer`. */
@@ -18,6 +18,8 @@ export interface ShardMetrics {
 
 export interface MetricsSources {
   safePoint(): bigint;
+  /** The sequencer counter, read from Redis. */
+  sequencerPosition(): Promise<bigint>;
   environmentBytes(): number;
 }
 
@@ -76,6 +78,20 @@ export function createShardMetrics(registry: Registry, sources: MetricsSources):
     },
   });
   new Gauge({
+    name: 'skein_shard_safe_point_lag_positions',
+    help: 'The sequencer counter minus this shard safe point, read at scrape time: positions allocated that the shard cannot vouch for yet. The stable watermark lags the counter by the largest of these.',
+    registers,
+    async collect() {
+      // Safe point first: it never passes the counter, so the difference is never negative.
+      const safePoint = sources.safePoint();
+      try {
+        this.set(Number((await sources.sequencerPosition()) - safePoint));
+      } catch {
+        // Redis away: the sample keeps its last value; skein_sequencer_errors_total counts the failure.
+      }
+    },
+  });
+  new Gauge({
     name: 'skein_shard_lmdb_environment_bytes',
     help: 'Bytes on disk of the shard LMDB environments.',
     registers,
@@ -86,7 +102,7 @@ export function createShardMetrics(registry: Registry, sources: MetricsSources):
   const requestSeconds = new Histogram({
     name: 'skein_shard_http_request_duration_seconds',
     help: 'Internal API requests, seconds.',
-    labelNames: ['route', 'status_class'] as const,
+    labelNames: ['route', 'code'] as const,
     buckets: LATENCY_BUCKETS,
     registers,
   });
