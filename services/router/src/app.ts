@@ -84,7 +84,7 @@ export async function createRouterApp(deps: RouterDeps, options: RouterOptions):
 
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unknown';
-    stats.requestSeconds.observe({ route, status: `${Math.floor(reply.statusCode / 100)}xx` }, reply.elapsedTime / 1000);
+    stats.requestSeconds.observe({ route, code: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
 
   app.setErrorHandler((err, req, reply) => {

@@ -1,23 +1,32 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** The router's metrics, all in one registry (`skein_router_*`, base units). */
 export function createRouterMetrics(registry: Registry) {
-  collectDefaultMetrics({ register: registry, prefix: 'skein_router_process_' });
+  // Standard names (process_*, nodejs_*) so stock Node.js dashboards work; the scrape's
+  // job and instance labels tell the processes apart.
+  collectDefaultMetrics({ register: registry });
   return {
     requestSeconds: new Histogram({
-      name: 'skein_router_request_duration_seconds',
-      help: 'HTTP request latency by route and status class',
-      labelNames: ['route', 'status'] as const,
+      name: 'skein_router_http_request_duration_seconds',
+      help: 'HTTP request latency by route and status code, seconds',
+      labelNames: ['route', 'code'] as const,
       buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
       registers: [registry],
     }),
     appendBatchSize: new Histogram({
-      name: 'skein_router_append_batch_size',
+      name: 'skein_router_append_batch_size_appends',
       help: 'Appends per coalesced batch request to a shard',
       buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000],
       registers: [registry],
     }),
     eventsRead: new Counter({ name: 'skein_router_events_read_total', help: 'Events returned by reads and subscriptions', registers: [registry] }),
+    subscriptions: new Gauge({ name: 'skein_router_subscriptions', help: 'SSE subscriptions open now', labelNames: ['kind'] as const, registers: [registry] }),
+    subscriptionLagSeconds: new Histogram({
+      name: 'skein_router_subscription_lag_seconds',
+      help: 'Age of the newest event of each page sent to a subscriber (now minus the event timestamp), seconds',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600],
+      registers: [registry],
+    }),
     subscriptionsOpened: new Counter({ name: 'skein_router_subscriptions_opened_total', help: 'SSE subscriptions opened', labelNames: ['kind'] as const, registers: [registry] }),
     appendsRateLimited: new Counter({ name: 'skein_router_appends_rate_limited_total', help: 'Appends refused with 429 for a tenant over its quota', registers: [registry] }),
     watermarkRounds: new Counter({ name: 'skein_router_watermark_rounds_total', help: "Rounds of safe-point reads for waiting subscriptions (one per poll period while any waits, whatever their number)", registers: [registry] }),

@@ -24,6 +24,19 @@ export function registerSubscriptionRoutes(app: FastifyInstance, ctx: RouteConte
   const guard = guards(ctx.registry);
   const { shards, options, watermarks } = ctx;
 
+  /** Counts the subscription in the open gauge until it closes. */
+  function track(sse: SseStream, kind: 'stream' | 'tenant' | 'cluster'): void {
+    ctx.stats.subscriptions.inc({ kind });
+    void sse.closed.then(() => ctx.stats.subscriptions.dec({ kind }));
+  }
+
+  /** Counts a page sent; the age of its newest event is how far behind live the subscriber is. */
+  function sent(events: readonly { timestamp: string }[]): void {
+    ctx.stats.eventsRead.inc(events.length);
+    const newest = events.at(-1);
+    if (newest) ctx.stats.subscriptionLagSeconds.observe(Math.max(0, Date.now() - Date.parse(newest.timestamp)) / 1000);
+  }
+
   /**
    * Sends page after page; when caught up, waits on the watermark hub until the shards
    * involved have moved past what the last page saw (or the subscription or the router
@@ -75,6 +88,7 @@ export function registerSubscriptionRoutes(app: FastifyInstance, ctx: RouteConte
 
       ctx.stats.subscriptionsOpened.inc({ kind: 'stream' });
       const sse = start(reply);
+      track(sse, 'stream');
       // The owner's safe point before each read: anything the read missed commits above it.
       let owner = '';
       let seen = 0n;
@@ -94,7 +108,7 @@ export function registerSubscriptionRoutes(app: FastifyInstance, ctx: RouteConte
             sse.send(e.type, String(e.version), e);
             from = e.version + 1;
           }
-          ctx.stats.eventsRead.inc(page.events.length);
+          sent(page.events);
           return page.events.length;
         },
         (until) => watermarks.next(owner ? [owner] : [], seen, until),
@@ -118,6 +132,7 @@ export function registerSubscriptionRoutes(app: FastifyInstance, ctx: RouteConte
 
     ctx.stats.subscriptionsOpened.inc({ kind: partitions ? 'tenant' : 'cluster' });
     const sse = start(reply);
+    track(sse, partitions ? 'tenant' : 'cluster');
     let involved: string[] = [];
     let seen = 0n;
     await pump(
@@ -133,7 +148,7 @@ export function registerSubscriptionRoutes(app: FastifyInstance, ctx: RouteConte
         // readGlobal waits for the safe points to cover everything allocated before the
         // read, so an event committed before it is delivered by it.
         for (const { partition, ...e } of page.events) sse.send(e.type, e.position, withTenant ? { ...e, tenant: tenantOfPartition(partition) } : e);
-        ctx.stats.eventsRead.inc(page.events.length);
+        sent(page.events);
         involved = page.involved;
         seen = page.watermark;
         // A page short of the limit holds every event up to the watermark, and nothing
