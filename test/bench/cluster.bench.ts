@@ -17,8 +17,8 @@ const transport = process.env.SKEIN_BENCH_TRANSPORT === 'fetch' ? { fetch: globa
 
 async function batchMean(): Promise<string> {
   const m = await admin.metrics();
-  const sum = Number(/^skein_router_append_batch_size_sum\S* (\S+)/m.exec(m)?.[1]);
-  const count = Number(/^skein_router_append_batch_size_count\S* (\S+)/m.exec(m)?.[1]);
+  const sum = Number(/^skein_router_append_batch_size_appends_sum\S* (\S+)/m.exec(m)?.[1]);
+  const count = Number(/^skein_router_append_batch_size_appends_count\S* (\S+)/m.exec(m)?.[1]);
   return `${(sum / count).toFixed(1)} appends per shard request over ${count} requests`;
 }
 
