@@ -7,6 +7,7 @@ import type { PositionRange, Sequencer } from '@skein/protocol';
 import { createRedisSequencer, type RedisSequencer } from '@skein/sequencer';
 import { createShardApp } from './app.ts';
 import type { ShardConfig } from './config.ts';
+import { openControlRecordStore, type ControlRecordStore } from './control-records.ts';
 import { createShardMetrics } from './metrics.ts';
 import { createOwnership, type Ownership } from './ownership.ts';
 import { createSafePointTracker, type SafePointTracker } from './safe-point.ts';
@@ -20,6 +21,7 @@ export interface Shard {
   readonly safePoint: SafePointTracker;
   readonly ownership: Ownership;
   readonly stateFile: SequencerStateFile;
+  readonly controlRecords: ControlRecordStore;
   /**
    * Drains and closes everything: stops accepting requests and answers those in flight
    * (app), ends subscriptions, closes the engine (answers everything queued, closes the
@@ -45,6 +47,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 export async function createShard(config: ShardConfig, deps: ShardDeps): Promise<Shard> {
   const { logger, registry } = deps;
   const stateFile = openSequencerStateFile(config.dataDir, logger);
+  const controlRecords = openControlRecordStore(config.dataDir);
 
   // The engine needs a sequencer at creation and the Redis sequencer needs the engine's
   // highest committed position as part of its initial high-water: a forwarding
@@ -137,7 +140,7 @@ export async function createShard(config: ShardConfig, deps: ShardDeps): Promise
   const safePoint = tracker;
 
   const app = createShardApp(
-    { engine: store, safePoint, ownership, metrics, registry, logger, redis, isOpen: () => open },
+    { engine: store, safePoint, ownership, metrics, registry, logger, redis, controlRecords, isOpen: () => open },
     {
       shardId: config.shardId,
       clusterSecret: config.clusterSecret,
@@ -172,6 +175,7 @@ export async function createShard(config: ShardConfig, deps: ShardDeps): Promise
     safePoint,
     ownership,
     stateFile,
+    controlRecords,
     close() {
       closing ??= (async () => {
         clearInterval(topologyTimer);
@@ -179,6 +183,7 @@ export async function createShard(config: ShardConfig, deps: ShardDeps): Promise
         open = false;
         safePoint.stop();
         await store.close();
+        await controlRecords.close();
         await stateFile.flush();
         await redisSequencer!.close();
         subscriber.disconnect();
