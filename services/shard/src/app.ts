@@ -4,11 +4,13 @@ import type { Registry } from 'prom-client';
 import type { EventStore } from '@skein/engine';
 import { CLUSTER_SECRET_HEADER, SkeinError } from '@skein/protocol';
 import { createSecretCheck } from './cluster-secret.ts';
+import type { ControlRecordStore } from './control-records.ts';
 import { asSkeinError, sendProblem } from './http.ts';
 import type { ShardMetrics } from './metrics.ts';
 import type { Ownership } from './ownership.ts';
 import type { SafePointTracker } from './safe-point.ts';
 import { registerAppendRoutes } from './routes/append.ts';
+import { registerControlRecordRoutes } from './routes/control-records.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerLogRoutes } from './routes/logs.ts';
 import { registerMetadataRoutes } from './routes/metadata.ts';
@@ -28,6 +30,8 @@ export interface ShardAppDeps {
   logger: Logger;
   /** Redis, for readiness (`PING`). Absent: readiness does not depend on it. */
   redis?: { ping(): Promise<string> };
+  /** This shard's copy of the control records (DESIGN.md, "Control plane"). Absent: the routes are not served. */
+  controlRecords?: ControlRecordStore;
   /** False once the engine is closing or closed. Default: always open. */
   isOpen?: () => boolean;
 }
@@ -132,6 +136,7 @@ export function createShardApp(deps: ShardAppDeps, options: ShardAppOptions): Fa
       registerLogRoutes(internal, ctx);
       registerSafePointRoutes(internal, ctx);
       registerSubscribeRoutes(internal, ctx);
+      if (deps.controlRecords) registerControlRecordRoutes(internal, deps.controlRecords);
     },
     { prefix: INTERNAL_PREFIX },
   );
