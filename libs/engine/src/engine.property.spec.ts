@@ -36,6 +36,7 @@ interface Proposed {
 
 class Model {
   streams = new Map<string, ModelStream>();
+  /** Idempotency keys are per stream (API.md): `${partition}/${stream}/${key}`. */
   idem = new Map<string, { fp: string; result: object }>();
   log: ModelEvent[] = [];
   counter = 0n;
@@ -66,7 +67,7 @@ class Model {
     if (st.del === 'hard') return { ok: false, code: 'STREAM_DELETED' };
     const fp = JSON.stringify([s, expected, events]);
     if (key !== undefined) {
-      const rec = this.idem.get(`${p}/${key}`);
+      const rec = this.idem.get(`${p}/${s}/${key}`);
       if (rec) return rec.fp === fp ? { ...rec.result, duplicate: true } : { ok: false, code: 'IDEMPOTENCY_KEY_REUSED' };
     }
     if (!Model.holds(expected, st)) {
@@ -88,7 +89,7 @@ class Model {
     }
     st.del = 'no';
     const result = { ok: true, streamId: s, firstVersion, lastVersion: st.version, firstPosition, lastPosition: this.counter };
-    if (key !== undefined) this.idem.set(`${p}/${key}`, { fp, result });
+    if (key !== undefined) this.idem.set(`${p}/${s}/${key}`, { fp, result });
     return result;
   }
 

@@ -7,6 +7,7 @@ import {
   parseExpectedVersion,
   parseLimit,
   validateIdempotencyKey,
+  validateJsonValue,
   validatePartition,
   validateProposedEvents,
   validateStreamId,
@@ -29,6 +30,7 @@ import {
   globalKey,
   headKey,
   idemKey,
+  legacyIdemKey,
   logKey,
   metaKey,
   positionOfKey,
@@ -39,6 +41,7 @@ import {
 import { LruCache } from './lru.ts';
 import { Deleted, type EventRecord, type HeadRecord, type IdempotencyRecord } from './records.ts';
 import type {
+  SkippedRecord,
   AppendOutcome,
   AppendRequest,
   CommittedAppend,
@@ -154,6 +157,18 @@ function fingerprintOf(streamId: string, expected: ExpectedVersion, events: Prop
   return createHash('sha256').update(JSON.stringify([streamId, expected, events])).digest('base64');
 }
 
+/** The shape every stored event record has; anything else read at an event key is undecodable. */
+function isEventRecord(value: unknown): value is EventRecord {
+  if (value === null || typeof value !== 'object') return false;
+  const r = value as Partial<EventRecord>;
+  return typeof r.id === 'string' && typeof r.type === 'string' && typeof r.ts === 'number' && typeof r.pos === 'bigint';
+}
+
+/** A read outcome with the records it skipped, when there were any (no allocation otherwise). */
+function withSkipped<T extends object>(outcome: T, skipped: SkippedRecord[]): T & { skipped?: SkippedRecord[] } {
+  return skipped.length === 0 ? outcome : { ...outcome, skipped };
+}
+
 function isDeleted(head: HeadRecord, kind: Deleted): boolean {
   return (head.del ?? Deleted.No) === kind;
 }
@@ -235,18 +250,95 @@ export function createEngine(options: EngineOptions): EventStore {
     const pending = st?.records.get(versionRef(p, s, v));
     if (pending) return pending;
     for (const b of buckets.newestFirst()) {
-      const found = b.db.get(streamKey(p, s, v)) as EventRecord | undefined;
+      const found = getRecord(b, p, s, v);
       if (found) return found;
     }
     return undefined;
   }
 
-  function loadIdempotency(p: string, key: string, now: number): IdempotencyRecord | undefined {
+  /** An idempotency key's record for this stream, within the window (API.md: keys are per stream). */
+  function loadIdempotency(p: string, s: string, key: string, now: number): IdempotencyRecord | undefined {
     for (const b of buckets.newestFirst()) {
-      const found = b.db.get(idemKey(p, key)) as IdempotencyRecord | undefined;
+      const found = b.db.get(idemKey(p, s, key)) as IdempotencyRecord | undefined;
       if (found) return now - found.at < cfg.idempotencyWindowMs ? found : undefined;
     }
+    for (const b of buckets.newestFirst()) {
+      const legacy = b.db.get(legacyIdemKey(p, key)) as IdempotencyRecord | undefined;
+      if (legacy) return legacy.streamId === s && now - legacy.at < cfg.idempotencyWindowMs ? legacy : undefined;
+    }
     return undefined;
+  }
+
+  // ---- stored records that cannot be read back ----
+
+  /**
+   * A stored record that does not decode, or decodes to something that is not an event
+   * record, is reported (log line and observer count) and skipped: it fails no read and
+   * no append but its own. Its bytes stay on disk for inspection.
+   */
+  function noteUndecodable(record: SkippedRecord, err: unknown, skipped: SkippedRecord[] | undefined): void {
+    log.error({ err, ...record }, 'stored event record cannot be decoded; skipped');
+    options.observer?.undecodableRecord?.(record);
+    skipped?.push(record);
+  }
+
+  /** The event record at a key of bucket `b`, undefined when absent or undecodable (reported). */
+  function getRecord(b: Bucket, p: string, s: string, v: number, skipped?: SkippedRecord[], position?: bigint): EventRecord | undefined {
+    let value: unknown;
+    let err: unknown = new Error('not an event record');
+    try {
+      value = b.db.get(streamKey(p, s, v));
+      if (value === undefined || isEventRecord(value)) return value;
+    } catch (e) {
+      err = e;
+    }
+    noteUndecodable({ partition: p, streamId: s, version: v, ...(position === undefined ? {} : { position }) }, err, skipped);
+    return undefined;
+  }
+
+  /**
+   * `db.getRange` that survives values it cannot decode: each one is handed to `onUndecodable`
+   * with its key and the range goes on after it. lmdb-js decodes each value as the cursor
+   * reaches it and, when decoding throws, leaves its cursor and read transaction open:
+   * the iterator is closed here by hand (a for-of would not) before the range resumes.
+   */
+  function* decodedRange(
+    db: Bucket['db'],
+    range: { start: Key; end: Key; reverse?: boolean },
+    onUndecodable: (key: Key, err: unknown) => void,
+  ): Generator<{ key: Key; value: unknown }> {
+    let resumeAfter: Key | undefined;
+    for (;;) {
+      const it = db.getRange(resumeAfter === undefined ? range : { ...range, start: resumeAfter, exclusiveStart: true })[Symbol.iterator]();
+      let lastKey = resumeAfter;
+      try {
+        for (;;) {
+          const step = it.next();
+          if (step.done) return;
+          lastKey = step.value.key;
+          yield step.value;
+        }
+      } catch (err) {
+        it.return?.();
+        // The value that failed is the one after the last key read.
+        let failed: Key | undefined;
+        for (const key of db.getKeys({ ...range, ...(lastKey === undefined ? {} : { start: lastKey, exclusiveStart: true }), limit: 1 })) failed = key;
+        if (failed === undefined || decodes(db, failed)) throw err;
+        onUndecodable(failed, err);
+        resumeAfter = failed;
+      } finally {
+        it.return?.();
+      }
+    }
+  }
+
+  function decodes(db: Bucket['db'], key: Key): boolean {
+    try {
+      db.get(key);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   function getMetadata(p: string, s: string): StreamMetadata | null {
@@ -291,7 +383,7 @@ export function createEngine(options: EngineOptions): EventStore {
     const head = loadHead(p, s, st);
     if (isDeleted(head, Deleted.Hard)) return answerOnly(op, { ok: false, code: 'STREAM_DELETED' });
 
-    const idemRef = op.idempotencyKey === undefined ? undefined : streamRef(p, op.idempotencyKey);
+    const idemRef = op.idempotencyKey === undefined ? undefined : `${streamRef(p, s)}\u0000${op.idempotencyKey}`;
     if (idemRef !== undefined) {
       const inBatch = st.idem.get(idemRef);
       if (inBatch) {
@@ -299,7 +391,7 @@ export function createEngine(options: EngineOptions): EventStore {
         const original = inBatch.decision;
         return { op, answer: () => ({ ...(original.answer() as object), duplicate: true }) };
       }
-      const remembered = loadIdempotency(p, op.idempotencyKey!, now);
+      const remembered = loadIdempotency(p, s, op.idempotencyKey!, now);
       if (remembered) {
         if (remembered.h !== op.fingerprint) return answerOnly(op, { ok: false, code: 'IDEMPOTENCY_KEY_REUSED' });
         return answerOnly(op, {
@@ -452,11 +544,11 @@ export function createEngine(options: EngineOptions): EventStore {
         decisions.push(d);
         if (d.records) eventCount += d.records.length;
       } catch (err) {
-        // A decision that cannot be made (an LMDB read error) fails the whole batch:
-        // later ops may have been decided on its effects.
-        log.error({ err }, 'append batch could not be decided');
-        failAll(ops, new SkeinError('INTERNAL', 'the batch could not be decided', {}, { cause: err }));
-        return undefined;
+        // A decision that cannot be made (an LMDB read error, a stream head that does not
+        // decode) fails its own op only: every decide* makes all its reads before it records
+        // anything in `st`, so a failed op left no effect later ops could have seen.
+        log.error({ err, kind: op.kind, partition: op.partition, streamId: op.streamId }, 'operation could not be decided');
+        op.reject(new SkeinError('INTERNAL', 'the operation could not be decided', {}, { cause: err }));
       }
     }
     return { ops, st, decisions, eventCount, now, started };
@@ -551,7 +643,7 @@ export function createEngine(options: EngineOptions): EventStore {
         firstPosition: first,
         lastPosition: last,
       };
-      db.putSync(idemKey(p, op.idempotencyKey), idem);
+      db.putSync(idemKey(p, s, op.idempotencyKey), idem);
     }
     committed.push({ partition: p, streamId: s, firstVersion: d.firstVersion!, lastVersion: version - 1, firstPosition: first, lastPosition: last });
   }
@@ -571,35 +663,43 @@ export function createEngine(options: EngineOptions): EventStore {
     if (meta?.maxCount !== undefined) lowest = Math.max(lowest, head.v - meta.maxCount + 1);
     const cutoff = meta?.maxAge !== undefined ? clock() - meta.maxAge * 1000 : -Infinity;
     const events: RecordedEvent[] = [];
+    const skipped: SkippedRecord[] = [];
+    const onUndecodable = (key: Key, err: unknown) => noteUndecodable({ partition: p, streamId: s, version: key[3] as number }, err, skipped);
     const backward = opts.direction === 'backward';
 
     if (!backward) {
       const from = Math.max(opts.from ?? 1, lowest);
       outer: for (const b of buckets.all) {
-        for (const { key, value } of b.db.getRange({ start: streamKey(p, s, from), end: streamKey(p, s, head.v + 1) })) {
-          const r = value as EventRecord;
-          if (r.ts < cutoff) continue;
-          events.push(toRecorded(s, (key as Key)[3] as number, r));
+        for (const { key, value } of decodedRange(b.db, { start: streamKey(p, s, from), end: streamKey(p, s, head.v + 1) }, onUndecodable)) {
+          if (!isEventRecord(value)) {
+            onUndecodable(key, new Error('not an event record'));
+            continue;
+          }
+          if (value.ts < cutoff) continue;
+          events.push(toRecorded(s, key[3] as number, value));
           if (events.length === limit) break outer;
         }
       }
       const last = events[events.length - 1]?.version;
-      return { ok: true, events, version: head.v, next: events.length === limit && last! < head.v ? last! + 1 : null };
+      return withSkipped({ ok: true, events, version: head.v, next: events.length === limit && last! < head.v ? last! + 1 : null }, skipped);
     }
 
     const from = Math.min(opts.from ?? head.v, head.v);
     if (from >= lowest) {
       outer: for (const b of buckets.newestFirst()) {
-        for (const { key, value } of b.db.getRange({ start: streamKey(p, s, from), end: streamKey(p, s, lowest - 1), reverse: true })) {
-          const r = value as EventRecord;
-          if (r.ts < cutoff) continue;
-          events.push(toRecorded(s, (key as Key)[3] as number, r));
+        for (const { key, value } of decodedRange(b.db, { start: streamKey(p, s, from), end: streamKey(p, s, lowest - 1), reverse: true }, onUndecodable)) {
+          if (!isEventRecord(value)) {
+            onUndecodable(key, new Error('not an event record'));
+            continue;
+          }
+          if (value.ts < cutoff) continue;
+          events.push(toRecorded(s, key[3] as number, value));
           if (events.length === limit) break outer;
         }
       }
     }
     const last = events[events.length - 1]?.version;
-    return { ok: true, events, version: head.v, next: events.length === limit && last! > lowest ? last! - 1 : null };
+    return withSkipped({ ok: true, events, version: head.v, next: events.length === limit && last! > lowest ? last! - 1 : null }, skipped);
   }
 
   function toRecorded(streamId: string, version: number, r: EventRecord): RecordedEvent {
@@ -616,12 +716,14 @@ export function createEngine(options: EngineOptions): EventStore {
     const lowest: Key = partition === undefined ? [GLOBAL] : [partition, 'log'];
     const end: Key = to !== undefined ? keyOf(to + 1n) : partition === undefined ? [GLOBAL, Infinity] : [partition, 'log', Infinity];
     const types = opts.types && opts.types.length > 0 ? new Set(opts.types) : undefined;
+    const skipped: SkippedRecord[] = [];
     outer: for (const b of buckets.all) {
       // An entry covers one append's consecutive positions; start at the one holding `from`.
       let start = keyOf(from);
       for (const key of b.db.getKeys({ start, end: lowest, reverse: true, limit: 1 })) start = key as Key;
-      for (const { key, value } of b.db.getRange({ start, end })) {
-        const first = positionOfKey(key as Key);
+      const onBadEntry = (key: Key, err: unknown) => log.error({ err, partition, position: positionOfKey(key) }, 'log entry cannot be decoded; skipped');
+      for (const { key, value } of decodedRange(b.db, { start, end }, onBadEntry)) {
+        const first = positionOfKey(key);
         let p: string, s: string, v0: number, count: number;
         if (partition === undefined) [p, s, v0, count] = value as GlobalEntry;
         else {
@@ -629,28 +731,44 @@ export function createEngine(options: EngineOptions): EventStore {
           [s, v0, count] = value as LogEntry;
         }
         if (opts.category !== undefined && categoryOf(s) !== opts.category) continue;
-        // The append's events are consecutive versions of one stream: one get for a
-        // single event, one range read for several.
         const skip = from > first ? Number(from - first) : 0;
         if (skip >= count) continue;
-        const records: Iterable<{ key: unknown; value: unknown }> =
-          count === 1
-            ? [{ key: null, value: b.db.get(streamKey(p, s, v0)) }]
-            : b.db.getRange({ start: streamKey(p, s, v0 + skip), end: streamKey(p, s, v0 + count) });
-        let i = skip;
-        for (const { value } of records) {
-          const r = value as EventRecord | undefined;
-          const version = v0 + i++;
-          if (!r) continue;
-          if (to !== undefined && r.pos > to) break outer;
+        // The append's events are consecutive versions of one stream at consecutive
+        // positions: one get for a single event, one range read for several.
+        if (count === 1) {
+          if (to !== undefined && first > to) break outer;
+          const r = getRecord(b, p, s, v0, skipped, first);
+          if (!r || (types && !types.has(r.type))) continue;
+          events.push(toLogged(p, s, v0, r));
+          if (events.length === limit) break outer;
+          continue;
+        }
+        const onUndecodable = (k: Key, err: unknown) => {
+          const version = k[3] as number;
+          noteUndecodable({ partition: p, streamId: s, version, position: first + BigInt(version - v0) }, err, skipped);
+        };
+        for (const { key: k, value: r } of decodedRange(b.db, { start: streamKey(p, s, v0 + skip), end: streamKey(p, s, v0 + count) }, onUndecodable)) {
+          const version = k[3] as number;
+          const position = first + BigInt(version - v0);
+          if (to !== undefined && position > to) break outer;
+          if (!isEventRecord(r)) {
+            onUndecodable(k, new Error('not an event record'));
+            continue;
+          }
           if (types && !types.has(r.type)) continue;
-          events.push({ id: r.id, type: r.type, data: r.data, metadata: r.metadata, streamId: s, version, position: r.pos, timestamp: r.ts, partition: p });
+          events.push(toLogged(p, s, version, r));
           if (events.length === limit) break outer;
         }
       }
     }
     const last = events[events.length - 1];
-    return { events, next: last ? last.position + 1n : from };
+    const page: LogPage = { events, next: last ? last.position + 1n : from };
+    if (skipped.length > 0) page.skipped = skipped;
+    return page;
+  }
+
+  function toLogged(p: string, s: string, version: number, r: EventRecord): LoggedEvent {
+    return { id: r.id, type: r.type, data: r.data, metadata: r.metadata, streamId: s, version, position: r.pos, timestamp: r.ts, partition: p };
   }
 
   // ---- the public surface ----
@@ -723,6 +841,7 @@ export function createEngine(options: EngineOptions): EventStore {
         validateStreamId(streamId);
         if (!Number.isSafeInteger(version) || version < 1) throw new SkeinError('VALIDATION_FAILED', 'version must be an integer ≥ 1', { field: 'version' });
         if (data === undefined) throw new SkeinError('VALIDATION_FAILED', 'snapshot data is required', { field: 'data' });
+        validateJsonValue(data, 'data');
         return enqueue<WriteOutcome>((pending) => ({ kind: 'snapshot', partition, streamId, version, data, ...pending }));
       } catch (err) {
         return Promise.reject(err);

@@ -16,6 +16,7 @@ export type {
   ReadLogOptions,
   ReadStreamOptions,
   ReadStreamOutcome,
+  SkippedRecord,
   WriteOutcome,
   WriterState,
 } from './types.ts';

@@ -12,7 +12,8 @@
  * [p, 'head', streamId]                 -> HeadRecord
  * [p, 'log', posHi, posLo]              -> [streamId, firstVersion, count]      partition log
  * ['$global', posHi, posLo]             -> [p, streamId, firstVersion, count]   shard log
- * [p, 'idem', idempotencyKey]           -> IdempotencyRecord
+ * [p, 'idem', streamId, idempotencyKey] -> IdempotencyRecord                  keys are per stream (API.md)
+ * [p, 'idem', idempotencyKey]           -> IdempotencyRecord                  legacy, per partition: read only
  * [p, 'snapshot', streamId, version]    -> snapshot data
  * [p, 'meta', streamId]                 -> StreamMetadata
  * ```
@@ -42,7 +43,13 @@ export const GLOBAL = '$global';
 export const streamKey = (p: string, s: string, version: number): Key => [p, 'stream', s, version];
 export const headKey = (p: string, s: string): Key => [p, 'head', s];
 export const metaKey = (p: string, s: string): Key => [p, 'meta', s];
-export const idemKey = (p: string, key: string): Key => [p, 'idem', key];
+export const idemKey = (p: string, s: string, key: string): Key => [p, 'idem', s, key];
+/**
+ * Where stores written before keys were scoped to the stream kept them. Read as a fallback
+ * only, and honoured only for the stream its record names, so a retry within the window
+ * that began before the upgrade is still recognised; nothing writes it any more.
+ */
+export const legacyIdemKey = (p: string, key: string): Key => [p, 'idem', key];
 export const snapshotKey = (p: string, s: string, version: number): Key => [p, 'snapshot', s, version];
 
 export function logKey(p: string, position: bigint): Key {

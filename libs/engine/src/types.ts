@@ -26,6 +26,20 @@ export interface EngineLogger {
 export interface EngineObserver {
   /** One write batch committed (durably): how many operations and events, how long it took. */
   batch?(info: { ops: number; events: number; seconds: number }): void;
+  /** A stored event record could not be decoded and was skipped by a read (once per read that met it). */
+  undecodableRecord?(record: SkippedRecord): void;
+}
+
+/**
+ * A stored event record a read skipped because it cannot be decoded. It is logged and
+ * counted where it is met; the read returns everything else.
+ */
+export interface SkippedRecord {
+  partition: string;
+  streamId: string;
+  version: number;
+  /** Its global position, when the read knows it (log reads). */
+  position?: bigint;
 }
 
 export interface EngineOptions {
@@ -80,7 +94,7 @@ export interface ReadStreamOptions {
 }
 
 export type ReadStreamOutcome =
-  | { ok: true; events: RecordedEvent[]; version: number; next: number | null }
+  | { ok: true; events: RecordedEvent[]; version: number; next: number | null; skipped?: SkippedRecord[] }
   | { ok: false; code: 'STREAM_NOT_FOUND' | 'STREAM_DELETED' };
 
 export interface ReadLogOptions {
@@ -100,6 +114,8 @@ export interface LogPage {
   events: LoggedEvent[];
   /** The fromPosition of the next page; equals the given fromPosition on an empty page. */
   next: bigint;
+  /** Records in the page's range that cannot be decoded; absent when there were none. */
+  skipped?: SkippedRecord[];
 }
 
 /** One append that became durable, as delivered to commit listeners. */
