@@ -10,6 +10,8 @@ import { createWatermarkHub, type WatermarkHub } from './watermark-hub.ts';
 import { asSkeinError } from '@skein/http';
 import { sendProblem } from './http.ts';
 import { createRouterMetrics, type RouterMetrics } from './metrics.ts';
+import type { ControlPlane } from './control-plane.ts';
+import { translateRedisFailure } from './redis-errors.ts';
 import type { Registry } from './registry.ts';
 import type { ShardClient } from './shard-client.ts';
 import type { RouterTopology } from './topology.ts';
@@ -24,6 +26,8 @@ export interface RouterDeps {
   registry: Registry;
   topology: RouterTopology;
   shards: ShardClient;
+  /** The control epoch, rebuilds of a wiped Redis, and records of every control-plane change on the shards. */
+  control: ControlPlane;
   logger: Logger;
   metrics: MetricsRegistry;
 }
@@ -88,7 +92,8 @@ export async function createRouterApp(deps: RouterDeps, options: RouterOptions):
   });
 
   app.setErrorHandler((err, req, reply) => {
-    const e = asSkeinError(err);
+    // Redis failures from any path (registry, topology, quota, counter reads) are 503 here, in one place.
+    const e = asSkeinError(translateRedisFailure(err));
     if (e.status >= 500) req.log.error({ err, code: e.code }, 'request failed');
     else req.log.info({ code: e.code, status: e.status, url: req.url }, 'request refused');
     return sendProblem(reply, e);

@@ -5,12 +5,30 @@ import { Registry } from 'prom-client';
 import { exitOnUncaught, loadOrExit, stopOnSignals } from '@skein/http';
 import { createRouterApp } from './app.ts';
 import { loadConfig } from './config.ts';
+import { createShardPeers } from './control-peers.ts';
+import { createControlPlane } from './control-plane.ts';
 import { createRegistry } from './registry.ts';
 import { createShardClient } from './shard-client.ts';
 import { createRouterTopology } from './topology.ts';
 
 const bootLogger = pino({ base: { component: 'router' } });
 exitOnUncaught(bootLogger);
+
+/** How long start-up keeps retrying the control plane (Redis, a majority of shards) before giving up. */
+const STARTUP_RETRY_MS = 30_000;
+
+async function retryFor<T>(ms: number, attempt: () => Promise<T>): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (Date.now() > until) throw err;
+      bootLogger.warn({ err }, 'control plane not ready yet; retrying');
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
 
 async function main(): Promise<void> {
   const config = loadOrExit(loadConfig, bootLogger);
@@ -26,18 +44,23 @@ async function main(): Promise<void> {
   redis.on('error', (err) => logger.debug({ err }, 'redis connection error'));
   subscriber.on('error', (err) => logger.debug({ err }, 'redis subscriber error'));
 
-  const registry = createRegistry({ redis, adminKey: config.adminKey });
   const topology = createRouterTopology({ redis, log: logger });
   const shards = createShardClient({ topology, timeoutMs: config.shardTimeoutMs, clusterSecret: config.clusterSecret });
+  const control = createControlPlane({ redis, peers: createShardPeers({ shards, topology, seeds: config.shards }), log: logger.child({ component: 'control-plane' }) });
+  const registry = createRegistry({ redis, adminKey: config.adminKey, control });
   let app;
   let url: string;
   try {
     await redis.connect();
     await subscriber.connect();
-    if (config.shards.length > 0) await topology.ensureShards(config.shards);
+    // A Redis that lost the control plane is rebuilt from the shards' records before the
+    // topology is touched; shards that are still starting make this wait.
+    await retryFor(STARTUP_RETRY_MS, () => control.ready());
+    if (config.shards.length > 0) await retryFor(STARTUP_RETRY_MS, () => topology.ensureShards(config.shards, control));
     await registry.listen(subscriber);
     await topology.listen(subscriber);
-    app = await createRouterApp({ redis, registry, topology, shards, logger, metrics: new Registry() }, config);
+    await control.listen(subscriber);
+    app = await createRouterApp({ redis, registry, topology, shards, control, logger, metrics: new Registry() }, config);
     url = await app.listen({ host: config.host, port: config.port });
   } catch (err) {
     logger.fatal({ err }, 'router could not start');
@@ -51,6 +74,7 @@ async function main(): Promise<void> {
     deadlineMs: 10_000,
     stop: async () => {
       await app.close();
+      control.close();
       await shards.close();
       await Promise.allSettled([redis.quit(), subscriber.quit()]);
     },

@@ -2,10 +2,28 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { isSkeinError } from '@skein/protocol';
+import { isSkeinError, supersedes, type ControlRecord } from '@skein/protocol';
 import { startRedis, type RedisServer } from '@skein/testing';
+import { createControlPlane, type ControlPlane } from './control-plane.ts';
 import { createRegistry } from './registry.ts';
 import { createRouterTopology } from './topology.ts';
+
+/** One shard's copy of the control records, in memory (control-plane.spec.ts covers the rebuild). */
+function oneShardControlPlane(redis: Redis): ControlPlane {
+  const shard = { id: 'a', url: 'http://a' };
+  const records = new Map<string, ControlRecord>();
+  return createControlPlane({
+    redis,
+    peers: {
+      members: async () => [shard],
+      candidates: () => [shard],
+      read: async () => [...records.values()],
+      write: async (_s, list) => {
+        for (const r of list) if (supersedes(r, records.get(r.key))) records.set(r.key, r);
+      },
+    },
+  });
+}
 
 let server: RedisServer;
 let redis: Redis;
@@ -19,7 +37,7 @@ after(async () => {
 });
 
 test('API keys are stored as digests only, and a deleted key stops authenticating at once', async () => {
-  const registry = createRegistry({ redis, adminKey: 'a'.repeat(40) });
+  const registry = createRegistry({ redis, adminKey: 'a'.repeat(40), control: oneShardControlPlane(redis) });
   const { apiKey } = await registry.createTenant({ tenant: 'acme', partitions: 2 });
   const dump = JSON.stringify(await Promise.all((await redis.keys('*')).map(async (k) => [k, await redis.type(k) === 'hash' ? await redis.hgetall(k) : await redis.get(k)])));
   assert.doesNotMatch(dump, new RegExp(apiKey));
@@ -38,12 +56,13 @@ test('API keys are stored as digests only, and a deleted key stops authenticatin
 
 test('placements are recorded once; adding a shard bumps the epoch and moves no placed partition', async () => {
   const topology = createRouterTopology({ redis });
-  await topology.ensureShards([{ id: 'a', url: 'http://a' }, { id: 'b', url: 'http://b' }]);
+  const control = oneShardControlPlane(redis);
+  await topology.ensureShards([{ id: 'a', url: 'http://a' }, { id: 'b', url: 'http://b' }], control);
   assert.equal(topology.epoch, 1);
   const old = Array.from({ length: 200 }, (_, i) => `p${i}`);
-  await topology.place(old);
+  await topology.place(old, control);
   const before = old.map((p) => topology.view!.ownerOf(p));
-  await topology.ensureShards([{ id: 'a', url: 'http://a' }, { id: 'b', url: 'http://b' }, { id: 'c', url: 'http://c' }]);
+  await topology.ensureShards([{ id: 'a', url: 'http://a' }, { id: 'b', url: 'http://b' }, { id: 'c', url: 'http://c' }], control);
   assert.equal(topology.epoch, 2);
   // Another router reading the topology sees the same.
   const otherRedis = new Redis(server.url);
@@ -51,10 +70,10 @@ test('placements are recorded once; adding a shard bumps the epoch and moves no 
   const view = await other.refresh();
   assert.deepEqual(old.map((p) => view.ownerOf(p)), before);
   const fresh = Array.from({ length: 60 }, (_, i) => `fresh-${i}`);
-  await other.place(fresh);
+  await other.place(fresh, control);
   const onC = fresh.filter((p) => other.view!.ownerOf(p) === 'c').length;
   assert.ok(onC > 5, `new partitions land on the new shard too (${onC} of 60)`);
-  await topology.ensureShards([{ id: 'a', url: 'http://a' }]);
+  await topology.ensureShards([{ id: 'a', url: 'http://a' }], control);
   assert.equal((await topology.refresh()).topology.shards.length, 3, 'no shard is ever removed');
   otherRedis.disconnect();
 });

@@ -1,6 +1,17 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
-import { MAX_PARTITIONS, SkeinError, validateTenant, validationError } from '@skein/protocol';
+import { MAX_PARTITIONS, SkeinError, parseControlRecord, validateTenant, validationError, type ControlRecord } from '@skein/protocol';
+import { API_KEY, CONTROL, TENANT, TENANT_KEYS, TENANT_REVOKING, apiKeyRecordKey, tenantRecordKey, tenantRecordOf } from './control-keys.ts';
+import { STALE_MARKER, type ControlPlane } from './control-plane.ts';
+
+const script = (name: string) => readFileSync(new URL(`./scripts/${name}`, import.meta.url), 'utf8');
+
+type ScriptedRedis = Redis & {
+  skeinCreateTenant(...args: string[]): Promise<[number, number?, number?]>;
+  skeinMintKey(...args: string[]): Promise<[number, number?]>;
+  skeinRevokeKey(...args: string[]): Promise<[number, string?]>;
+};
 
 /** A tenant as stored. `partitions` never changes after creation. */
 export interface Tenant {
@@ -15,23 +26,29 @@ export interface Tenant {
 /** Who a request's key belongs to. */
 export type Principal = { kind: 'admin' } | { kind: 'tenant'; tenant: string; keyId: string };
 
-/** Tenants and their API keys in Redis. Keys are stored as SHA-256 digests only. */
+/**
+ * Tenants and their API keys in Redis, every change recorded on the shards before it
+ * is acknowledged (control-plane.ts). Keys are stored as SHA-256 digests only.
+ * Lookups that find nothing read the control marker in the same transaction: with no
+ * marker (Redis lost its data, a rebuild is pending) they fail with UNAVAILABLE
+ * rather than answer "unknown key" or "no such tenant".
+ */
 export interface Registry {
   createTenant(input: unknown): Promise<{ tenant: string; partitions: number; quota?: { eventsPerSecond: number }; apiKey: string }>;
-  /** Null when the tenant does not exist. Cached: a tenant's partitions never change. */
+  /**
+   * Null when the tenant does not exist. Cached until the control epoch changes or the
+   * tenant's record is announced as changed.
+   */
   getTenant(tenant: string): Promise<Tenant | null>;
   createKey(tenant: string): Promise<{ keyId: string; apiKey: string }>;
   /** False when the tenant has no such key. */
   deleteKey(tenant: string, keyId: string): Promise<boolean>;
   /** Null for an unknown key. */
   authenticate(apiKey: string): Promise<Principal | null>;
-  /** Listens for key revocations by other routers. */
+  /** Listens for key revocations by other routers (control-plane announcements arrive through `control`). */
   listen(subscriber: Redis): Promise<void>;
 }
 
-const TENANT = (t: string) => `skein:tenant:${t}`;
-const TENANT_KEYS = (t: string) => `skein:tenant:${t}:keys`;
-const API_KEY = (digest: string) => `skein:apikey:${digest}`;
 const REVOKED_CHANNEL = 'skein:apikeys:revoked';
 /** Positive authentications are remembered this long; revocations clear them at once. */
 const AUTH_CACHE_MS = 1000;
@@ -71,39 +88,86 @@ function parseCreateTenant(input: unknown): { tenant: string; partitions: number
   return { tenant: tenant as string, partitions, retention: out, quota: { eventsPerSecond } };
 }
 
-export function createRegistry(deps: { redis: Redis; adminKey: string; clock?: () => number }): Registry {
-  const { redis } = deps;
+/** The records of a multi's replies, or the first error among them. */
+function replies(results: [Error | null, unknown][] | null): unknown[] {
+  if (!results) throw new Error('transaction aborted');
+  return results.map(([err, value]) => {
+    if (err) throw err;
+    return value;
+  });
+}
+
+const rebuilding = () => new SkeinError('UNAVAILABLE', 'the control plane is being rebuilt after Redis lost its data; retry', { retryAfter: 1 });
+
+export function createRegistry(deps: { redis: Redis; adminKey: string; control: ControlPlane; clock?: () => number }): Registry {
+  const redis = deps.redis as ScriptedRedis;
+  const { control } = deps;
+  redis.defineCommand('skeinCreateTenant', { numberOfKeys: 5, lua: script('create-tenant-5.lua') });
+  redis.defineCommand('skeinMintKey', { numberOfKeys: 5, lua: script('mint-key-5.lua') });
+  redis.defineCommand('skeinRevokeKey', { numberOfKeys: 5, lua: script('revoke-key-5.lua') });
   const clock = deps.clock ?? Date.now;
   const adminDigest = createHash('sha256').update(deps.adminKey).digest();
+  // Entries belong to the control epoch they were read in: a new marker clears both.
   const tenants = new Map<string, Tenant>();
   const authCache = new Map<string, { principal: Principal; until: number }>();
+  control.onEpoch(() => {
+    tenants.clear();
+    authCache.clear();
+  });
+  control.onChange((recordKey) => {
+    if (recordKey.startsWith('tenant/')) tenants.delete(recordKey.slice('tenant/'.length));
+  });
 
-  async function storeKey(tenant: string): Promise<{ keyId: string; apiKey: string }> {
-    const apiKey = newApiKey();
-    const keyId = newKeyId();
-    const digest = digestOf(apiKey);
-    await redis.multi().hset(API_KEY(digest), { tenant, keyId }).hset(TENANT_KEYS(tenant), keyId, digest).exec();
-    return { keyId, apiKey };
+  const keyRecord = (digest: string, tenant: string, keyId: string, version: number): ControlRecord => ({ key: apiKeyRecordKey(digest), version, value: { tenant, keyId } });
+
+  /**
+   * Reads a hash and the control marker in one transaction. A miss with no marker is no
+   * answer (Redis lost its data: the key or tenant may well exist): it waits for the
+   * rebuild (control.ready(), bounded) and reads again; UNAVAILABLE if that cannot finish.
+   */
+  async function lookup(key: string, found: (h: Record<string, string>) => boolean): Promise<[Record<string, string>, string | null]> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const [h, marker] = replies(await redis.multi().hgetall(key).get(CONTROL.marker).exec()) as [Record<string, string>, string | null];
+      if (marker !== null) control.observe(marker);
+      if (marker !== null || found(h)) return [h, marker];
+      await control.ready();
+    }
+    throw rebuilding();
+  }
+
+  async function tenantRecord(tenant: string): Promise<ControlRecord | null> {
+    return tenantRecordOf(tenant, await redis.hgetall(TENANT(tenant)));
   }
 
   return {
     async createTenant(input) {
       const { tenant, partitions, retention, quota } = parseCreateTenant(input);
-      const created = await redis.hsetnx(TENANT(tenant), 'partitions', String(partitions));
-      if (created === 0) throw new SkeinError('TENANT_EXISTS', `tenant ${tenant} exists`);
-      await redis.hset(TENANT(tenant), {
-        retention: JSON.stringify(retention),
-        ...(quota ? { quota: JSON.stringify(quota) } : {}),
-        createdAt: new Date(clock()).toISOString(),
+      const apiKey = newApiKey();
+      const keyId = newKeyId();
+      const digest = digestOf(apiKey);
+      const createdAt = new Date(clock()).toISOString();
+      const [tenantVersion, keyVersion] = await control.mutate(async (marker) => {
+        const [code, tv, kv] = await redis.skeinCreateTenant(
+          CONTROL.marker, CONTROL.version, TENANT(tenant), TENANT_KEYS(tenant), API_KEY(digest),
+          marker, String(partitions), JSON.stringify(retention), quota ? JSON.stringify(quota) : '', createdAt, tenant, keyId, digest,
+        );
+        if (code === -1) return STALE_MARKER;
+        // The shards' records remember every tenant ever created (restored into Redis by
+        // a rebuild), so a tenant whose data exists is never created again.
+        if (code === -2) throw new SkeinError('TENANT_EXISTS', `tenant ${tenant} exists`);
+        return [tv!, kv!] as const;
       });
-      const { apiKey } = await storeKey(tenant);
+      await control.record([
+        { key: tenantRecordKey(tenant), version: tenantVersion, value: { partitions, retention, ...(quota ? { quota } : {}), createdAt } },
+        keyRecord(digest, tenant, keyId, keyVersion),
+      ]);
       return { tenant, partitions, ...(quota ? { quota } : {}), apiKey };
     },
 
     async getTenant(tenant) {
       const cached = tenants.get(tenant);
       if (cached) return cached;
-      const h = await redis.hgetall(TENANT(tenant));
+      const [h, marker] = await lookup(TENANT(tenant), (h) => Boolean(h.partitions));
       if (!h.partitions) return null;
       const t: Tenant = {
         tenant,
@@ -112,19 +176,46 @@ export function createRegistry(deps: { redis: Redis; adminKey: string; clock?: (
         ...(h.quota ? { quota: JSON.parse(h.quota) as { eventsPerSecond: number } } : {}),
         createdAt: h.createdAt ?? '',
       };
-      if (h.createdAt) tenants.set(tenant, t);
+      if (h.createdAt && marker !== null && marker === control.marker) tenants.set(tenant, t);
       return t;
     },
 
     async createKey(tenant) {
-      return storeKey(tenant);
+      const apiKey = newApiKey();
+      const keyId = newKeyId();
+      const digest = digestOf(apiKey);
+      const version = await control.mutate(async (marker) => {
+        const [code, v] = await redis.skeinMintKey(CONTROL.marker, CONTROL.version, TENANT(tenant), TENANT_KEYS(tenant), API_KEY(digest), marker, tenant, keyId, digest);
+        if (code === -1) return STALE_MARKER;
+        if (code === -3) throw new SkeinError('TENANT_NOT_FOUND', `no tenant ${tenant}`);
+        return v!;
+      });
+      // The tenant's record goes along: if its creation never reached the shards, it does now.
+      const owner = await tenantRecord(tenant);
+      await control.record([...(owner ? [owner] : []), keyRecord(digest, tenant, keyId, version)]);
+      return { keyId, apiKey };
     },
 
     async deleteKey(tenant, keyId) {
-      const digest = await redis.hget(TENANT_KEYS(tenant), keyId);
-      if (!digest) return false;
-      await redis.multi().del(API_KEY(digest)).hdel(TENANT_KEYS(tenant), keyId).publish(REVOKED_CHANNEL, digest).exec();
-      authCache.delete(digest);
+      const tombstone = await control.mutate(async (marker) => {
+        for (let attempt = 0; attempt < 3; attempt++) {
+          const [digest, pending] = replies(await redis.multi().hget(TENANT_KEYS(tenant), keyId).hget(TENANT_REVOKING(tenant), keyId).exec()) as [string | null, string | null];
+          // Revoked in Redis by an earlier attempt that could not record it on the shards: finish it.
+          if (digest === null) return pending === null ? null : parseControlRecord(JSON.parse(pending));
+          const [code, record] = await redis.skeinRevokeKey(
+            CONTROL.marker, CONTROL.version, TENANT_KEYS(tenant), TENANT_REVOKING(tenant), API_KEY(digest),
+            marker, keyId, digest, apiKeyRecordKey(digest), REVOKED_CHANNEL,
+          );
+          if (code === -1) return STALE_MARKER;
+          authCache.delete(digest);
+          if (code === 0) return parseControlRecord(JSON.parse(record!));
+          // -3: another revocation of the same key ran in between; read again.
+        }
+        throw new SkeinError('UNAVAILABLE', 'the key kept changing while being revoked; retry', { retryAfter: 1 });
+      });
+      if (tombstone === null) return false;
+      await control.record([tombstone]);
+      await redis.hdel(TENANT_REVOKING(tenant), keyId);
       return true;
     },
 
@@ -135,14 +226,14 @@ export function createRegistry(deps: { redis: Redis; adminKey: string; clock?: (
       const now = clock();
       const cached = authCache.get(hex);
       if (cached && cached.until > now) return cached.principal;
-      const h = await redis.hgetall(API_KEY(hex));
+      const [h, marker] = await lookup(API_KEY(hex), (h) => Boolean(h.tenant && h.keyId));
       if (!h.tenant || !h.keyId) {
         authCache.delete(hex);
         return null;
       }
       const principal: Principal = { kind: 'tenant', tenant: h.tenant, keyId: h.keyId };
       if (authCache.size > 10_000) authCache.clear();
-      authCache.set(hex, { principal, until: now + AUTH_CACHE_MS });
+      if (marker === control.marker) authCache.set(hex, { principal, until: now + AUTH_CACHE_MS });
       return principal;
     },
 

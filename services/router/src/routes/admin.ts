@@ -7,13 +7,15 @@ import * as schemas from '../schemas.ts';
 
 /** Administration (API.md, admin key only): tenants, keys, the cluster's state. */
 export function registerAdminRoutes(app: FastifyInstance, ctx: RouteContext): void {
-  const { registry, topology, shards } = ctx;
+  const { registry, topology, shards, control } = ctx;
   const guard = guards(registry);
 
   app.post<{ Body: { tenant: string; partitions?: number } }>('/admin/tenants', { schema: schemas.createTenantSchema, onRequest: guard.admin }, async (req, reply) => {
     // Placement first: a placement for a tenant that then fails to be created is harmless,
-    // a tenant whose partitions have no recorded home is not.
-    await topology.place(partitionsOf(req.body.tenant, req.body.partitions ?? 1));
+    // a tenant whose partitions have no recorded home is not. Both are recorded on the
+    // shards before the 201 (control-plane.ts); after a wipe of Redis, the first call
+    // rebuilds the topology and the tenants from the shards' records.
+    await topology.place(partitionsOf(req.body.tenant, req.body.partitions ?? 1), control);
     const created = await registry.createTenant(req.body);
     req.log.info({ tenant: created.tenant, partitions: created.partitions }, 'tenant created');
     return reply.code(201).send(created);
