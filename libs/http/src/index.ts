@@ -1,3 +1,3 @@
-export { asSkeinError, sendProblem } from './problems.ts';
+export { acceptUtf8JsonOnly, asSkeinError, problemDocumentOptions, sendProblem } from './problems.ts';
 export { ConfigError, readSettings, type RedisSettings, type RedisTlsOptions, type SettingsReader } from './settings.ts';
 export { exitOnUncaught, loadOrExit, stopOnSignals } from './lifecycle.ts';

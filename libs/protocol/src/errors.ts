@@ -19,6 +19,8 @@ export const ERROR_CODES = {
   STREAM_DELETED: { status: 410, retryable: false, title: 'Stream deleted' },
   PAYLOAD_TOO_LARGE: { status: 413, retryable: false, title: 'Payload too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, retryable: false, title: 'Unsupported media type' },
+  URI_TOO_LONG: { status: 414, retryable: false, title: 'URI too long' },
+  HEADERS_TOO_LARGE: { status: 431, retryable: false, title: 'Request header fields too large' },
   IDEMPOTENCY_KEY_REUSED: { status: 422, retryable: false, title: 'Idempotency key reused' },
   RATE_LIMITED: { status: 429, retryable: true, title: 'Rate limited' },
   INTERNAL: { status: 500, retryable: false, title: 'Internal error' },
