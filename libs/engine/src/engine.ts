@@ -39,6 +39,7 @@ import {
   type Key,
 } from './keys.ts';
 import { LruCache } from './lru.ts';
+import { storageFaultOf, storageUnavailable, type StorageFault } from './storage.ts';
 import { Deleted, type EventRecord, type HeadRecord, type IdempotencyRecord } from './records.ts';
 import type {
   SkippedRecord,
@@ -66,6 +67,8 @@ export const defaultEngineOptions = Object.freeze({
   headCacheSize: 100_000,
   maxEventBytes: DEFAULT_LIMITS.maxEventBytes,
   maxEventsPerAppend: DEFAULT_LIMITS.maxEventsPerAppend,
+  storageReserveBytes: 64 * 1024 * 1024,
+  storageProbeIntervalMs: 1000,
 });
 
 const noopLogger: EngineLogger = { debug() {}, info() {}, warn() {}, error() {} };
@@ -202,7 +205,7 @@ export function createEngine(options: EngineOptions): EventStore {
   const cfg = { ...defaultEngineOptions, ...stripUndefined(options) };
   const clock = options.clock ?? Date.now;
   const log = options.logger ?? noopLogger;
-  const buckets = new BucketSet({ path: options.path, span: cfg.bucketSpan, mapSizeBytes: cfg.mapSizeBytes });
+  const buckets = new BucketSet({ path: options.path, span: cfg.bucketSpan, mapSizeBytes: cfg.mapSizeBytes, reserveBytes: cfg.storageReserveBytes });
   const ownSequencer = options.sequencer === undefined;
   const sequencer: Sequencer = options.sequencer ?? createEmbeddedSequencer(buckets.catalog);
   const heads = new LruCache<string, HeadRecord>(cfg.headCacheSize);
@@ -215,6 +218,9 @@ export function createEngine(options: EngineOptions): EventStore {
   let queue: Op[] = [];
   let running: Promise<void> | null = null;
   let closed = false;
+  /** Set while storage is faulted: writes are refused until a probe succeeds. */
+  let fault: StorageFault | null = null;
+  let probeTimer: NodeJS.Timeout | null = null;
 
   function recoverHighestCommitted(): bigint {
     for (const b of buckets.newestFirst()) {
@@ -506,9 +512,15 @@ export function createEngine(options: EngineOptions): EventStore {
     // Let callers of the same tick join the first batch.
     await new Promise<void>((r) => setImmediate(r));
     try {
+      // The periodic probe runs here too, so it never overlaps a batch.
+      if (fault) await probeStorage();
       while (queue.length > 0) {
         const ops = queue.length <= cfg.maxBatchOps ? queue : queue.slice(0, cfg.maxBatchOps);
         queue = queue.length <= cfg.maxBatchOps ? [] : queue.slice(cfg.maxBatchOps);
+        if (fault && !(await probeStorage())) {
+          refuse(ops, storageUnavailable(fault, 1));
+          continue;
+        }
         const decided = decideBatch(ops);
         const prepared = decided && (await allocate(decided));
         if (prepared) commit(prepared);
@@ -520,6 +532,50 @@ export function createEngine(options: EngineOptions): EventStore {
 
   function failAll(ops: Op[], err: unknown): void {
     for (const op of ops) op.reject(err);
+  }
+
+  // ---- storage faults (storage.ts: why LMDB must not meet a failing write) ----
+
+  /** Fails a batch because of a storage fault; nothing of it was written. */
+  function refuse(ops: Op[], err: SkeinError): void {
+    options.observer?.storageRefused?.({ code: fault?.code ?? 'UNKNOWN', ops: ops.length });
+    failAll(ops, err);
+  }
+
+  /** Enters the faulted state (logged once, when it begins); returns what the batch is failed with. */
+  function storageFailed(err: unknown, what: string): SkeinError {
+    if (!fault) {
+      fault = storageFaultOf(err, what, clock());
+      log.error({ err, code: fault.code }, 'storage faulted; writes are refused until it recovers');
+      options.observer?.storageFault?.(fault);
+      probeTimer = setInterval(() => {
+        if (!running && !closed) running = drain();
+      }, cfg.storageProbeIntervalMs);
+      probeTimer.unref();
+    }
+    return storageUnavailable(fault, 1, err);
+  }
+
+  /**
+   * Whether storage takes writes again: reopens environments whose commit failed and
+   * readies the current bucket (space allocated past its pages, a write probe). Runs
+   * only from `drain`, between batches.
+   */
+  async function probeStorage(): Promise<boolean> {
+    if (!fault) return true;
+    try {
+      await buckets.reopenFailed();
+      buckets.prepareWrite(buckets.current(clock()));
+    } catch (err) {
+      log.debug({ err, code: fault.code }, 'storage still faulted');
+      return false;
+    }
+    log.info({ code: fault.code, faultedMs: clock() - fault.since }, 'storage recovered; writes are accepted again');
+    fault = null;
+    if (probeTimer) clearInterval(probeTimer);
+    probeTimer = null;
+    options.observer?.storageFault?.(null);
+    return true;
   }
 
   /** Ranges allocated and not yet committed (their first positions), for the safe point. */
@@ -599,8 +655,17 @@ export function createEngine(options: EngineOptions): EventStore {
     const { ops, st, decisions, range, now } = batch;
     const committed: CommittedAppend[] = [];
     if (decisions.some((d) => d.puts)) {
+      let bucket: Bucket;
       try {
-        const db = buckets.current(now).db;
+        bucket = buckets.current(now);
+        buckets.prepareWrite(bucket);
+      } catch (err) {
+        release(range);
+        refuse(ops, storageFailed(err, 'the disk refused a write before the commit'));
+        return;
+      }
+      const db = bucket.db;
+      try {
         db.transactionSync(() => {
           for (const d of decisions) {
             if (d.records) writeAppend(db, d, now, committed);
@@ -608,9 +673,12 @@ export function createEngine(options: EngineOptions): EventStore {
           }
         });
       } catch (err) {
+        // Aborted, nothing of it durable. The environment may be in MDB_FATAL_ERROR,
+        // where lmdb-js's next transaction would use an uninitialised txn (storage.ts):
+        // it is reopened before anything is written to it again.
+        buckets.commitFailed(bucket);
         release(range);
-        log.error({ err }, 'append batch could not be committed');
-        failAll(ops, new SkeinError('UNAVAILABLE', 'the batch could not be written', { retryAfter: 1 }, { cause: err }));
+        refuse(ops, storageFailed(err, 'a commit failed'));
         return;
       }
       for (const [ref, head] of st.heads) heads.set(ref, head);
@@ -881,6 +949,10 @@ export function createEngine(options: EngineOptions): EventStore {
       return { allocating, lowestUncommitted, highestCommitted };
     },
 
+    storageFault() {
+      return fault;
+    },
+
     environmentSizes() {
       return buckets.sizes();
     },
@@ -888,6 +960,7 @@ export function createEngine(options: EngineOptions): EventStore {
     async close() {
       if (closed) return;
       closed = true;
+      if (probeTimer) clearInterval(probeTimer);
       while (running) await running;
       if (ownSequencer) await sequencer.close();
       await buckets.close();

@@ -2,6 +2,8 @@ export { createEngine, defaultEngineOptions, outcomeError } from './engine.ts';
 export { createEmbeddedSequencer } from './embedded-sequencer.ts';
 export { bucketIdOf } from './buckets.ts';
 export type { BucketSpan } from './buckets.ts';
+export { storageCodeOf } from './storage.ts';
+export type { StorageFault } from './storage.ts';
 export type {
   AppendOutcome,
   AppendRequest,

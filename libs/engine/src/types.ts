@@ -10,6 +10,7 @@ import type {
   StreamMetadata,
 } from '@skein/protocol';
 import type { BucketSpan } from './buckets.ts';
+import type { StorageFault } from './storage.ts';
 
 /** A clock in milliseconds since the epoch; injected so tests can move time. */
 export type Clock = () => number;
@@ -26,6 +27,13 @@ export interface EngineLogger {
 export interface EngineObserver {
   /** One write batch committed (durably): how many operations and events, how long it took. */
   batch?(info: { ops: number; events: number; seconds: number }): void;
+  /**
+   * The store's storage faulted (a fault, once when it begins) or recovered (null).
+   * While faulted, every write is refused with UNAVAILABLE.
+   */
+  storageFault?(fault: StorageFault | null): void;
+  /** A write batch was refused because of a storage fault (its error's code). */
+  storageRefused?(info: { code: string; ops: number }): void;
   /** A stored event record could not be decoded and was skipped by a read (once per read that met it). */
   undecodableRecord?(record: SkippedRecord): void;
 }
@@ -51,6 +59,14 @@ export interface EngineOptions {
   bucketSpan?: BucketSpan;
   /** Initial LMDB map size per environment, bytes. Default 1 GiB (grown on demand). */
   mapSizeBytes?: number;
+  /**
+   * Most disk space kept allocated (written) past a bucket's used pages, so that a full
+   * disk fails the engine's own write before LMDB's (storage.ts). Small stores keep
+   * their own size, at least 1 MiB. Default 64 MiB.
+   */
+  storageReserveBytes?: number;
+  /** While storage is faulted, how often it is probed for recovery, ms. Default 1000. */
+  storageProbeIntervalMs?: number;
   /** How long an Idempotency-Key is remembered, ms. Default 24 h. */
   idempotencyWindowMs?: number;
   /** Most operations gathered into one write transaction. Default 4096. */
@@ -154,6 +170,8 @@ export interface EventStore {
   /** Called after each durable batch with its appends, in position order. Returns an unsubscribe function. */
   onCommit(listener: (appends: readonly CommittedAppend[]) => void): () => void;
   writerState(): WriterState;
+  /** The current storage fault (writes are refused while there is one), or null. */
+  storageFault(): StorageFault | null;
   /** Bytes on disk per bucket environment. */
   environmentSizes(): { id: string; bytes: number }[];
   /** Stops accepting writes, answers everything queued, closes the environments. */
