@@ -7,7 +7,7 @@ import { SkeinError } from '@skein/protocol';
 import { createAppendCoalescer, type AppendCoalescer } from './coalescer.ts';
 import { createQuotaGate, type QuotaGate } from './quota.ts';
 import { createWatermarkHub, type WatermarkHub } from './watermark-hub.ts';
-import { asSkeinError } from '@skein/http';
+import { acceptUtf8JsonOnly, asSkeinError, problemDocumentOptions } from '@skein/http';
 import { sendProblem } from './http.ts';
 import { createRouterMetrics, type RouterMetrics } from './metrics.ts';
 import type { ControlPlane } from './control-plane.ts';
@@ -53,6 +53,8 @@ export interface RouteContext extends RouterDeps {
 /** Builds the router's HTTP app from its dependencies (listen is the caller's). */
 export async function createRouterApp(deps: RouterDeps, options: RouterOptions): Promise<FastifyInstance> {
   const app = Fastify({
+    // Errors Fastify and Node's parser answer themselves are problem documents too.
+    ...problemDocumentOptions,
     loggerInstance: deps.logger as unknown as FastifyBaseLogger,
     bodyLimit: options.maxBodyBytes,
     logController: new LogController({ disableRequestLogging: true }),
@@ -62,8 +64,9 @@ export async function createRouterApp(deps: RouterDeps, options: RouterOptions):
     // Stream ids are up to 256 bytes of UTF-8: up to 768 characters once percent-encoded.
     routerOptions: { maxParamLength: 2048 },
   });
-  // JSON only: anything else is 415.
+  // JSON only: anything else is 415; a body that is not UTF-8 is 400.
   app.removeContentTypeParser('text/plain');
+  acceptUtf8JsonOnly(app);
   const stats = createRouterMetrics(deps.metrics);
   let startClosing!: () => void;
   const closing = new Promise<void>((r) => (startClosing = r));

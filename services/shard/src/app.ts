@@ -2,6 +2,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { EventStore } from '@skein/engine';
+import { acceptUtf8JsonOnly, problemDocumentOptions } from '@skein/http';
 import { CLUSTER_SECRET_HEADER, SkeinError } from '@skein/protocol';
 import { createSecretCheck } from './cluster-secret.ts';
 import type { ControlRecordStore } from './control-records.ts';
@@ -84,6 +85,8 @@ export function createShardApp(deps: ShardAppDeps, options: ShardAppOptions): Fa
   const opts: Required<ShardAppOptions> = { ...defaultShardAppOptions, ...stripUndefined(options) } as Required<ShardAppOptions>;
   let nextId = 0;
   const app = Fastify({
+    // Errors Fastify and Node's parser answer themselves are problem documents too.
+    ...problemDocumentOptions,
     loggerInstance: deps.logger as unknown as FastifyBaseLogger,
     // Requests are logged where handled (errors) and measured by a histogram; a line
     // per request would cost more than the append itself.
@@ -97,8 +100,9 @@ export function createShardApp(deps: ShardAppDeps, options: ShardAppOptions): Fa
     forceCloseConnections: 'idle',
   });
   const ctx: RouteContext = { ...deps, options: opts, subscriptions: new Set() };
-  // JSON only: anything else is 415.
+  // JSON only: anything else is 415; a body that is not UTF-8 is 400.
   app.removeContentTypeParser('text/plain');
+  acceptUtf8JsonOnly(app);
 
   app.setErrorHandler((err, req, reply) => {
     const e = asSkeinError(err);

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { partitionOf, parseExpectedVersion, validateIdempotencyKey, validateProposedEvents, validateStreamId, validateStreamMetadata } from '@skein/protocol';
+import { partitionOf, parseExpectedVersion, validateIdempotencyKey, validateProposedEvents, validateJsonValue, validateStreamId, validateStreamMetadata } from '@skein/protocol';
 import type { RouteContext } from '../app.ts';
 import { guards, tenantOf } from '../guard.ts';
 import * as schemas from '../schemas.ts';
@@ -89,6 +89,7 @@ export function registerStreamRoutes(app: FastifyInstance, ctx: RouteContext): v
     { schema: schemas.putSnapshotSchema, onRequest: guard.tenant },
     async (req, reply) => {
       const { partition, path } = partitionFor(req);
+      validateJsonValue(req.body, 'body');
       await shards.forPartition(partition, { method: 'PUT', path: `${path}/snapshots/${req.params.version}`, body: req.body, write: true });
       return reply.code(204).send();
     },
