@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 // `npm start`: a whole local cluster on one machine — a private redis-server (or
 // SKEIN_REDIS_URL), three shards and a router on 127.0.0.1:SKEIN_PORT (default 8080),
-// data in SKEIN_DATA_DIR (default ./.skein). SIGINT/SIGTERM stop everything it started.
+// data in SKEIN_DATA_DIR (default ./.skein). Once the cluster is up, a process that
+// exits is started again after a backoff (0.5 s doubling to 10 s; back to 0.5 s after a
+// minute of uptime); before that, one that exits stops everything with its last lines.
+// SIGINT/SIGTERM stop everything it started.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -14,7 +17,13 @@ const env = process.env;
 const dataDir = resolve(env.SKEIN_DATA_DIR ?? '.skein');
 const port = Number(env.SKEIN_PORT ?? 8080);
 const shardCount = 3;
-const children = [];
+const RESTART_FIRST_MS = 500;
+const RESTART_MAX_MS = 10_000;
+/** A process up this long is healthy again: its next restart waits RESTART_FIRST_MS. */
+const STABLE_MS = 60_000;
+/** Every supervised process: { name, child, timer, delayMs }, in start order. */
+const services = [];
+let ready = false;
 let stopping = false;
 
 function fail(message) {
@@ -22,16 +31,21 @@ function fail(message) {
   stop(1);
 }
 
+function running(c) {
+  return c !== null && c.exitCode === null && c.signalCode === null;
+}
+
 function stop(code = 0) {
   if (stopping) return;
   stopping = true;
-  for (const c of children.slice().reverse()) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+  for (const s of services) clearTimeout(s.timer);
+  for (const s of services.slice().reverse()) if (running(s.child)) s.child.kill('SIGTERM');
   const deadline = setTimeout(() => {
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    for (const s of services) if (running(s.child)) s.child.kill('SIGKILL');
     process.exit(code);
   }, 12_000);
   deadline.unref();
-  Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? null : new Promise((r) => c.once('exit', r))))).then(() => process.exit(code));
+  Promise.all(services.map((s) => (running(s.child) ? new Promise((r) => s.child.once('exit', r)) : null))).then(() => process.exit(code));
 }
 process.on('SIGINT', () => stop(0));
 process.on('SIGTERM', () => stop(0));
@@ -44,23 +58,46 @@ function portFree(p) {
   });
 }
 
-function run(name, command, args, extraEnv, logFile) {
-  const child = spawn(command, args, { cwd: root, env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
+/** Starts `command` now and, once the cluster was ready, again whenever it exits. `stdin` is written to its standard input. */
+function supervise(name, command, args, extraEnv, stdin) {
+  const service = { name, child: null, timer: null, delayMs: RESTART_FIRST_MS };
+  services.push(service);
   const lines = [];
-  const onData = (chunk) => {
-    for (const line of chunk.toString().split('\n').filter(Boolean)) {
-      lines.push(line);
-      if (lines.length > 50) lines.shift();
-      if (env.SKEIN_VERBOSE) console.log(`[${name}] ${line}`);
-    }
+  const start = () => {
+    const startedAt = Date.now();
+    const child = spawn(command, args, { cwd: root, env: { ...env, ...extraEnv }, stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    service.child = child;
+    if (stdin !== undefined) child.stdin.end(stdin);
+    const onData = (chunk) => {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) {
+        lines.push(line);
+        if (lines.length > 50) lines.shift();
+        if (env.SKEIN_VERBOSE) console.log(`[${name}] ${line}`);
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.on('exit', (code, signal) => {
+      if (stopping) return;
+      const how = signal ? `signal ${signal}` : `code ${code}`;
+      if (!ready) return fail(`${name} exited (${how}); its last lines:\n${lines.slice(-10).join('\n')}`);
+      if (Date.now() - startedAt >= STABLE_MS) service.delayMs = RESTART_FIRST_MS;
+      const delayMs = service.delayMs;
+      service.delayMs = Math.min(delayMs * 2, RESTART_MAX_MS);
+      console.log(`skein: ${name} exited (${how}); restarting it in ${delayMs / 1000} s`);
+      service.timer = setTimeout(start, delayMs);
+    });
   };
-  child.stdout.on('data', onData);
-  child.stderr.on('data', onData);
-  child.on('exit', (code, signal) => {
-    if (!stopping) fail(`${name} exited (${code ?? signal}); its last lines:\n${lines.slice(-10).join('\n')}`);
-  });
-  return { child, lines, logFile };
+  start();
+}
+
+/** A secret from `envValue`, or kept in `file` (created with mode 0600 on first start). */
+function secret(envValue, file, make) {
+  if (envValue) return envValue;
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  const value = make();
+  writeFileSync(file, value + '\n', { mode: 0o600 });
+  return value;
 }
 
 async function waitFor(what, check, timeoutMs = 30_000) {
@@ -76,16 +113,11 @@ async function waitFor(what, check, timeoutMs = 30_000) {
 }
 
 mkdirSync(dataDir, { recursive: true });
-const keyFile = join(dataDir, 'admin-key');
-let adminKey = env.SKEIN_ADMIN_KEY;
-if (!adminKey) {
-  if (existsSync(keyFile)) adminKey = readFileSync(keyFile, 'utf8').trim();
-  else {
-    adminKey = `sk_admin_${randomBytes(24).toString('base64url')}`;
-    writeFileSync(keyFile, adminKey + '\n', { mode: 0o600 });
-  }
-}
+const adminKey = secret(env.SKEIN_ADMIN_KEY, join(dataDir, 'admin-key'), () => `sk_admin_${randomBytes(24).toString('base64url')}`);
 if (adminKey.length < 32) fail('SKEIN_ADMIN_KEY must be at least 32 characters');
+// Shared by the router and the shards: a shard serves its internal API to holders only.
+const clusterSecret = secret(env.SKEIN_CLUSTER_SECRET, join(dataDir, 'cluster-secret'), () => randomBytes(32).toString('base64url'));
+if (clusterSecret.length < 32) fail('SKEIN_CLUSTER_SECRET must be at least 32 characters');
 
 for (let i = 0; i <= shardCount; i++) {
   if (!(await portFree(port + i))) fail(`port ${port + i} is in use; set SKEIN_PORT to another base port`);
@@ -97,8 +129,12 @@ if (!redisUrl) {
   if (!(await portFree(redisPort))) fail(`port ${redisPort} (private redis-server) is in use; set SKEIN_PORT or SKEIN_REDIS_URL`);
   const redisDir = join(dataDir, 'redis');
   mkdirSync(redisDir, { recursive: true });
-  run('redis', 'redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--dir', redisDir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--daemonize', 'no']);
-  redisUrl = `redis://127.0.0.1:${redisPort}`;
+  // The private Redis requires a password too (other local users can reach 127.0.0.1); it
+  // goes in on standard input ("-"), not on the command line where `ps` shows it.
+  const password = secret(undefined, join(dataDir, 'redis-password'), () => randomBytes(24).toString('base64url'));
+  const redisArgs = ['--port', String(redisPort), '--bind', '127.0.0.1', '--dir', redisDir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--daemonize', 'no', '-'];
+  supervise('redis', 'redis-server', redisArgs, {}, `requirepass ${password}\n`);
+  redisUrl = `redis://:${password}@127.0.0.1:${redisPort}`;
 }
 
 const tsx = ['--import', 'tsx'];
@@ -106,16 +142,18 @@ const shards = [];
 for (let i = 0; i < shardCount; i++) {
   const id = `shard-${i}`;
   const shardPort = port + 1 + i;
-  run(id, process.execPath, [...tsx, 'services/shard/src/main.ts'], {
+  supervise(id, process.execPath, [...tsx, 'services/shard/src/main.ts'], {
     SKEIN_SHARD_ID: id,
+    SKEIN_CLUSTER_SECRET: clusterSecret,
     SKEIN_SHARD_PORT: String(shardPort),
     SKEIN_SHARD_DATA_DIR: join(dataDir, id),
     SKEIN_REDIS_URL: redisUrl,
   });
   shards.push(`${id}=http://127.0.0.1:${shardPort}`);
 }
-run('router', process.execPath, [...tsx, 'services/router/src/main.ts'], {
+supervise('router', process.execPath, [...tsx, 'services/router/src/main.ts'], {
   SKEIN_ROUTER_PORT: String(port),
+  SKEIN_CLUSTER_SECRET: clusterSecret,
   SKEIN_REDIS_URL: redisUrl,
   SKEIN_ADMIN_KEY: adminKey,
   SKEIN_ROUTER_SHARDS: shards.join(','),
@@ -124,6 +162,7 @@ run('router', process.execPath, [...tsx, 'services/router/src/main.ts'], {
 const url = `http://127.0.0.1:${port}`;
 await waitFor('the cluster', async () => (await fetch(`${url}/readyz`)).ok, 60_000);
 if (!stopping) {
+  ready = true;
   console.log(`Skein is running at ${url}  (data: ${dataDir})
 admin key: ${adminKey}
 
@@ -132,5 +171,5 @@ Try it:
   # then, with the apiKey it prints:
   curl -s -X POST ${url}/v1/tenants/demo/streams/order-1/events -H "Authorization: Bearer <apiKey>" -H 'content-type: application/json' -d '{"events":[{"type":"OrderPlaced","data":{"total":42}}]}'
 
-Ctrl-C stops the cluster.`);
+A process that exits is started again. Ctrl-C stops the cluster.`);
 }

@@ -3,10 +3,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createClient } from '@skein/client';
+import { partitionOf } from '@skein/protocol';
 import { tempDir } from '@skein/testing';
+import { call } from './support.ts';
 
 const START = fileURLToPath(new URL('../../scripts/start.mjs', import.meta.url));
 
@@ -27,7 +31,15 @@ async function basePort(): Promise<number> {
   throw new Error('no free port range');
 }
 
-function start(dataDir: string, port: number): Promise<{ child: ChildProcess; adminKey: string; url: string }> {
+interface Started {
+  child: ChildProcess;
+  adminKey: string;
+  url: string;
+  /** Everything it printed so far. */
+  output(): string;
+}
+
+function start(dataDir: string, port: number): Promise<Started> {
   const child = spawn(process.execPath, [START], { env: { ...process.env, SKEIN_DATA_DIR: dataDir, SKEIN_PORT: String(port) }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   return new Promise((resolve, reject) => {
     let out = '';
@@ -37,7 +49,7 @@ function start(dataDir: string, port: number): Promise<{ child: ChildProcess; ad
       const key = /admin key: (\S+)/.exec(out);
       if (out.includes('Skein is running at') && key) {
         clearTimeout(timer);
-        resolve({ child, adminKey: key[1]!, url: `http://127.0.0.1:${port}` });
+        resolve({ child, adminKey: key[1]!, url: `http://127.0.0.1:${port}`, output: () => out });
       }
     };
     child.stdout!.on('data', onData);
@@ -86,6 +98,99 @@ test('npm start survives SIGKILL of its process group without losing an acknowle
     await new Promise((r) => setTimeout(r, 500));
     for (const p of [port, port + 1, port + 2, port + 3, port + 100]) assert.ok(await free(p), `port ${p} was released`);
   } finally {
+    await dir.remove();
+  }
+});
+
+/** Pids of the live children of `ppid`, with their SKEIN_SHARD_ID (or `redis`, `router`), from /proc (Linux). */
+function children(ppid: number): Map<string, number> {
+  const found = new Map<string, number>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[1]) !== ppid || fields[0] === 'Z') continue;
+      const environ = readFileSync(`/proc/${name}/environ`, 'utf8').split('\0');
+      const shard = environ.find((v) => v.startsWith('SKEIN_SHARD_ID='))?.slice('SKEIN_SHARD_ID='.length);
+      const cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8');
+      found.set(shard ?? (cmdline.startsWith('redis-server') ? 'redis' : 'router'), Number(name));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return found;
+}
+
+async function until<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+test('npm start restarts a SIGKILLed shard with a backoff and says so; its partitions take appends again; SIGINT stops everything', { timeout: 240_000 }, async () => {
+  const dir = await tempDir('skein-start-restart-');
+  const port = await basePort();
+  let run: Started | undefined;
+  try {
+    run = await start(dir.path, port);
+    for (const file of ['admin-key', 'cluster-secret', 'redis-password']) {
+      assert.equal(statSync(join(dir.path, file)).mode & 0o777, 0o600, `${file} is readable by its owner only`);
+    }
+    assert.ok(readFileSync(join(dir.path, 'cluster-secret'), 'utf8').trim().length >= 32);
+
+    const created = await call(run.url, 'POST', '/v1/admin/tenants', { key: run.adminKey, body: { tenant: 'demo', partitions: 4 } });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const key = created.body.apiKey as string;
+    const placement = (await call(run.url, 'GET', '/v1/admin/tenants/demo', { key: run.adminKey })).body.placement as Record<string, string>;
+    const victim = placement['demo~0']!;
+    const stream = Array.from({ length: 1000 }, (_, i) => `order-${i}`).find((s) => partitionOf('demo', 4, s) === 'demo~0')!;
+    const append = (expectedVersion: number) => call(run!.url, 'POST', `/v1/tenants/demo/streams/${stream}/events`, { key, body: { expectedVersion, events: [{ type: 'A', data: expectedVersion }] } });
+    assert.equal((await append(0)).status, 201);
+
+    const before = children(run.child.pid!);
+    assert.deepEqual([...before.keys()].sort(), ['redis', 'router', 'shard-0', 'shard-1', 'shard-2']);
+    const firstPid = before.get(victim)!;
+    process.kill(firstPid, 'SIGKILL');
+    await until('the restart line', () => (new RegExp(`skein: ${victim} exited \\(signal SIGKILL\\); restarting it in 0\\.5 s`).test(run!.output()) ? true : undefined));
+    // Until it is back, its partitions answer 503; then the append goes through at the version expected.
+    const appended = await until('an append to the restarted shard', async () => ((await append(1)).status === 201 ? true : undefined));
+    assert.ok(appended);
+    const secondPid = children(run.child.pid!).get(victim);
+    assert.ok(secondPid !== undefined && secondPid !== firstPid, 'a new process serves the shard');
+
+    // A second crash soon after waits twice as long.
+    process.kill(secondPid, 'SIGKILL');
+    await until('the second restart line', () => (new RegExp(`skein: ${victim} exited \\(signal SIGKILL\\); restarting it in 1 s`).test(run!.output()) ? true : undefined));
+    await until('an append after the second restart', async () => ((await append(2)).status === 201 ? true : undefined));
+    const read = await call(run.url, 'GET', `/v1/tenants/demo/streams/${stream}`, { key });
+    assert.deepEqual(read.body.events.map((e: { data: number }) => e.data), [0, 1, 2]);
+    assert.doesNotMatch(run.output(), /skein: (?!shard-\d exited \(signal SIGKILL\); restarting)/, 'no other process was restarted, nothing failed');
+
+    // SIGINT to the launcher alone stops every process it started.
+    const last = [...children(run.child.pid!).values()];
+    assert.equal(last.length, 5);
+    const exited = new Promise((r) => run!.child.once('exit', r));
+    process.kill(run.child.pid!, 'SIGINT');
+    await exited;
+    await until('every child gone', () => (last.every((pid) => !alive(pid)) ? true : undefined), 15_000);
+    for (const p of [port, port + 1, port + 2, port + 3, port + 100]) assert.ok(await free(p), `port ${p} was released`);
+    run = undefined;
+  } finally {
+    if (run?.child.pid && alive(run.child.pid)) process.kill(-run.child.pid, 'SIGKILL');
     await dir.remove();
   }
 });
