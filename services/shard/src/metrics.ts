@@ -69,6 +69,11 @@ export function createShardMetrics(registry: Registry, sources: MetricsSources):
     registers,
   });
   const sequencerErrors = new Counter({ name: 'skein_sequencer_errors_total', help: 'Sequencer round trips Redis did not answer.', registers });
+  const undecodableRecords = new Counter({
+    name: 'skein_shard_undecodable_records_total',
+    help: 'Stored event records that could not be decoded, met by reads (each skipped and logged with partition, stream and version; counted per read).',
+    registers,
+  });
   new Gauge({
     name: 'skein_shard_safe_point',
     help: 'The shard safe point: it will never commit an event at or below this global position that it has not committed already.',
@@ -125,6 +130,9 @@ export function createShardMetrics(registry: Registry, sources: MetricsSources):
         batchOps.observe(ops);
         if (events > 0) batchEvents.observe(events);
         batchSeconds.observe(seconds);
+      },
+      undecodableRecord() {
+        undecodableRecords.inc();
       },
     },
     sequencerObserver: {
