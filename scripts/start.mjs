@@ -11,6 +11,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildIfStale } from './build.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const env = process.env;
@@ -112,6 +113,13 @@ async function waitFor(what, check, timeoutMs = 30_000) {
   }
 }
 
+const fromSource = import.meta.resolve('@skein/shard').endsWith('.ts');
+if (!fromSource && !buildIfStale()) {
+  console.error('skein: the build failed (above); `npm run build` runs it again');
+  process.exit(1);
+}
+const entry = (service) => (fromSource ? ['--conditions=skein-source', '--import', 'tsx', `services/${service}/src/main.ts`] : [`services/${service}/dist/main.js`]);
+
 mkdirSync(dataDir, { recursive: true });
 const adminKey = secret(env.SKEIN_ADMIN_KEY, join(dataDir, 'admin-key'), () => `sk_admin_${randomBytes(24).toString('base64url')}`);
 if (adminKey.length < 32) fail('SKEIN_ADMIN_KEY must be at least 32 characters');
@@ -137,12 +145,11 @@ if (!redisUrl) {
   redisUrl = `redis://:${password}@127.0.0.1:${redisPort}`;
 }
 
-const tsx = ['--import', 'tsx'];
 const shards = [];
 for (let i = 0; i < shardCount; i++) {
   const id = `shard-${i}`;
   const shardPort = port + 1 + i;
-  supervise(id, process.execPath, [...tsx, 'services/shard/src/main.ts'], {
+  supervise(id, process.execPath, entry('shard'), {
     SKEIN_SHARD_ID: id,
     SKEIN_CLUSTER_SECRET: clusterSecret,
     SKEIN_SHARD_PORT: String(shardPort),
@@ -151,7 +158,7 @@ for (let i = 0; i < shardCount; i++) {
   });
   shards.push(`${id}=http://127.0.0.1:${shardPort}`);
 }
-supervise('router', process.execPath, [...tsx, 'services/router/src/main.ts'], {
+supervise('router', process.execPath, entry('router'), {
   SKEIN_ROUTER_PORT: String(port),
   SKEIN_CLUSTER_SECRET: clusterSecret,
   SKEIN_REDIS_URL: redisUrl,

@@ -15,7 +15,7 @@ export interface ServiceProcessOptions {
   nodeArgs?: string[];
 }
 
-/** A service process (run with `node --import tsx`) owned by a test. */
+/** A service process (run from its TypeScript sources: `node --conditions=skein-source --import tsx`) owned by a test. */
 export interface ServiceProcess {
   readonly name: string;
   /** Base URL of the running process (it may change on restart with port 0). */
@@ -44,7 +44,7 @@ export async function startServiceProcess(options: ServiceProcessOptions): Promi
   }
 
   async function start(): Promise<void> {
-    const c = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', options.main], { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = spawn(process.execPath, [...(options.nodeArgs ?? []), '--conditions=skein-source', '--import', 'tsx', options.main], { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     child = c;
     running.add(c);
     c.once('exit', () => running.delete(c));

@@ -1,6 +1,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { json, problem, sseHead, sseMessage, startFakeApi, wireEvent } from '../testing/fake-api.ts';
 import type { FakeApi, FakeHandler } from '../testing/fake-api.ts';
@@ -48,6 +49,15 @@ test('--help prints the usage and exits 0', async () => {
   assert.equal(r.code, 0);
   assert.match(r.stdout, /^usage: skein/);
   assert.match(r.stdout, /tail <tenant> \[stream\]/);
+});
+
+test('--version prints the version of @skein/client', async () => {
+  const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  for (const flag of ['--version', '-V']) {
+    const r = await skein([flag]);
+    assert.equal(r.code, 0);
+    assert.equal(r.stdout, `${version}\n`);
+  }
 });
 
 test('a usage error prints one line and a hint, and exits 2', async () => {

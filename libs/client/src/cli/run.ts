@@ -19,6 +19,8 @@ export interface CliIo {
   /** Aborted on Ctrl-C: `tail` ends cleanly. */
   signal?: AbortSignal;
   fetch?: FetchFunction;
+  /** Printed by `--version`: the version of the @skein/client package that runs. */
+  version?: string;
 }
 
 /** Exit codes: 0 success, 1 the API or the network failed, 2 the command line is wrong, 130 interrupted. */
@@ -46,6 +48,7 @@ global options:
   --api-key KEY    API key (default: $SKEIN_API_KEY)
   --json           machine output: one JSON document per line
   -h, --help       this text
+  -V, --version    the version of this command line (@skein/client)
 
 exit codes: 0 ok, 1 API or network error, 2 usage error`;
 
@@ -59,6 +62,7 @@ const GLOBAL_OPTIONS = {
   'api-key': { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'V' },
 } as const satisfies ParseArgsConfig['options'];
 
 const COMMAND_OPTIONS = {
@@ -291,6 +295,10 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     const { values, positionals } = parsed;
     if (values.help) {
       io.stdout.write(USAGE + '\n');
+      return EXIT.ok;
+    }
+    if (values.version) {
+      io.stdout.write(`${io.version ?? 'unknown'}\n`);
       return EXIT.ok;
     }
     const first = positionals[0];
