@@ -13,6 +13,8 @@ export interface ClusterOptions {
   routers?: number;
   /** Extra settings for every shard / router process. */
   shardEnv?: Record<string, string>;
+  /** Data directories by shard id (`shard-0`, …), for example on a small filesystem; default a temp dir each, removed by `stop()`. */
+  shardDataDirs?: Record<string, string>;
   routerEnv?: Record<string, string>;
   /** Extra node flags for router / shard processes (for example `--cpu-prof`). */
   routerNodeArgs?: string[];
@@ -70,7 +72,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
           main: SHARD_MAIN,
           ...(options.shardNodeArgs ? { nodeArgs: options.shardNodeArgs } : {}),
           listeningMessage: 'shard listening',
-          env: { ...common, SKEIN_SHARD_ID: id, SKEIN_SHARD_PORT: String(port), SKEIN_SHARD_DATA_DIR: `${data.path}/${id}`, ...options.shardEnv },
+          env: { ...common, SKEIN_SHARD_ID: id, SKEIN_SHARD_PORT: String(port), SKEIN_SHARD_DATA_DIR: options.shardDataDirs?.[id] ?? `${data.path}/${id}`, ...options.shardEnv },
         }),
       );
       shardList.push(`${id}=http://127.0.0.1:${port}`);

@@ -44,6 +44,14 @@ export interface ShardConfig {
   readonly drainTimeoutMs: number;
   /** `SKEIN_SHARD_MAP_SIZE_BYTES`, default: the engine's (1 GiB, grown on demand). */
   readonly mapSizeBytes: number | undefined;
+  /**
+   * `SKEIN_SHARD_STORAGE_RESERVE_BYTES`, default: the engine's (64 MiB): the most disk
+   * space kept allocated past the data so a full disk refuses writes cleanly (DESIGN.md,
+   * "Storage faults").
+   */
+  readonly storageReserveBytes: number | undefined;
+  /** `SKEIN_SHARD_STORAGE_PROBE_INTERVAL_MS`, default 1000: how often faulted storage is probed for recovery. */
+  readonly storageProbeIntervalMs: number;
   /** `SKEIN_LOG_LEVEL`, default `info`. */
   readonly logLevel: string;
   /**
@@ -68,6 +76,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ShardConfig {
   const redis = read.redis();
   const clusterSecret = read.secret('SKEIN_CLUSTER_SECRET', 32);
   const mapSizeRaw = read.integer('SKEIN_SHARD_MAP_SIZE_BYTES', 0, 1024 * 1024);
+  const reserveRaw = read.integer('SKEIN_SHARD_STORAGE_RESERVE_BYTES', 0, 1024 * 1024);
   const config: ShardConfig = {
     shardId,
     host: read.string('SKEIN_SHARD_HOST', '127.0.0.1'),
@@ -84,6 +93,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ShardConfig {
     slowSubscriberMs: read.integer('SKEIN_SHARD_SLOW_SUBSCRIBER_MS', 30_000, 10),
     drainTimeoutMs: read.integer('SKEIN_SHARD_DRAIN_TIMEOUT_MS', 10_000, 0),
     mapSizeBytes: mapSizeRaw === 0 ? undefined : mapSizeRaw,
+    storageReserveBytes: reserveRaw === 0 ? undefined : reserveRaw,
+    storageProbeIntervalMs: read.integer('SKEIN_SHARD_STORAGE_PROBE_INTERVAL_MS', 1000, 10, 60_000),
     logLevel: read.logLevel(),
     testAllocationDelayMs: read.integer('SKEIN_SHARD_TEST_ALLOCATION_DELAY_MS', 0, 0, 10_000),
   };

@@ -68,6 +68,23 @@ export function createShardMetrics(registry: Registry, sources: MetricsSources):
     buckets: LATENCY_BUCKETS,
     registers,
   });
+  const storageFaulted = new Gauge({
+    name: 'skein_shard_storage_faulted',
+    help: '1 while the shard storage is faulted (full, read-only, immutable or failing disk): writes are refused and /readyz answers 503.',
+    registers,
+  });
+  const storageFaults = new Counter({
+    name: 'skein_shard_storage_faults_total',
+    help: 'Storage faults that began, by errno or LMDB code.',
+    labelNames: ['code'] as const,
+    registers,
+  });
+  const storageRefused = new Counter({
+    name: 'skein_shard_storage_refused_operations_total',
+    help: 'Write operations (appends, deletes, metadata and snapshot writes) refused with 503 because of a storage fault, by code.',
+    labelNames: ['code'] as const,
+    registers,
+  });
   const sequencerErrors = new Counter({ name: 'skein_sequencer_errors_total', help: 'Sequencer round trips Redis did not answer.', registers });
   const undecodableRecords = new Counter({
     name: 'skein_shard_undecodable_records_total',
@@ -133,6 +150,13 @@ export function createShardMetrics(registry: Registry, sources: MetricsSources):
       },
       undecodableRecord() {
         undecodableRecords.inc();
+      },
+      storageFault(fault) {
+        storageFaulted.set(fault ? 1 : 0);
+        if (fault) storageFaults.inc({ code: fault.code });
+      },
+      storageRefused({ code, ops }) {
+        storageRefused.inc({ code }, ops);
       },
     },
     sequencerObserver: {

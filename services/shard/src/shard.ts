@@ -77,6 +77,8 @@ export async function createShard(config: ShardConfig, deps: ShardDeps): Promise
     path: config.dataDir,
     sequencer,
     mapSizeBytes: config.mapSizeBytes,
+    storageReserveBytes: config.storageReserveBytes,
+    storageProbeIntervalMs: config.storageProbeIntervalMs,
     logger: logger.child({ component: 'engine' }),
     observer: metrics.engineObserver,
   });

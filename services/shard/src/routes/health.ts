@@ -21,8 +21,10 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 
 /**
  * - `GET /healthz`: the process is alive → `200 { status: "ok" }`.
- * - `GET /readyz`: the environments are open and Redis answers PING → `200 { status: "ready" }`,
- *   otherwise `503 UNAVAILABLE` naming what is not ready.
+ * - `GET /readyz`: the environments are open, storage takes writes and Redis answers PING →
+ *   `200 { status: "ready" }`, otherwise `503 UNAVAILABLE` naming what is not ready (`check`:
+ *   `engine`, `storage` with the errno or LMDB code in `storage`, or `redis`). A storage fault clears
+ *   by itself once the engine's probe write succeeds (see DESIGN.md, "Storage faults").
  * - `GET /metrics`: Prometheus text format.
  */
 export function registerHealthRoutes(app: FastifyInstance, ctx: RouteContext): void {
@@ -31,6 +33,17 @@ export function registerHealthRoutes(app: FastifyInstance, ctx: RouteContext): v
   app.get('/readyz', async (_req, reply) => {
     if (ctx.isOpen && !ctx.isOpen()) {
       return sendProblem(reply, new SkeinError('UNAVAILABLE', 'the store is closed or closing', { retryAfter: 1, check: 'engine' }));
+    }
+    const fault = ctx.engine.storageFault();
+    if (fault) {
+      return sendProblem(
+        reply,
+        new SkeinError('UNAVAILABLE', `storage is faulted since ${new Date(fault.since).toISOString()}: ${fault.reason}`, {
+          retryAfter: 1,
+          check: 'storage',
+          storage: fault.code,
+        }),
+      );
     }
     if (ctx.redis) {
       try {
