@@ -22,6 +22,8 @@ export interface ServiceProcess {
   readonly url: string;
   /** stdout and stderr lines so far. */
   readonly output: string[];
+  /** Its process id while running (for SIGSTOP/SIGCONT, or /proc/<pid>/status), else undefined. */
+  readonly pid: number | undefined;
   /** Sends `signal` (default SIGKILL); resolves with the exit code or signal once it exited. */
   kill(signal?: NodeJS.Signals): Promise<number | string | null>;
   /** Starts it again (after kill) with the same settings; resolves once it listens. */
@@ -92,6 +94,9 @@ export async function startServiceProcess(options: ServiceProcessOptions): Promi
       return url;
     },
     output,
+    get pid() {
+      return child && child.exitCode === null && child.signalCode === null ? child.pid : undefined;
+    },
     kill,
     async restart() {
       await kill('SIGKILL');

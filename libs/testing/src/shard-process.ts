@@ -54,6 +54,9 @@ export async function startShardProcess(options: StartShardOptions): Promise<Sha
     get url() {
       return service.url;
     },
+    get pid() {
+      return service.pid;
+    },
     output: service.output,
     kill: service.kill,
     restart: service.restart,

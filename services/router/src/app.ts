@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Registry as MetricsRegistry } from 'prom-client';
 import { SkeinError } from '@skein/protocol';
+import { createAppendBudget, type AppendBudget } from './append-budget.ts';
 import { createAppendCoalescer, type AppendCoalescer } from './coalescer.ts';
 import { createQuotaGate, type QuotaGate } from './quota.ts';
 import { createWatermarkHub, type WatermarkHub } from './watermark-hub.ts';
@@ -32,10 +33,15 @@ export interface RouterDeps {
   metrics: MetricsRegistry;
 }
 
+/** The router's settings (config.ts documents each). */
 export interface RouterOptions {
   maxBodyBytes: number;
+  maxPendingBytes: number;
+  maxPendingBytesPerShard: number;
+  shardTimeoutMs: number;
   heartbeatMs: number;
   subscriberBufferBytes: number;
+  slowSubscriberMs: number;
   pollMs: number;
 }
 
@@ -43,6 +49,7 @@ export interface RouterOptions {
 export interface RouteContext extends RouterDeps {
   options: RouterOptions;
   coalescer: AppendCoalescer;
+  appendBudget: AppendBudget;
   quota: QuotaGate;
   watermarks: WatermarkHub;
   stats: RouterMetrics;
@@ -67,7 +74,8 @@ export async function createRouterApp(deps: RouterDeps, options: RouterOptions):
   // JSON only: anything else is 415; a body that is not UTF-8 is 400.
   app.removeContentTypeParser('text/plain');
   acceptUtf8JsonOnly(app);
-  const stats = createRouterMetrics(deps.metrics);
+  const appendBudget = createAppendBudget({ maxBytes: options.maxPendingBytes, maxBytesPerShard: options.maxPendingBytesPerShard });
+  const stats = createRouterMetrics(deps.metrics, { appendPendingBytes: () => appendBudget.pendingBytes });
   let startClosing!: () => void;
   const closing = new Promise<void>((r) => (startClosing = r));
   app.addHook('onClose', async () => startClosing());
@@ -76,7 +84,11 @@ export async function createRouterApp(deps: RouterDeps, options: RouterOptions):
     options,
     stats,
     closing,
-    coalescer: createAppendCoalescer({ shards: deps.shards, topology: deps.topology, observer: { batch: (n) => stats.appendBatchSize.observe(n) } }),
+    coalescer: createAppendCoalescer(
+      { shards: deps.shards, topology: deps.topology, observer: { batch: (n) => stats.appendBatchSize.observe(n) } },
+      { queueTimeoutMs: options.shardTimeoutMs },
+    ),
+    appendBudget,
     quota: createQuotaGate({ redis: deps.redis, onRefused: () => stats.appendsRateLimited.inc() }),
     watermarks: createWatermarkHub({ shards: deps.shards, redis: deps.redis, pollMs: options.pollMs, onRound: () => stats.watermarkRounds.inc() }),
   };

@@ -1,4 +1,4 @@
-import { SkeinError, fromProblem, isSkeinError } from '@skein/protocol';
+import { APPEND_BATCH_LIMITS, SkeinError, fromProblem, isSkeinError } from '@skein/protocol';
 import type { ShardClient } from './shard-client.ts';
 import type { RouterTopology } from './topology.ts';
 
@@ -27,25 +27,45 @@ export interface CoalescerObserver {
   batch?(appends: number): void;
 }
 
+export interface CoalescerOptions {
+  /**
+   * An append still waiting for its shard after this long is answered 503 UNAVAILABLE
+   * (nothing sent, nothing written) instead of being sent: with one batch in flight per
+   * shard, a stalled shard would otherwise hold the queue behind it for a shard timeout
+   * per batch. Use the shard request timeout.
+   */
+  queueTimeoutMs: number;
+}
+
 interface Waiting {
   item: AppendItem;
+  /** `item` as JSON, and its UTF-8 length: what it adds to a batch body. */
+  json: string;
+  bytes: number;
+  queuedAt: number;
   attempts: number;
   resolve(reply: AppendReply): void;
   reject(err: unknown): void;
 }
 
-/** Most appends in one batch request. */
-const MAX_BATCH = 1000;
+/** A batch body is `{"appends":[` + the appends joined by `,` + `]}`. */
+const ENVELOPE_BYTES = '{"appends":[]}'.length;
 /** Batch requests under way to one shard at once (1 gave the largest batches and the best throughput measured; 2 was within noise). */
 const MAX_IN_FLIGHT = 1;
 
 /**
  * Appends arriving in the same event-loop turn for the same shard travel as one
- * `POST /internal/v1/append`, so the shard's group commit sees one large batch.
+ * `POST /internal/v1/append`, so the shard's group commit sees one large batch. A batch
+ * holds at most APPEND_BATCH_LIMITS (bytes of its body, appends), what every shard
+ * accepts: a valid append is never refused for the company it travels in.
  * A 421 re-reads the topology and re-routes the affected appends (at most 3 times).
  */
-export function createAppendCoalescer(deps: { shards: ShardClient; topology: RouterTopology; observer?: CoalescerObserver }): AppendCoalescer {
+export function createAppendCoalescer(
+  deps: { shards: ShardClient; topology: RouterTopology; observer?: CoalescerObserver; clock?: () => number },
+  options: CoalescerOptions,
+): AppendCoalescer {
   const { shards, topology, observer } = deps;
+  const clock = deps.clock ?? Date.now;
   const pending = new Map<string, Waiting[]>();
   let scheduled = false;
 
@@ -71,8 +91,13 @@ export function createAppendCoalescer(deps: { shards: ShardClient; topology: Rou
   function retryLater(list: Waiting[], err: SkeinError): void {
     void topology.refresh().then(
       () => {
-        for (const w of list) if (++w.attempts > 3) w.reject(err);
-        else route(w);
+        for (const w of list) {
+          if (++w.attempts > 3) w.reject(err);
+          else {
+            w.queuedAt = clock();
+            route(w);
+          }
+        }
       },
       (e: unknown) => list.forEach((w) => w.reject(e)),
     );
@@ -92,8 +117,10 @@ export function createAppendCoalescer(deps: { shards: ShardClient; topology: Rou
     for (const [shardId, list] of pending) {
       let busy = inFlight.get(shardId) ?? 0;
       while (list.length > 0 && busy < MAX_IN_FLIGHT) {
+        const batch = takeBatch(list);
+        if (batch.length === 0) continue;
         busy++;
-        void send(shardId, list.splice(0, MAX_BATCH)).finally(() => {
+        void send(shardId, batch).finally(() => {
           inFlight.set(shardId, (inFlight.get(shardId) ?? 1) - 1);
           if ((pending.get(shardId)?.length ?? 0) > 0 && !scheduled) {
             scheduled = true;
@@ -106,11 +133,36 @@ export function createAppendCoalescer(deps: { shards: ShardClient; topology: Rou
     }
   }
 
+  /**
+   * Takes the next batch off the front of `list`, in order, within APPEND_BATCH_LIMITS;
+   * appends that waited past the queue timeout are answered 503 instead.
+   */
+  function takeBatch(list: Waiting[]): Waiting[] {
+    const staleBefore = clock() - options.queueTimeoutMs;
+    const batch: Waiting[] = [];
+    let bytes = ENVELOPE_BYTES;
+    let taken = 0;
+    for (; taken < list.length && batch.length < APPEND_BATCH_LIMITS.maxAppends; taken++) {
+      const w = list[taken]!;
+      if (w.queuedAt < staleBefore) {
+        w.reject(new SkeinError('UNAVAILABLE', 'the shard did not take the append in time; nothing was written', { retryAfter: 1 }));
+        continue;
+      }
+      const added = w.bytes + (batch.length > 0 ? 1 : 0);
+      if (batch.length > 0 && bytes + added > APPEND_BATCH_LIMITS.maxBytes) break;
+      bytes += added;
+      batch.push(w);
+    }
+    list.splice(0, taken);
+    return batch;
+  }
+
   async function send(shardId: string, list: Waiting[]): Promise<void> {
     observer?.batch?.(list.length);
     let response;
     try {
-      response = await shards.call(shardId, { method: 'POST', path: '/append', body: { appends: list.map((w) => w.item) }, write: true });
+      const json = `{"appends":[${list.map((w) => w.json).join(',')}]}`;
+      response = await shards.call(shardId, { method: 'POST', path: '/append', json, write: true });
     } catch (err) {
       if (isSkeinError(err, 'NOT_OWNER')) return retryLater(list, err);
       for (const w of list) w.reject(err);
@@ -140,7 +192,14 @@ export function createAppendCoalescer(deps: { shards: ShardClient; topology: Rou
 
   return {
     append(item) {
-      return new Promise<AppendReply>((resolve, reject) => route({ item, attempts: 0, resolve, reject }));
+      const json = JSON.stringify(item);
+      const bytes = Buffer.byteLength(json);
+      // Only an append whose JSON grew past the public body limit on re-encoding (numbers
+      // like 1e300 spelled out) can be refused here: SKEIN_ROUTER_MAX_BODY_BYTES leaves room.
+      if (bytes + ENVELOPE_BYTES > APPEND_BATCH_LIMITS.maxBytes) {
+        return Promise.reject(new SkeinError('PAYLOAD_TOO_LARGE', `the append is ${bytes} bytes once encoded; at most ${APPEND_BATCH_LIMITS.maxBytes - ENVELOPE_BYTES} allowed`, { limit: APPEND_BATCH_LIMITS.maxBytes - ENVELOPE_BYTES }));
+      }
+      return new Promise<AppendReply>((resolve, reject) => route({ item, json, bytes, queuedAt: clock(), attempts: 0, resolve, reject }));
     },
   };
 }

@@ -1,10 +1,24 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** What gauges read at scrape time. */
+export interface RouterMetricsSources {
+  /** Bytes of append bodies accepted and not yet answered (the append budget). */
+  appendPendingBytes(): number;
+}
+
 /** The router's metrics, all in one registry (`skein_router_*`, base units). */
-export function createRouterMetrics(registry: Registry) {
+export function createRouterMetrics(registry: Registry, sources: RouterMetricsSources) {
   // Standard names (process_*, nodejs_*) so stock Node.js dashboards work; the scrape's
   // job and instance labels tell the processes apart.
   collectDefaultMetrics({ register: registry });
+  new Gauge({
+    name: 'skein_router_append_pending_bytes',
+    help: 'Bytes of append bodies accepted and not yet answered (bounded by SKEIN_ROUTER_MAX_PENDING_BYTES)',
+    registers: [registry],
+    collect() {
+      this.set(sources.appendPendingBytes());
+    },
+  });
   return {
     requestSeconds: new Histogram({
       name: 'skein_router_http_request_duration_seconds',
@@ -31,6 +45,12 @@ export function createRouterMetrics(registry: Registry) {
     appendsRateLimited: new Counter({ name: 'skein_router_appends_rate_limited_total', help: 'Appends refused with 429 for a tenant over its quota', registers: [registry] }),
     watermarkRounds: new Counter({ name: 'skein_router_watermark_rounds_total', help: "Rounds of safe-point reads for waiting subscriptions (one per poll period while any waits, whatever their number)", registers: [registry] }),
     slowSubscribersCut: new Counter({ name: 'skein_router_slow_subscribers_disconnected_total', help: 'Subscribers cut off for falling too far behind', registers: [registry] }),
+    appendsOverCapacity: new Counter({
+      name: 'skein_router_appends_over_capacity_total',
+      help: 'Appends refused with 503 before their body was read: the router held its bound of pending append bytes (in total or for the shard)',
+      registers: [registry],
+    }),
+    revokedSubscriptionsClosed: new Counter({ name: 'skein_router_revoked_subscriptions_closed_total', help: 'Subscriptions closed because their API key was revoked', registers: [registry] }),
   };
 }
 

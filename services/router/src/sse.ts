@@ -2,26 +2,37 @@ import type { FastifyReply } from 'fastify';
 
 export interface SseOptions {
   heartbeatMs: number;
-  /** A subscriber whose unsent bytes pass this is disconnected (bounded memory per subscriber). */
+  /** A subscriber whose unsent bytes pass this is disconnected at once. */
   maxBufferedBytes: number;
+  /**
+   * A subscriber whose socket stays backed up (a write was refused and no 'drain' came)
+   * this long is disconnected: a consumer that stopped reading holds no more than one
+   * page and its socket buffers, and no longer than this.
+   */
+  slowMs: number;
   /** Called when a slow subscriber is cut off. */
   onCutOff?: () => void;
 }
 
 /** One Server-Sent Events response: events, heartbeats, backpressure, close. */
 export interface SseStream {
-  /** False once the client went away or was cut off. */
+  /** False once the client went away, was cut off, or the stream was closed. */
   readonly open: boolean;
   send(type: string, id: string, data: unknown): void;
-  /** Resolves when the client has taken what was sent (or went away). */
+  /** Resolves when the client has taken what was sent (or went away, or was cut off). */
   drained(): Promise<void>;
-  close(): void;
+  /**
+   * Ends the response. With a `reason`, a last comment `: closed: <reason>` says why,
+   * unless the socket is backed up: then it is destroyed, since the comment would wait
+   * behind what the client does not read.
+   */
+  close(reason?: string): void;
   /** Resolves when the stream closes for any reason. */
   readonly closed: Promise<void>;
 }
 
 /** Starts an SSE response (status 200, `text/event-stream`) on a Fastify reply. */
-export function openSse(reply: FastifyReply, options: SseOptions): SseStream {
+export function openSse(reply: FastifyReply, options: SseOptions, clock: () => number = Date.now): SseStream {
   const res = reply.raw;
   reply.hijack();
   res.writeHead(200, {
@@ -30,22 +41,43 @@ export function openSse(reply: FastifyReply, options: SseOptions): SseStream {
     connection: 'keep-alive',
     'x-accel-buffering': 'no',
   });
-  res.write(': connected\n\n');
   let open = true;
+  /** When a write was last refused with no 'drain' since; null while the socket keeps up. */
+  let backedUpSince: number | null = null;
   let resolveClosed!: () => void;
   const closed = new Promise<void>((r) => (resolveClosed = r));
+
+  const write = (chunk: string) => {
+    if (!res.write(chunk) && backedUpSince === null) backedUpSince = clock();
+  };
+  const cutOff = () => {
+    if (!open) return;
+    res.destroy();
+    finish();
+    options.onCutOff?.();
+  };
   const heartbeat = setInterval(() => {
-    if (open) res.write(': heartbeat\n\n');
+    if (open) write(': heartbeat\n\n');
   }, options.heartbeatMs);
   heartbeat.unref();
-  const finish = () => {
+  const watchdog = setInterval(
+    () => {
+      if (open && backedUpSince !== null && clock() - backedUpSince >= options.slowMs) cutOff();
+    },
+    Math.max(10, Math.min(1000, Math.floor(options.slowMs / 4))),
+  );
+  watchdog.unref();
+  function finish(): void {
     if (!open) return;
     open = false;
     clearInterval(heartbeat);
+    clearInterval(watchdog);
     resolveClosed();
-  };
+  }
+  res.on('drain', () => (backedUpSince = null));
   res.on('close', finish);
   res.on('error', finish);
+  write(': connected\n\n');
 
   return {
     get open() {
@@ -53,13 +85,9 @@ export function openSse(reply: FastifyReply, options: SseOptions): SseStream {
     },
     send(type, id, data) {
       if (!open) return;
-      res.write(`event: ${type}\nid: ${id}\ndata: ${JSON.stringify(data)}\n\n`);
-      if (res.writableLength > options.maxBufferedBytes) {
-        // A slow consumer: cut it off rather than buffer without bound.
-        res.destroy();
-        finish();
-        options.onCutOff?.();
-      }
+      write(`event: ${type}\nid: ${id}\ndata: ${JSON.stringify(data)}\n\n`);
+      // A page larger than the bound: cut it off rather than buffer without bound.
+      if (res.writableLength > options.maxBufferedBytes) cutOff();
     },
     drained() {
       if (!open || res.writableLength === 0 || !res.writableNeedDrain) return Promise.resolve();
@@ -72,8 +100,13 @@ export function openSse(reply: FastifyReply, options: SseOptions): SseStream {
         void closed.then(done);
       });
     },
-    close() {
-      if (open) res.end();
+    close(reason) {
+      if (!open) return;
+      if (backedUpSince !== null) res.destroy();
+      else {
+        if (reason !== undefined) res.write(`: closed: ${reason}\n\n`);
+        res.end();
+      }
       finish();
     },
     closed,

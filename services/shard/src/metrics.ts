@@ -10,6 +10,8 @@ export interface ShardMetrics {
   readonly requestSeconds: Histogram<'route' | 'code'>;
   readonly subscribers: Gauge;
   readonly subscribersDropped: Counter;
+  /** Append requests refused with 503 before their body was read: SKEIN_SHARD_MAX_PENDING_BYTES was held. */
+  readonly appendsOverCapacity: Counter;
   /** Wire to the engine's `observer`. */
   readonly engineObserver: EngineObserver;
   /** Wire to the Redis sequencer's `observe`. */
@@ -135,7 +137,14 @@ export function createShardMetrics(registry: Registry, sources: MetricsSources):
     registers,
   });
 
+  const appendsOverCapacity = new Counter({
+    name: 'skein_shard_append_requests_over_capacity_total',
+    help: 'Append requests refused with 503 before their body was read: the shard held its bound of pending append bytes.',
+    registers,
+  });
+
   return {
+    appendsOverCapacity,
     appendSeconds,
     eventsAppended,
     bytesAppended,

@@ -155,6 +155,8 @@ export interface VerifyOptions {
   tenant: string;
   /** How long to keep retrying reads that answer 503 (a recovering cluster). Default 30 s. */
   patienceMs?: number;
+  /** Events per page read back. Default 1000; large events need fewer (a page is one JSON string). */
+  pageSize?: number;
 }
 
 async function getJson(url: string, key: string, patienceMs: number): Promise<any> {
@@ -184,6 +186,7 @@ async function getJson(url: string, key: string, patienceMs: number): Promise<an
  */
 export async function verifyAcknowledged(options: VerifyOptions, report: LoadReport): Promise<{ streams: number; events: number }> {
   const patience = options.patienceMs ?? 30_000;
+  const pageSize = options.pageSize ?? 1000;
   const base = `${options.url}/v1/tenants/${options.tenant}`;
   const byStream = new Map<string, Ack[]>();
   for (const a of report.acks) {
@@ -196,7 +199,7 @@ export async function verifyAcknowledged(options: VerifyOptions, report: LoadRep
     const stored = new Map<number, { id: string; position: string }>();
     let expectedVersion = 1;
     for (let from: number | null = 1; from !== null; ) {
-      const page = await getJson(`${base}/streams/${encodeURIComponent(streamId)}?from=${from}&limit=1000`, options.key, patience);
+      const page = await getJson(`${base}/streams/${encodeURIComponent(streamId)}?from=${from}&limit=${pageSize}`, options.key, patience);
       for (const e of page.events) {
         assert.equal(e.version, expectedVersion, `${streamId}: version ${e.version} where ${expectedVersion} was due (gap or repeat)`);
         expectedVersion++;
@@ -217,7 +220,7 @@ export async function verifyAcknowledged(options: VerifyOptions, report: LoadRep
   const ackedPositions = new Set(report.acks.map((a) => String(a.position)));
   let previous = -1n;
   for (let from = '0'; ; ) {
-    const page = await getJson(`${base}/events?fromPosition=${from}&limit=1000`, options.key, patience);
+    const page = await getJson(`${base}/events?fromPosition=${from}&limit=${pageSize}`, options.key, patience);
     for (const e of page.events) {
       assert.ok(!positions.has(e.position), `position ${e.position} appears twice in the tenant log`);
       assert.ok(BigInt(e.position) > previous, `tenant log out of order at ${e.position}`);

@@ -1,5 +1,5 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { partitionOf, parseExpectedVersion, validateIdempotencyKey, validateProposedEvents, validateJsonValue, validateStreamId, validateStreamMetadata } from '@skein/protocol';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { SkeinError, partitionOf, parseExpectedVersion, validateIdempotencyKey, validateProposedEvents, validateJsonValue, validateStreamId, validateStreamMetadata } from '@skein/protocol';
 import type { RouteContext } from '../app.ts';
 import { guards, tenantOf } from '../guard.ts';
 import * as schemas from '../schemas.ts';
@@ -14,38 +14,90 @@ function partitionFor(req: FastifyRequest<{ Params: StreamParams }>): { partitio
   return { partition, path: `/partitions/${encodeURIComponent(partition)}/streams/${encodeURIComponent(stream)}` };
 }
 
+/** An append's share of the router's append budget, held until it is answered. */
+interface Admission {
+  release(): void;
+  /** The client went away before the handler ran: nothing is to be appended. */
+  abandoned: boolean;
+}
+
+const admissions = new WeakMap<FastifyRequest, Admission>();
+
 /**
  * Streams (API.md "Append", "Read a stream", "Stream metadata and deletion", "Snapshots").
  * Validation happens here, before anything is forwarded; the stream's partition's
  * shard does the rest. Appends go through the coalescer.
  */
 export function registerStreamRoutes(app: FastifyInstance, ctx: RouteContext): void {
-  const { shards, coalescer, quota } = ctx;
+  const { shards, coalescer, quota, appendBudget, topology } = ctx;
   const guard = guards(ctx.registry);
+
+  /**
+   * Before the body is read: reserve its declared length (the body limit when chunked)
+   * against the total and the owning shard's budget, or refuse with 503. The reservation
+   * lasts until the append is answered, or the client leaves before it was handed on.
+   */
+  async function admit(req: FastifyRequest<{ Params: StreamParams }>, reply: FastifyReply): Promise<void> {
+    const declared = Number(req.headers['content-length']);
+    const bytes = Number.isSafeInteger(declared) && declared >= 0 ? Math.min(declared, ctx.options.maxBodyBytes) : ctx.options.maxBodyBytes;
+    const tenant = tenantOf(req);
+    const shard = topology.view?.ownerOf(partitionOf(tenant.tenant, tenant.partitions, req.params.stream)) ?? undefined;
+    const release = appendBudget.reserve(shard, bytes);
+    if (!release) {
+      ctx.stats.appendsOverCapacity.inc();
+      throw new SkeinError('UNAVAILABLE', 'the router holds as many append bytes as it may; retry later', { retryAfter: 1 });
+    }
+    const admission: Admission = { release, abandoned: false };
+    admissions.set(req, admission);
+    reply.raw.once('close', () => {
+      if (admissions.has(req)) {
+        admission.abandoned = true;
+        release();
+      }
+    });
+  }
 
   app.post<{ Params: StreamParams; Body: { expectedVersion?: unknown; events: unknown[] } }>(
     '/tenants/:tenant/streams/:stream/events',
-    { schema: schemas.appendSchema, onRequest: guard.tenant },
+    {
+      schema: schemas.appendSchema,
+      onRequest: guard.tenant,
+      preParsing: async (req, reply, payload) => {
+        await admit(req, reply);
+        return payload;
+      },
+    },
     async (req, reply) => {
-      const { partition } = partitionFor(req);
-      const header = req.headers['idempotency-key'];
-      const idempotencyKey = header === undefined ? undefined : validateIdempotencyKey(header);
-      const expectedVersion = parseExpectedVersion(req.body.expectedVersion);
-      // Validated here so nothing invalid is forwarded; the shard's engine checks again
-      // (it is also a library with its own callers) and gets the events as the client sent them.
-      validateProposedEvents(req.body.events);
-      const tenant = tenantOf(req);
-      if (tenant.quota) await quota.admit(tenant.tenant, tenant.quota.eventsPerSecond, req.body.events.length);
-      const result = await coalescer.append({
-        partition,
-        streamId: req.params.stream,
-        expectedVersion,
-        events: req.body.events,
-        ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
-      });
-      return reply.code(result.status).send(result.body);
+      const admission = admissions.get(req);
+      admissions.delete(req);
+      try {
+        if (!admission || admission.abandoned) throw new SkeinError('UNAVAILABLE', 'the client went away', { retryAfter: 1 });
+        return await append(req, reply);
+      } finally {
+        admission?.release();
+      }
     },
   );
+
+  async function append(req: FastifyRequest<{ Params: StreamParams; Body: { expectedVersion?: unknown; events: unknown[] } }>, reply: FastifyReply): Promise<FastifyReply> {
+    const { partition } = partitionFor(req);
+    const header = req.headers['idempotency-key'];
+    const idempotencyKey = header === undefined ? undefined : validateIdempotencyKey(header);
+    const expectedVersion = parseExpectedVersion(req.body.expectedVersion);
+    // Validated here so nothing invalid is forwarded; the shard's engine checks again
+    // (it is also a library with its own callers) and gets the events as the client sent them.
+    validateProposedEvents(req.body.events);
+    const tenant = tenantOf(req);
+    if (tenant.quota) await quota.admit(tenant.tenant, tenant.quota.eventsPerSecond, req.body.events.length);
+    const result = await coalescer.append({
+      partition,
+      streamId: req.params.stream,
+      expectedVersion,
+      events: req.body.events,
+      ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+    });
+    return reply.code(result.status).send(result.body);
+  }
 
   app.get<{ Params: StreamParams; Querystring: Record<string, string> }>(
     '/tenants/:tenant/streams/:stream',

@@ -3,10 +3,18 @@ import { SkeinError, isSkeinError, partitionOf, partitionsOf, parsePosition, ten
 import type { RouteContext } from '../app.ts';
 import { readGlobal } from '../global-read.ts';
 import { guards, tenantOf } from '../guard.ts';
+import { authenticate } from '../http.ts';
 import { openSse, type SseStream } from '../sse.ts';
 import * as schemas from '../schemas.ts';
 
 const PAGE = 500;
+/**
+ * How often an open subscription re-authenticates its key. The registry answers from a
+ * cache it keeps for 1 s and clears on any router's revocation, so Redis sees at most one
+ * look-up per key per second, and a revoked key's subscriptions end within 1.5 s even
+ * when the revocation announcement was missed.
+ */
+const REAUTHENTICATE_MS = 500;
 
 function lastEventId(req: FastifyRequest): string | undefined {
   const v = req.headers['last-event-id'];
@@ -17,8 +25,9 @@ function lastEventId(req: FastifyRequest): string | undefined {
  * Subscriptions over SSE (API.md "Subscriptions"): catch-up from the start point, then
  * live. Both phases are one loop reading pages after the last event sent (by version
  * for a stream, by position up to the stable watermark for logs), so there is no seam
- * to lose or repeat an event at. A subscriber whose socket backs up past the buffer
- * bound is cut off; the loop never reads ahead of what the socket has taken.
+ * to lose or repeat an event at. The loop never reads ahead of what the socket has
+ * taken; a subscriber whose socket stays backed up past the grace period, or buffers
+ * past the bound, is cut off. A subscription whose key is revoked ends.
  */
 export function registerSubscriptionRoutes(app: FastifyInstance, ctx: RouteContext): void {
   const guard = guards(ctx.registry);
@@ -59,13 +68,30 @@ export function registerSubscriptionRoutes(app: FastifyInstance, ctx: RouteConte
     }
   }
 
-  function start(reply: FastifyReply): SseStream {
+  function start(req: FastifyRequest, reply: FastifyReply): SseStream {
     const sse = openSse(reply, {
       heartbeatMs: options.heartbeatMs,
       maxBufferedBytes: options.subscriberBufferBytes,
-      onCutOff: () => ctx.stats.slowSubscribersCut.inc(),
+      slowMs: options.slowSubscriberMs,
+      onCutOff: () => {
+        ctx.stats.slowSubscribersCut.inc();
+        req.log.info({ url: req.url }, 'slow subscriber disconnected');
+      },
     });
-    void ctx.closing.then(() => sse.close());
+    void ctx.closing.then(() => sse.close('router stopping'));
+    const reauthenticate = setInterval(() => {
+      authenticate(req, ctx.registry).then(
+        () => {},
+        (err: unknown) => {
+          // Only a key the registry no longer knows ends it; Redis away is not a revocation.
+          if (!isSkeinError(err, 'UNAUTHENTICATED') || !sse.open) return;
+          ctx.stats.revokedSubscriptionsClosed.inc();
+          sse.close('key revoked');
+        },
+      );
+    }, REAUTHENTICATE_MS);
+    reauthenticate.unref();
+    void sse.closed.then(() => clearInterval(reauthenticate));
     return sse;
   }
 
@@ -87,7 +113,7 @@ export function registerSubscriptionRoutes(app: FastifyInstance, ctx: RouteConte
       } else from = req.query.from === 'end' ? state.version + 1 : Number(req.query.from ?? '1');
 
       ctx.stats.subscriptionsOpened.inc({ kind: 'stream' });
-      const sse = start(reply);
+      const sse = start(req, reply);
       track(sse, 'stream');
       // The owner's safe point before each read: anything the read missed commits above it.
       let owner = '';
@@ -131,7 +157,7 @@ export function registerSubscriptionRoutes(app: FastifyInstance, ctx: RouteConte
     } else from = parsePosition(req.query.fromPosition ?? '0');
 
     ctx.stats.subscriptionsOpened.inc({ kind: partitions ? 'tenant' : 'cluster' });
-    const sse = start(reply);
+    const sse = start(req, reply);
     track(sse, partitions ? 'tenant' : 'cluster');
     let involved: string[] = [];
     let seen = 0n;
