@@ -104,6 +104,13 @@ export function createShardClient(deps: ShardClientDeps): ShardClient {
     } catch (err) {
       throw transportError(err, shardId, request.write === true);
     }
+    // The caller's key was checked here, not there: a shard's 401 means this router's
+    // SKEIN_CLUSTER_SECRET is not the shard's, never that the client is unauthenticated.
+    if (res.statusCode === 401) {
+      throw new SkeinError('UNAVAILABLE', 'a shard is unavailable', { retryAfter: 1 }, {
+        cause: Object.assign(new Error(`shard ${shardId} refused this router's cluster secret: SKEIN_CLUSTER_SECRET differs between them`), { shardId }),
+      });
+    }
     if (res.statusCode >= 400) throw fromProblem(body, res.statusCode);
     const events = Number(res.headers[EVENTS_HEADER]);
     return Number.isSafeInteger(events) ? { status: res.statusCode, body, events } : { status: res.statusCode, body };

@@ -3,8 +3,9 @@
 // API works, and the public API through the router works as before.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { CLUSTER_SECRET_HEADER } from '@skein/protocol';
-import { startCluster, type Cluster } from '@skein/testing';
+import { startCluster, startServiceProcess, type Cluster } from '@skein/testing';
 import { assertProblem, call, tenantName, type Reply } from '../support.ts';
 
 let cluster: Cluster;
@@ -93,7 +94,9 @@ test('every internal route answers 401 UNAUTHENTICATED without the cluster secre
   assert.deepEqual(await publicView(tenant, key), viewBefore, 'the stream, its metadata, its snapshots and the tenant log are as they were');
   const infoAfter = await info();
   assert.equal(infoAfter.body.highestCommitted, infoBefore.body.highestCommitted, 'nothing was committed on the shard');
-  assert.equal((await call(shardUrl, 'GET', '/internal/v1/partitions/no-such-tenant/streams/x', { headers: { [CLUSTER_SECRET_HEADER]: cluster.secret } })).status, 404);
+  // The write to a tenant that does not exist left nothing: its owner has no such stream (404), the other shard does not own it (421).
+  const ghost = await Promise.all(cluster.shards.map((s) => call(s.url, 'GET', '/internal/v1/partitions/no-such-tenant/streams/x', { headers: { [CLUSTER_SECRET_HEADER]: cluster.secret } })));
+  assert.deepEqual(ghost.map((r) => r.status).sort(), [404, 421]);
 
   // The probes answer without the secret, for orchestrators and Prometheus.
   for (const probe of ['/healthz', '/readyz', '/metrics']) assert.equal((await call(shardUrl, 'GET', probe)).status, 200, probe);
@@ -128,4 +131,24 @@ test('with the cluster secret the internal API reads, appends and hard-deletes; 
   const status = await call(cluster.url, 'GET', '/v1/admin/cluster', { key: cluster.adminKey });
   assert.equal(status.status, 200);
   assert.ok(status.body.shards.every((s: { healthy: boolean }) => s.healthy), JSON.stringify(status.body));
+});
+
+test('a router whose cluster secret is not the shards\' answers 503 UNAVAILABLE, never 401 to a client with a good key, and logs why', async () => {
+  const { tenant, key } = await seededTenant();
+  const router = await startServiceProcess({
+    name: 'router-wrong-secret',
+    main: fileURLToPath(new URL('../../../services/router/src/main.ts', import.meta.url)),
+    listeningMessage: 'router listening',
+    env: { SKEIN_ROUTER_PORT: '0', SKEIN_REDIS_URL: cluster.redis.url, SKEIN_ADMIN_KEY: cluster.adminKey, SKEIN_CLUSTER_SECRET: 'a-different-cluster-secret-0123456789', SKEIN_LOG_LEVEL: 'info' },
+  });
+  try {
+    assertProblem(await call(router.url, 'GET', `/v1/tenants/${tenant}/streams/s-1`, { key }), 503, 'UNAVAILABLE');
+    assertProblem(await call(router.url, 'POST', `/v1/tenants/${tenant}/streams/s-1/events`, { key, body: { events } }), 503, 'UNAVAILABLE');
+    assert.ok(router.output.some((line) => line.includes('SKEIN_CLUSTER_SECRET differs')), router.output.slice(-5).join('\n'));
+    assert.ok(!router.output.some((line) => line.includes(cluster.secret)), 'the secret is never logged');
+    // Nothing was appended: the right router still sees one event.
+    assert.equal((await call(cluster.url, 'GET', `/v1/tenants/${tenant}/streams/s-1`, { key })).body.events.length, 1);
+  } finally {
+    await router.kill('SIGKILL');
+  }
 });
