@@ -88,7 +88,7 @@ const print = (loadedFrom, r) => console.log(JSON.stringify({ loadedFrom, ...r }
 `;
 
 for (const kind of ['esm', 'cjs'] as const) {
-  test(`a ${kind === 'esm' ? 'ES module' : 'CommonJS'} program appends with an expected version and reads the stream back`, async () => {
+  test(`${kind === 'esm' ? 'an ES module' : 'a CommonJS'} program appends with an expected version and reads the stream back`, async () => {
     const file = kind === 'esm' ? 'program.mjs' : 'program.cjs';
     const source =
       kind === 'esm'
