@@ -20,6 +20,9 @@ const TSC = join(ROOT, 'node_modules/typescript/bin/tsc');
 // condition (which the test runner puts in NODE_OPTIONS) and outside the repo.
 const plainEnv: NodeJS.ProcessEnv = { ...process.env };
 delete plainEnv.NODE_OPTIONS;
+// Nx forces colours for its children; console.log of a bigint would then carry ANSI codes.
+delete plainEnv.FORCE_COLOR;
+plainEnv.NO_COLOR = '1';
 
 let cluster: Cluster;
 let project: TempDir;
