@@ -20,3 +20,16 @@ test('reports every violation at once', () => {
     (err: unknown) => err instanceof ConfigError && err.violations.length === 5 && err.violations.some((v) => v.startsWith('SKEIN_CLUSTER_SECRET')),
   );
 });
+
+test('pending-append bounds: defaults, and refused when an append of the largest size could never be admitted', () => {
+  const c = loadConfig(base);
+  assert.equal(c.maxPendingBytes, 64 * 1024 * 1024);
+  assert.equal(c.maxPendingBytesPerShard, 32 * 1024 * 1024);
+  assert.equal(c.slowSubscriberMs, 10_000);
+  assert.throws(
+    () => loadConfig({ ...base, SKEIN_ROUTER_MAX_BODY_BYTES: String(8 * 1024 * 1024), SKEIN_ROUTER_MAX_PENDING_BYTES: String(4 * 1024 * 1024), SKEIN_ROUTER_MAX_PENDING_BYTES_PER_SHARD: String(2 * 1024 * 1024) }),
+    (err: unknown) => err instanceof ConfigError && err.violations.length === 2 && err.violations.every((v) => v.startsWith('SKEIN_ROUTER_MAX_PENDING_BYTES')),
+  );
+  // One append and its routing must fit one shard batch.
+  assert.throws(() => loadConfig({ ...base, SKEIN_ROUTER_MAX_BODY_BYTES: String(16 * 1024 * 1024) }), /SKEIN_ROUTER_MAX_BODY_BYTES/);
+});

