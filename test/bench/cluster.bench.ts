@@ -1,90 +1,210 @@
-// npm run bench — end to end through the router with the client SDK: a private
-// redis-server, three shard processes and one router, all on this machine.
-import { createClient, type FetchFunction } from '@skein/client';
-import { startCluster } from '@skein/testing';
+// npm run bench — issue 9's workload (32 clients, 1,000 streams, single-event appends with
+// exact expectedVersion, ~300-byte events, keep-alive HTTP) against PostgreSQL on this
+// machine and against Skein as `npm start` runs it and as separate processes, with server
+// CPU per append from /proc; a stream read, subscription lag under write load, and appends/s
+// by concurrency. Writes the report to bench/results/ (see report.ts).
+//
+// Settings (environment): SKEIN_BENCH_QUICK=1 (short durations, a smoke test; its report is
+// named -quick and does not replace latest.md), SKEIN_BENCH_WARMUP_MS (2000), SKEIN_BENCH_DURATION_MS
+// (10000), SKEIN_BENCH_CLIENTS (32), SKEIN_BENCH_STREAMS (1000), SKEIN_BENCH_PG_URL
+// (postgresql://postgres@127.0.0.1:5432/test), SKEIN_BENCH_SOURCE=1 (npm start runs the
+// TypeScript sources instead of dist/), SKEIN_BENCH_OUT (bench/results).
+import { execFileSync } from 'node:child_process';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { createClient } from '@skein/client';
 import { fastifyCeiling } from './calibrate.ts';
-import { runHttpLoad } from './http-load.ts';
-import { machineLine, percentile, report, runConcurrent } from './machine.ts';
+import { machineLine, percentile } from './machine.ts';
+import { measurePostgres } from './postgres.ts';
+import { ratiosOf, summaryLine, writeReport, type AppendFigure, type BenchResult } from './report.ts';
+import { startNpmStart, startThreeProcess, type Topology } from './topologies.ts';
+import { EVENT_DATA, measureSkeinAppends, sleep, type Measured, type Timing } from './workload.ts';
 
-const scale = Number(process.env.SKEIN_BENCH_SCALE ?? '1');
-const payload = { orderId: 'o-123456', amount: 4200, currency: 'EUR', lines: [{ sku: 'A-1', qty: 2 }] };
-const shardCount = Number(process.env.SKEIN_BENCH_SHARDS ?? '3');
-const cluster = await startCluster({ shards: shardCount, routers: 1, ...(process.env.SKEIN_BENCH_PROFILE ? { routerNodeArgs: ['--cpu-prof', `--cpu-prof-dir=${process.env.SKEIN_BENCH_PROFILE}`] } : {}) });
-const admin = createClient({ url: cluster.url, apiKey: cluster.adminKey });
+const env = process.env;
+const quick = env.SKEIN_BENCH_QUICK === '1';
+const numberSetting = (name: string, fallback: number) => {
+  const value = Number(env[name] ?? fallback);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number, got ${JSON.stringify(env[name])}`);
+  return value;
+};
+const timing: Timing = { warmupMs: numberSetting('SKEIN_BENCH_WARMUP_MS', quick ? 500 : 2_000), durationMs: numberSetting('SKEIN_BENCH_DURATION_MS', quick ? 2_000 : 10_000) };
+const sweepTiming: Timing = quick ? { warmupMs: 300, durationMs: 1_000 } : { warmupMs: 1_000, durationMs: 4_000 };
+const lagTiming: Timing = quick ? { warmupMs: 300, durationMs: 1_500 } : { warmupMs: 1_000, durationMs: 5_000 };
+const clients = numberSetting('SKEIN_BENCH_CLIENTS', 32);
+const streams = numberSetting('SKEIN_BENCH_STREAMS', 1_000);
+const readEvents = quick ? 5_000 : 50_000;
+const pgUrl = env.SKEIN_BENCH_PG_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
+const outDir = env.SKEIN_BENCH_OUT ?? fileURLToPath(new URL('../../bench/results/', import.meta.url));
+const TENANT = 'bench';
 
-// The SDK's default transport is undici.request; `SKEIN_BENCH_TRANSPORT=fetch` measures the global fetch instead.
-const transport = process.env.SKEIN_BENCH_TRANSPORT === 'fetch' ? { fetch: globalThis.fetch as unknown as FetchFunction } : {};
+const git = (...args: string[]) => execFileSync('git', args, { encoding: 'utf8' }).trim();
+const started = new Date();
+const notes: string[] = [];
 
-async function batchMean(): Promise<string> {
-  const m = await admin.metrics();
-  const sum = Number(/^skein_router_append_batch_size_appends_sum\S* (\S+)/m.exec(m)?.[1]);
-  const count = Number(/^skein_router_append_batch_size_appends_count\S* (\S+)/m.exec(m)?.[1]);
-  return `${(sum / count).toFixed(1)} appends per shard request over ${count} requests`;
+function figure(system: string, m: Measured, clientCount: number, eventsPerAppend: number): AppendFigure {
+  const appends = m.requestsPerSecond * m.seconds;
+  return {
+    system,
+    clients: clientCount,
+    streams,
+    eventsPerAppend,
+    appendsPerSecond: m.requestsPerSecond,
+    eventsPerSecond: m.eventsPerSecond,
+    p50Ms: m.p50Ms,
+    p99Ms: m.p99Ms,
+    cpuPerAppendUs: m.cpuPerRequestUs,
+    seconds: m.seconds,
+    statuses: m.statuses,
+    processes: m.processes.map((p) => ({ ...p, cpuPerAppendUs: appends > 0 ? (p.cpuSeconds * 1e6) / appends : NaN, coreShare: p.cpuSeconds / m.seconds })),
+  };
+}
+
+function print(f: AppendFigure): void {
+  const unit = f.system.startsWith('PostgreSQL') ? 'inserts' : 'appends';
+  console.log(
+    `${f.system.padEnd(44)} ${Math.round(f.appendsPerSecond).toLocaleString('en-US').padStart(7)} ${unit}/s  p50 ${f.p50Ms.toFixed(2)} ms  p99 ${f.p99Ms.toFixed(2)} ms  server CPU ${Math.round(f.cpuPerAppendUs)} µs/${unit.slice(0, -1)}  answers ${JSON.stringify(f.statuses)}`,
+  );
+  const groups = new Map<string, { cpu: number; share: number; rss: number; n: number }>();
+  for (const p of f.processes) {
+    const g = groups.get(p.label) ?? { cpu: 0, share: 0, rss: 0, n: 0 };
+    groups.set(p.label, { cpu: g.cpu + p.cpuPerAppendUs, share: g.share + p.coreShare, rss: g.rss + p.rssBytes, n: g.n + 1 });
+  }
+  const split = [...groups].map(([label, g]) => `${label}${g.n > 1 ? ` ×${g.n}` : ''} ${Math.round(g.cpu)} µs (${(100 * g.share).toFixed(0)}% of a core, RSS ${(g.rss / 2 ** 20).toFixed(0)} MiB)`);
+  console.log(`  per process: ${split.join('; ')}`);
+}
+
+/** Issue 9's workload against a topology, on fresh streams named `prefix-<n>`. */
+async function appendLoad(t: Topology, apiKey: string, prefix: string, clientCount: number, eventsPerAppend: number, tm: Timing): Promise<Measured> {
+  return measureSkeinAppends({ url: t.url, apiKey, tenant: TENANT, streamPrefix: prefix, clients: clientCount, streams, eventsPerAppend, serverPids: () => t.serverPids(), ...tm });
+}
+
+async function createTenant(t: Topology): Promise<string> {
+  const admin = createClient({ url: t.url, apiKey: t.adminKey });
+  return (await admin.admin.createTenant(TENANT, { partitions: 6 })).apiKey;
+}
+
+/** A stream of `readEvents` events read back through the SDK in pages of 1,000. */
+async function measureRead(t: Topology, apiKey: string): Promise<BenchResult['read']> {
+  const client = createClient({ url: t.url, apiKey });
+  const chunk = Array.from({ length: 500 }, () => ({ type: 'Tick', data: EVENT_DATA }));
+  for (let i = 0; i < readEvents / 500; i++) await client.append(TENANT, 'big-stream', { events: chunk });
+  const t0 = performance.now();
+  let read = 0;
+  for await (const _e of client.streamEvents(TENANT, 'big-stream', { pageSize: 1000 })) read++;
+  return { system: t.name, events: read, pageSize: 1000, eventsPerSecond: read / ((performance.now() - t0) / 1000) };
+}
+
+/**
+ * Lag from an append's acknowledgement to its delivery on a tenant-log subscription, while
+ * the benchmark's write load runs: a probe appends every 10 ms and notes when each was acknowledged.
+ */
+async function measureLag(t: Topology, apiKey: string): Promise<BenchResult['subscriptionLag']> {
+  const client = createClient({ url: t.url, apiKey });
+  const sub = client.subscribeTenant(TENANT, { fromPosition: 'end' });
+  const acknowledgedAt = new Map<string, number>();
+  // A probe may arrive before its append's answer is read: both times are kept, matched at the end.
+  const deliveredAt = new Map<string, number>();
+  const receiving = (async () => {
+    for await (const e of sub) if (e.type === 'Probe') deliveredAt.set(String(e.position), performance.now());
+  })();
+  await sleep(300);
+  let loadDone = false;
+  const load = appendLoad(t, apiKey, 'lag-load', clients, 1, lagTiming).finally(() => (loadDone = true));
+  for (let i = 0; !loadDone; i++) {
+    const r = await client.append(TENANT, `lag-probe-${i % 50}`, { events: [{ type: 'Probe', data: i }] });
+    acknowledgedAt.set(String(r.firstPosition), performance.now());
+    await sleep(10);
+  }
+  const measured = await load;
+  for (const until = Date.now() + 10_000; Date.now() < until && [...acknowledgedAt.keys()].some((p) => !deliveredAt.has(p)); ) await sleep(50);
+  sub.close();
+  await receiving.catch(() => undefined);
+  const lags = [...acknowledgedAt].flatMap(([position, at]) => {
+    const delivered = deliveredAt.get(position);
+    return delivered === undefined ? [] : [Math.max(0, delivered - at)];
+  });
+  if (lags.length < acknowledgedAt.size) notes.push(`subscription lag: ${acknowledgedAt.size - lags.length} of ${acknowledgedAt.size} probe events were not delivered within 10 s`);
+  return { system: t.name, events: lags.length, p50Ms: percentile(lags, 50), p99Ms: percentile(lags, 99), appendsPerSecondMeanwhile: measured.requestsPerSecond };
 }
 
 console.log(machineLine());
-const single = JSON.stringify({ events: [{ type: 'OrderPlaced', data: payload }] });
-console.log(`calibration: a bare Fastify route (parse JSON, answer 201), 64 connections, lean load generator: ${Math.round(await fastifyCeiling(64, single)).toLocaleString('en-US')} req/s`);
-console.log(`router ${cluster.url}, ${shardCount} shard(s), redis ${cluster.redis.url} (every append durable before its 201)`);
-try {
-  const { apiKey } = await admin.admin.createTenant('bench', { partitions: 6 });
-  const client = createClient({ url: cluster.url, apiKey, ...transport });
-  console.log(`SDK transport: ${process.env.SKEIN_BENCH_TRANSPORT === 'fetch' ? 'global fetch' : 'undici.request (the default)'}`);
-  for (const [name, callers, total, per] of [
-    ['warmup', 16, 2_000, 1],
-    ['single64', 64, 40_000, 1],
-    ['batch10x64', 64, 10_000, 10],
-  ] as const) {
-    const events = Array.from({ length: per }, () => ({ type: 'OrderPlaced', data: payload }));
-    const n = Math.round(total * scale);
-    const { seconds, latencies } = await runConcurrent(callers, n, (i) => client.append('bench', `order-${name}-${i % 1000}`, { events }));
-    if (name !== 'warmup') report(`${name}: ${per}-event appends, ${callers} clients (SDK)`, n * per, seconds, latencies);
-  }
-  console.log(`coalescing: ${await batchMean()}`);
+const load = loadavg();
+console.log(`load average at start: ${load.map((l) => l.toFixed(2)).join(', ')} (the machine is shared: figures move with it)`);
+console.log(`workload: ${clients} clients, ${streams} streams, 1-event appends with exact expectedVersion, ${JSON.stringify(EVENT_DATA).length}-byte data; ${timing.warmupMs / 1000} s warm-up + ${timing.durationMs / 1000} s measured${quick ? ' (QUICK)' : ''}`);
 
-  // The same single-event appends from the benchmarks' lean HTTP generator: what the
-  // cluster does when the client costs less CPU than the SDK on undici.
-  const requests = Array.from({ length: 1000 }, (_, s) => ({
-    method: 'POST' as const,
-    path: `/v1/tenants/bench/streams/order-lean-${s}/events`,
-    body: single,
-    headers: { authorization: `Bearer ${apiKey}` },
-  }));
-  const lean = await runHttpLoad(cluster.url, 64, Math.round(40_000 * scale), (i) => requests[i % 1000]!);
-  if ((lean.statuses.get(201) ?? 0) !== lean.latencies.length) throw new Error(`lean load: unexpected statuses ${JSON.stringify([...lean.statuses])}`);
-  report('single64: 1-event appends, 64 connections (lean HTTP)', lean.latencies.length, lean.seconds, lean.latencies);
+const single = JSON.stringify({ events: [{ type: 'OrderPlaced', data: EVENT_DATA }] });
+const calibrationDescription = 'a bare Fastify route (parse JSON, answer 201), 64 connections, lean load generator';
+const calibration = await fastifyCeiling(64, single);
+console.log(`calibration: ${calibrationDescription}: ${Math.round(calibration).toLocaleString('en-US')} req/s`);
 
-  // A stream read through the SDK's paging iterator.
-  const chunk = Array.from({ length: 500 }, () => ({ type: 'Tick', data: payload }));
-  const streamEvents = Math.round(50_000 * scale);
-  for (let i = 0; i < streamEvents / 500; i++) await client.append('bench', 'big-stream', { events: chunk });
-  let t0 = performance.now();
-  let read = 0;
-  for await (const _e of client.streamEvents('bench', 'big-stream', { pageSize: 1000 })) read++;
-  report('stream read, pages of 1000 (SDK)', read, (performance.now() - t0) / 1000);
-
-  // Subscription lag: from an append's acknowledgement to its arrival on a tenant-log subscription.
-  const sub = client.subscribeTenant('bench', { fromPosition: 'end' });
-  const sentAt = new Map<string, number>();
-  const lags: number[] = [];
-  const expected = Math.round(500 * scale);
-  const receiving = (async () => {
-    for await (const e of sub) {
-      const at = sentAt.get(String(e.position));
-      if (at !== undefined) lags.push(performance.now() - at);
-      if (lags.length >= expected) break;
-    }
-  })();
-  await new Promise((r) => setTimeout(r, 300));
-  t0 = performance.now();
-  for (let i = 0; i < expected; i++) {
-    const r = await client.append('bench', `lag-${i % 50}`, { events: [{ type: 'Lag', data: i }] });
-    sentAt.set(String(r.firstPosition), performance.now());
-    await new Promise((r) => setTimeout(r, 2));
-  }
-  await receiving;
-  sub.close();
-  console.log(`subscription lag (append acknowledged → event received): p50 ${percentile(lags, 50).toFixed(1)} ms  p99 ${percentile(lags, 99).toFixed(1)} ms over ${lags.length} events`);
-} finally {
-  await cluster.stop();
+const pg = await measurePostgres({ url: pgUrl, clients, streams }, timing);
+let postgres: BenchResult['postgres'];
+if ('skipped' in pg) {
+  console.log(`PostgreSQL: skipped (${pg.skipped})`);
+  postgres = { skipped: pg.skipped };
+} else {
+  notes.push('PostgreSQL RSS counts the shared buffers each backend touched once per backend: the sum overstates its memory.');
+  console.log(`PostgreSQL ${pg.version}: synchronous_commit=${pg.synchronousCommit} fsync=${pg.fsync} wal_sync_method=${pg.walSyncMethod}; ${pg.ddl}`);
+  const f = figure(`PostgreSQL ${pg.version.split(' ')[0]}`, pg.measured, clients, 1);
+  print(f);
+  postgres = { version: pg.version, synchronousCommit: pg.synchronousCommit, fsync: pg.fsync, walSyncMethod: pg.walSyncMethod, ddl: pg.ddl, figure: f };
 }
+
+const skein: AppendFigure[] = [];
+const sweep: AppendFigure[] = [];
+let read: BenchResult['read'];
+let subscriptionLag: BenchResult['subscriptionLag'];
+
+const fromSource = env.SKEIN_BENCH_SOURCE === '1';
+const npmStart = await startNpmStart({ fromSource });
+notes.push(`npm start ran ${fromSource ? 'the TypeScript sources (SKEIN_BENCH_SOURCE=1)' : 'the compiled dist/ (built from the working tree if stale), as a user runs it'}; the separate-process topology runs the sources through tsx (startCluster).`);
+try {
+  const apiKey = await createTenant(npmStart);
+  const f = figure(`Skein, ${npmStart.name}`, await appendLoad(npmStart, apiKey, 'order', clients, 1, timing), clients, 1);
+  print(f);
+  skein.push(f);
+  read = await measureRead(npmStart, apiKey);
+  console.log(`stream read, pages of 1000 (SDK): ${Math.round(read.eventsPerSecond).toLocaleString('en-US')} events/s (${read.events} events)`);
+  subscriptionLag = await measureLag(npmStart, apiKey);
+  console.log(`subscription lag (acknowledged → delivered, tenant log) under ${Math.round(subscriptionLag.appendsPerSecondMeanwhile).toLocaleString('en-US')} appends/s: p50 ${subscriptionLag.p50Ms.toFixed(1)} ms  p99 ${subscriptionLag.p99Ms.toFixed(1)} ms over ${subscriptionLag.events} events`);
+  for (const eventsPerAppend of [1, 10]) {
+    for (const c of [1, 16, 64]) {
+      const s = figure(`Skein, ${npmStart.name}`, await appendLoad(npmStart, apiKey, `sweep-${c}-${eventsPerAppend}`, c, eventsPerAppend, sweepTiming), c, eventsPerAppend);
+      console.log(`concurrency ${String(c).padStart(2)}, ${String(eventsPerAppend).padStart(2)}-event appends: ${Math.round(s.appendsPerSecond).toLocaleString('en-US')} appends/s (${Math.round(s.eventsPerSecond).toLocaleString('en-US')} events/s)  p50 ${s.p50Ms.toFixed(2)} ms  p99 ${s.p99Ms.toFixed(2)} ms`);
+      sweep.push(s);
+    }
+  }
+} finally {
+  await npmStart.stop();
+}
+
+const threeProcess = await startThreeProcess();
+try {
+  const apiKey = await createTenant(threeProcess);
+  const f = figure(`Skein, ${threeProcess.name}`, await appendLoad(threeProcess, apiKey, 'order', clients, 1, timing), clients, 1);
+  print(f);
+  skein.push(f);
+} finally {
+  await threeProcess.stop();
+}
+
+const result: BenchResult = {
+  schema: 1,
+  date: started.toISOString(),
+  commit: git('rev-parse', '--short', 'HEAD'),
+  dirty: git('status', '--porcelain', '--untracked-files=no') !== '',
+  command: `${quick ? 'SKEIN_BENCH_QUICK=1 ' : ''}npm run bench`,
+  quick,
+  machine: { cpuModel: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryBytes: totalmem(), node: process.version, platform: `${process.platform}/${process.arch}`, loadAverage: [load[0]!, load[1]!, load[2]!] },
+  settings: { clients, streams, eventDataBytes: JSON.stringify(EVENT_DATA).length, ...timing },
+  calibration: { description: calibrationDescription, requestsPerSecond: calibration },
+  postgres,
+  skein,
+  read,
+  subscriptionLag,
+  sweep,
+  notes: [...notes, `load average at the end: ${loadavg().map((l) => l.toFixed(2)).join(', ')}`],
+};
+console.log('');
+for (const r of ratiosOf(result)) console.log(summaryLine(r));
+for (const path of writeReport(result, outDir)) console.log(`wrote ${path}`);

@@ -29,6 +29,100 @@ function encode(host: string, r: LoadRequest): Buffer {
   return Buffer.concat([Buffer.from(`${head}content-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n`, 'latin1'), body]);
 }
 
+/** A load that runs until stopped; see {@link startHttpLoad}. */
+export interface RunningLoad {
+  /** Starts the measured window: what was recorded before (the warm-up) is dropped. */
+  measure(): void;
+  /** Ends the window now (responses after this are not recorded), lets the requests in flight finish, and returns the window's figures. */
+  stop(): Promise<LoadResult>;
+}
+
+/**
+ * Keeps `connections` keep-alive connections to `baseUrl` busy, one request in flight each,
+ * until stopped. `request(connection)` gives a connection's next request (bodies may
+ * differ every time); `onResponse(connection, status)` hears its answer before the
+ * connection asks for the next one, so a connection can track its own streams' versions.
+ */
+export async function startHttpLoad(
+  baseUrl: string,
+  connections: number,
+  request: (connection: number) => LoadRequest,
+  onResponse?: (connection: number, status: number) => void,
+): Promise<RunningLoad> {
+  const url = new URL(baseUrl);
+  let latencies: number[] = [];
+  let statuses = new Map<number, number>();
+  let recording = true;
+  let stopping = false;
+  let windowStart = performance.now();
+  const sockets = await Promise.all(Array.from({ length: connections }, () => open(url)));
+  const done = sockets.map((socket, c) =>
+    drive(socket, {
+      next: () => (stopping ? null : encode(url.host, request(c))),
+      answered: (status, ms) => {
+        onResponse?.(c, status);
+        if (!recording) return;
+        statuses.set(status, (statuses.get(status) ?? 0) + 1);
+        latencies.push(ms);
+      },
+    }),
+  );
+  return {
+    measure() {
+      latencies = [];
+      statuses = new Map();
+      windowStart = performance.now();
+    },
+    async stop() {
+      recording = false;
+      stopping = true;
+      const seconds = (performance.now() - windowStart) / 1000;
+      await Promise.all(done);
+      return { seconds, latencies, statuses };
+    },
+  };
+}
+
+async function open(url: URL): Promise<Socket> {
+  const socket = connect(Number(url.port), url.hostname);
+  socket.setNoDelay(true);
+  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+  return socket;
+}
+
+/** Sends `next()` requests one at a time on `socket` until it gives null, then ends the socket. */
+function drive(socket: Socket, io: { next(): Buffer | null; answered(status: number, ms: number): void }): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let pending: Buffer = Buffer.alloc(0);
+    let sentAt = 0;
+    const send = () => {
+      const bytes = io.next();
+      if (bytes === null) {
+        socket.end();
+        return resolve();
+      }
+      sentAt = performance.now();
+      socket.write(bytes);
+    };
+    socket.on('error', reject);
+    socket.on('data', (chunk: Buffer) => {
+      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+      for (;;) {
+        const end = pending.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const head = pending.toString('latin1', 0, end);
+        if (/\r\ntransfer-encoding: chunked/i.test(head)) return reject(new Error('chunked responses are not supported'));
+        const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+        if (pending.length < end + 4 + length) return;
+        pending = pending.subarray(end + 4 + length);
+        io.answered(Number(head.slice(9, 12)), performance.now() - sentAt);
+        send();
+      }
+    });
+    send();
+  });
+}
+
 /**
  * Sends `total` requests over `connections` keep-alive connections to `baseUrl`;
  * `request(i)` gives the i-th (return the same object to reuse its encoding).
@@ -46,48 +140,17 @@ export async function runHttpLoad(baseUrl: string, connections: number, total: n
   const statuses = new Map<number, number>();
   let next = 0;
   const started = performance.now();
-
-  function drive(socket: Socket): Promise<void> {
-    return new Promise((resolve, reject) => {
-      let pending: Buffer = Buffer.alloc(0);
-      let sentAt = 0;
-      const send = () => {
-        if (next >= total) {
-          socket.end();
-          return resolve();
-        }
-        const r = request(next++);
-        sentAt = performance.now();
-        socket.write(bytesOf(r));
-      };
-      socket.on('error', reject);
-      socket.on('data', (chunk: Buffer) => {
-        pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-        for (;;) {
-          const end = pending.indexOf('\r\n\r\n');
-          if (end < 0) return;
-          const head = pending.toString('latin1', 0, end);
-          if (/\r\ntransfer-encoding: chunked/i.test(head)) return reject(new Error('chunked responses are not supported'));
-          const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
-          if (pending.length < end + 4 + length) return;
-          const status = Number(head.slice(9, 12));
-          statuses.set(status, (statuses.get(status) ?? 0) + 1);
-          pending = pending.subarray(end + 4 + length);
-          latencies.push(performance.now() - sentAt);
-          send();
-        }
-      });
-      send();
-    });
-  }
-
+  const sockets = await Promise.all(Array.from({ length: connections }, () => open(url)));
   await Promise.all(
-    Array.from({ length: connections }, async () => {
-      const socket = connect(Number(url.port), url.hostname);
-      socket.setNoDelay(true);
-      await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-      await drive(socket);
-    }),
+    sockets.map((socket) =>
+      drive(socket, {
+        next: () => (next < total ? bytesOf(request(next++)) : null),
+        answered: (status, ms) => {
+          statuses.set(status, (statuses.get(status) ?? 0) + 1);
+          latencies.push(ms);
+        },
+      }),
+    ),
   );
   return { seconds: (performance.now() - started) / 1000, latencies, statuses };
 }

@@ -1,0 +1,138 @@
+// Issue 9's append workload: closed-loop clients, each owning its share of the streams,
+// appending with the exact expectedVersion it knows; ~300-byte events. The same shape
+// drives Skein (over the lean HTTP generator) and PostgreSQL (one INSERT per event).
+import { startHttpLoad, type LoadRequest } from './http-load.ts';
+import { percentile } from './machine.ts';
+import { sample, usageBetween, type ProcUsage } from './proc.ts';
+
+/** An order event's data: 300 bytes of JSON. */
+export const EVENT_DATA = {
+  orderId: 'o-1234567890',
+  customerId: 'c-00042517',
+  placedAt: '2024-05-01T12:34:56.789Z',
+  currency: 'EUR',
+  amount: 12999,
+  lines: [
+    { sku: 'SKU-100-RED-M', qty: 2, price: 2999 },
+    { sku: 'SKU-205-BLU-L', qty: 1, price: 4999 },
+  ],
+  shipping: { method: 'standard', country: 'DE' },
+  note: 'leave at the door',
+};
+
+/** Durations of one measured load. */
+export interface Timing {
+  warmupMs: number;
+  durationMs: number;
+}
+
+/** What one measured load did. */
+export interface Measured {
+  /** Requests answered with the expected status in the window, per second. */
+  requestsPerSecond: number;
+  eventsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** Requests answered in the window, by status. */
+  statuses: Record<string, number>;
+  seconds: number;
+  /** Each server process's CPU over the window and RSS at its end. */
+  processes: ProcUsage[];
+  /** Server CPU per request, µs (every process in `processes`). */
+  cpuPerRequestUs: number;
+}
+
+/**
+ * Per-connection stream ownership and versions: connection c appends to streams c,
+ * c + clients, c + 2·clients, … in turn, each at the version it last saw acknowledged.
+ */
+export class StreamVersions {
+  private readonly owned: number[][];
+  private readonly turn: number[];
+  readonly versions: Int32Array;
+
+  constructor(clients: number, streams: number) {
+    this.owned = Array.from({ length: clients }, (_, c) => Array.from({ length: Math.ceil((streams - c) / clients) }, (_, k) => c + k * clients));
+    this.turn = new Array<number>(clients).fill(0);
+    this.versions = new Int32Array(streams);
+  }
+
+  /** The stream connection `c` appends to next. */
+  current(c: number): number {
+    const own = this.owned[c]!;
+    return own[this.turn[c]! % own.length]!;
+  }
+
+  /** Records an acknowledged append of `events` events to `current(c)` and moves on to its next stream. */
+  acknowledged(c: number, events: number): void {
+    this.versions[this.current(c)]! += events;
+    this.turn[c]!++;
+  }
+}
+
+export interface SkeinLoadOptions extends Timing {
+  url: string;
+  apiKey: string;
+  tenant: string;
+  /** Distinguishes this load's streams from other loads on the same tenant. */
+  streamPrefix: string;
+  clients: number;
+  streams: number;
+  eventsPerAppend: number;
+  /** The server processes whose CPU is counted, looked up at the start and end of the window. */
+  serverPids: () => number[];
+}
+
+/**
+ * Appends through the public API with exact expected versions for warm-up + duration and
+ * measures the window after the warm-up. Only 201s advance a stream's version; any other
+ * answer is counted and the same append is sent again.
+ */
+export async function measureSkeinAppends(o: SkeinLoadOptions): Promise<Measured> {
+  const versions = new StreamVersions(o.clients, o.streams);
+  const events = JSON.stringify(Array.from({ length: o.eventsPerAppend }, () => ({ type: 'OrderPlaced', data: EVENT_DATA })));
+  const headers = { authorization: `Bearer ${o.apiKey}` };
+  const request = (c: number): LoadRequest => {
+    const s = versions.current(c);
+    return { method: 'POST', path: `/v1/tenants/${o.tenant}/streams/${o.streamPrefix}-${s}/events`, headers, body: `{"expectedVersion":${versions.versions[s]},"events":${events}}` };
+  };
+  const load = await startHttpLoad(o.url, o.clients, request, (c, status) => {
+    if (status === 201) versions.acknowledged(c, o.eventsPerAppend);
+  });
+  return measureWindow(o, o.eventsPerAppend, o.serverPids, () => load.measure(), async () => {
+    const r = await load.stop();
+    return { seconds: r.seconds, latencies: r.latencies, statuses: Object.fromEntries([...r.statuses].map(([k, v]) => [String(k), v])), ok: r.statuses.get(201) ?? 0 };
+  });
+}
+
+/** Waits out the warm-up, samples the servers, opens the window, waits, samples, closes it. */
+export async function measureWindow(
+  timing: Timing,
+  eventsPerRequest: number,
+  serverPids: () => number[],
+  open: () => void,
+  close: () => Promise<{ seconds: number; latencies: number[]; statuses: Record<string, number>; ok: number }>,
+): Promise<Measured> {
+  await sleep(timing.warmupMs);
+  const before = sample(serverPids());
+  open();
+  await sleep(timing.durationMs);
+  const after = sample(serverPids());
+  const r = await close();
+  const processes = usageBetween(before, after);
+  const cpu = processes.reduce((sum, p) => sum + p.cpuSeconds, 0);
+  return {
+    requestsPerSecond: r.ok / r.seconds,
+    eventsPerSecond: (r.ok * eventsPerRequest) / r.seconds,
+    p50Ms: percentile(r.latencies, 50),
+    p99Ms: percentile(r.latencies, 99),
+    statuses: r.statuses,
+    seconds: r.seconds,
+    processes,
+    cpuPerRequestUs: r.ok > 0 ? (cpu * 1e6) / r.ok : NaN,
+  };
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
