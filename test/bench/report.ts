@@ -81,6 +81,8 @@ const int = (n: number) => Math.round(n).toLocaleString('en-US');
 const ms = (n: number) => n.toFixed(n < 10 ? 2 : 1);
 const ratio = (n: number | null) => (n === null ? '–' : `${n.toFixed(2)}×`);
 const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
+/** Text for a Markdown table cell: a `|` would end the cell. */
+const cell = (text: string) => text.replace(/\|/g, '\\|');
 
 /** The one-line summary per topology that issue 9 asks for. */
 export function summaryLine(r: Ratios): string {
@@ -94,7 +96,7 @@ function processRows(f: AppendFigure): string[] {
   return [...groups].map(([label, ps]) => {
     const sum = (get: (p: ProcessFigure) => number) => ps.reduce((s, p) => s + get(p), 0);
     const name = ps.length > 1 ? `${label} ×${ps.length}` : label;
-    return `| ${f.system} | ${name} | ${(100 * sum((p) => p.coreShare)).toFixed(0)}% | ${int(sum((p) => p.cpuPerAppendUs))} | ${mib(sum((p) => p.rssBytes))} |`;
+    return `| ${cell(f.system)} | ${cell(name)} | ${(100 * sum((p) => p.coreShare)).toFixed(0)}% | ${int(sum((p) => p.cpuPerAppendUs))} | ${mib(sum((p) => p.rssBytes))} |`;
   });
 }
 
@@ -118,12 +120,12 @@ export function renderMarkdown(result: BenchResult, svgFile: string): string {
   ];
   if (pg) {
     const f = pg.figure;
-    lines.push(`| ${f.system} | ${int(f.appendsPerSecond)} | ${ms(f.p50Ms)} | ${ms(f.p99Ms)} | ${int(f.cpuPerAppendUs)} | 1.00× | 1.00× | ${(f.p99Ms / f.p50Ms).toFixed(1)} |`);
+    lines.push(`| ${cell(f.system)} | ${int(f.appendsPerSecond)} | ${ms(f.p50Ms)} | ${ms(f.p99Ms)} | ${int(f.cpuPerAppendUs)} | 1.00× | 1.00× | ${(f.p99Ms / f.p50Ms).toFixed(1)} |`);
   }
   const ratios = ratiosOf(result);
   result.skein.forEach((f, i) => {
     const r = ratios[i]!;
-    lines.push(`| ${f.system} | ${int(f.appendsPerSecond)} | ${ms(f.p50Ms)} | ${ms(f.p99Ms)} | ${int(f.cpuPerAppendUs)} | ${ratio(r.cpu)} | ${ratio(r.throughput)} | ${r.p99OverP50.toFixed(1)} |`);
+    lines.push(`| ${cell(f.system)} | ${int(f.appendsPerSecond)} | ${ms(f.p50Ms)} | ${ms(f.p99Ms)} | ${int(f.cpuPerAppendUs)} | ${ratio(r.cpu)} | ${ratio(r.throughput)} | ${r.p99OverP50.toFixed(1)} |`);
   });
   lines.push('');
   if (pg) lines.push(`PostgreSQL ${pg.version}: synchronous_commit=${pg.synchronousCommit}, fsync=${pg.fsync}, wal_sync_method=${pg.walSyncMethod}; one autocommit INSERT per event into \`${pg.ddl}\`.`);
@@ -132,11 +134,11 @@ export function renderMarkdown(result: BenchResult, svgFile: string): string {
   lines.push('## Server processes', '', '| System | process | CPU (share of one core) | CPU µs/append | RSS MiB |', '|---|---|---:|---:|---:|');
   for (const f of [...(pg ? [pg.figure] : []), ...result.skein]) lines.push(...processRows(f));
   lines.push('', '## Reads and subscriptions', '', '| Measure | System | figure |', '|---|---|---:|');
-  lines.push(`| stream read, pages of ${result.read.pageSize} (SDK), ${int(result.read.events)} events | ${result.read.system} | ${int(result.read.eventsPerSecond)} events/s |`);
+  lines.push(`| stream read, pages of ${result.read.pageSize} (SDK), ${int(result.read.events)} events | ${cell(result.read.system)} | ${int(result.read.eventsPerSecond)} events/s |`);
   const lag = result.subscriptionLag;
-  lines.push(`| subscription lag, acknowledged → delivered (tenant log, SDK), ${int(lag.events)} events, under ${int(lag.appendsPerSecondMeanwhile)} appends/s | ${lag.system} | p50 ${ms(lag.p50Ms)} ms, p99 ${ms(lag.p99Ms)} ms |`);
+  lines.push(`| subscription lag, acknowledged → delivered (tenant log, SDK), ${int(lag.events)} events, under ${int(lag.appendsPerSecondMeanwhile)} appends/s | ${cell(lag.system)} | p50 ${ms(lag.p50Ms)} ms, p99 ${ms(lag.p99Ms)} ms |`);
   lines.push('', '## Appends/s by client concurrency', '', '| System | clients | events/append | appends/s | events/s | p50 ms | p99 ms | server CPU µs/append |', '|---|---:|---:|---:|---:|---:|---:|---:|');
-  for (const f of result.sweep) lines.push(`| ${f.system} | ${f.clients} | ${f.eventsPerAppend} | ${int(f.appendsPerSecond)} | ${int(f.eventsPerSecond)} | ${ms(f.p50Ms)} | ${ms(f.p99Ms)} | ${int(f.cpuPerAppendUs)} |`);
+  for (const f of result.sweep) lines.push(`| ${cell(f.system)} | ${f.clients} | ${f.eventsPerAppend} | ${int(f.appendsPerSecond)} | ${int(f.eventsPerSecond)} | ${ms(f.p50Ms)} | ${ms(f.p99Ms)} | ${int(f.cpuPerAppendUs)} |`);
   lines.push('', `![appends/s by client concurrency](${svgFile})`);
   if (result.notes.length > 0) lines.push('', '## Notes', '', ...result.notes.map((n) => `- ${n}`));
   return lines.join('\n') + '\n';
