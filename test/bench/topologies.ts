@@ -58,9 +58,10 @@ export async function startNpmStart(options: NpmStartOptions = {}): Promise<Topo
   const dataDir = mkdtempSync(join(tmpdir(), 'skein-bench-'));
   const port = await basePort();
   const nodeArgs = options.fromSource ? ['--conditions=skein-source'] : [];
-  const env: NodeJS.ProcessEnv = { ...process.env, ...options.env, SKEIN_DATA_DIR: dataDir, SKEIN_PORT: String(port) };
-  // The bench itself runs with --conditions=skein-source; a user's `npm start` does not.
-  if (!options.fromSource) delete env.NODE_OPTIONS;
+  const inherited: NodeJS.ProcessEnv = { ...process.env };
+  // The bench itself may run with --conditions=skein-source in NODE_OPTIONS; a user's `npm start` does not.
+  if (!options.fromSource) delete inherited.NODE_OPTIONS;
+  const env: NodeJS.ProcessEnv = { ...inherited, ...options.env, SKEIN_DATA_DIR: dataDir, SKEIN_PORT: String(port) };
   const child = spawn(process.execPath, [...nodeArgs, START, ...(options.args ?? [])], { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

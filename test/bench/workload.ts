@@ -40,6 +40,8 @@ export interface Measured {
   processes: ProcUsage[];
   /** Server CPU per request, µs (every process in `processes`). */
   cpuPerRequestUs: number;
+  /** The window in CLOCK_MONOTONIC µs (process.hrtime), the clock of --cpu-prof timestamps. */
+  window: { startUs: number; endUs: number };
 }
 
 /**
@@ -115,8 +117,10 @@ export async function measureWindow(
 ): Promise<Measured> {
   await sleep(timing.warmupMs);
   const before = sample(serverPids());
+  const startUs = monotonicUs();
   open();
   await sleep(timing.durationMs);
+  const endUs = monotonicUs();
   const after = sample(serverPids());
   const r = await close();
   const processes = usageBetween(before, after);
@@ -130,8 +134,11 @@ export async function measureWindow(
     seconds: r.seconds,
     processes,
     cpuPerRequestUs: r.ok > 0 ? (cpu * 1e6) / r.ok : NaN,
+    window: { startUs, endUs },
   };
 }
+
+const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,20 @@
+// Preloaded into every node process of a topology (NODE_OPTIONS=--import=<this file>,
+// with SKEIN_BENCH_CPU_PROFILE_DIR set): the same V8 sampling profiler as --cpu-prof,
+// which NODE_OPTIONS does not accept. Writes <dir>/<pid>.cpuprofile when the process exits.
+import { Session } from 'node:inspector';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const dir = process.env.SKEIN_BENCH_CPU_PROFILE_DIR;
+if (dir) {
+  const session = new Session();
+  session.connect();
+  session.post('Profiler.enable');
+  session.post('Profiler.start');
+  // A session on the process's own thread answers synchronously, so this works inside 'exit'.
+  process.on('exit', () => {
+    session.post('Profiler.stop', (err, result) => {
+      if (!err) writeFileSync(join(dir, `${process.pid}.cpuprofile`), JSON.stringify(result.profile));
+    });
+  });
+}
