@@ -78,9 +78,17 @@ async function appendLoad(t: Topology, apiKey: string, prefix: string, clientCou
   return measureSkeinAppends({ url: t.url, apiKey, tenant: TENANT, streamPrefix: prefix, clients: clientCount, streams, eventsPerAppend, serverPids: () => t.serverPids(), ...tm });
 }
 
+/** Creates the bench tenant (6 partitions) and notes how its partitions are placed on the shards. */
 async function createTenant(t: Topology): Promise<string> {
   const admin = createClient({ url: t.url, apiKey: t.adminKey });
-  return (await admin.admin.createTenant(TENANT, { partitions: 6 })).apiKey;
+  const { apiKey } = await admin.admin.createTenant(TENANT, { partitions: 6 });
+  const info = (await (await fetch(`${t.url}/v1/admin/tenants/${TENANT}`, { headers: { authorization: `Bearer ${t.adminKey}` } })).json()) as { placement?: Record<string, string> };
+  const perShard = new Map<string, number>();
+  for (const shard of Object.values(info.placement ?? {})) perShard.set(shard, (perShard.get(shard) ?? 0) + 1);
+  const line = `${t.name}: the tenant's 6 partitions are placed ${[...perShard].sort().map(([shard, n]) => `${n} on ${shard}`).join(', ')}`;
+  console.log(line);
+  notes.push(line);
+  return apiKey;
 }
 
 /** A stream of `readEvents` events read back through the SDK in pages of 1,000. */

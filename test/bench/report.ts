@@ -223,7 +223,7 @@ export function writeReport(result: BenchResult, dir: string): string[] {
   const files: Array<[string, string]> = [
     [`${base}.json`, JSON.stringify(result, null, 2) + '\n'],
     [`${base}.md`, markdown],
-    [svgFile, renderSvg(result.sweep, `Skein (${result.sweep[0]?.system ?? 'npm start'}): appends/s by client concurrency`)],
+    [svgFile, renderSvg(result.sweep, `${result.sweep[0]?.system ?? 'Skein'}: appends/s by client concurrency`)],
   ];
   if (!result.quick) files.push(['latest.md', markdown]);
   return files.map(([name, text]) => {
