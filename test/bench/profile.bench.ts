@@ -104,7 +104,7 @@ try {
   say(`# CPU profiles under issue 9's workload · ${date} · ${commit}`);
   say();
   say(`${machineLine()}; load average ${loadavg().map((l) => l.toFixed(2)).join(', ')}.`);
-  say(`Command: \`npm run bench:profile\` (${topology.name}, compiled; 32 clients, 1,000 streams, 1-event appends with exact expectedVersion). ${Math.round(appendsPerSecond).toLocaleString('en-US')} appends/s while profiled; self time of each process's main thread (sampled while not idle: a blocking call such as LMDB's synced commit counts) over the ${durationMs / 1000} s window after a ${warmupMs / 1000} s warm-up.`);
+  say(`Command: \`npm run bench:profile\` (${topology.name}, compiled; 32 clients, 1,000 streams, 1-event appends with exact expectedVersion). ${Math.round(appendsPerSecond).toLocaleString('en-US')} appends/s while profiled; self time of each process's main thread (sampled while not idle: a blocking call such as LMDB's synced commit, and time waiting for a core on a loaded machine, count) over the ${durationMs / 1000} s window after a ${warmupMs / 1000} s warm-up.`);
   // Only the server processes of the window have a label: the supervisor's own profile is left out.
   const profiles = readdirSync(dir)
     .map((f) => ({ label: labels.get(Number(f.split('.')[0])), profile: JSON.parse(readFileSync(join(dir, f), 'utf8')) as CpuProfile }))
