@@ -69,6 +69,7 @@ export const defaultEngineOptions = Object.freeze({
   maxEventsPerAppend: DEFAULT_LIMITS.maxEventsPerAppend,
   storageReserveBytes: 64 * 1024 * 1024,
   storageProbeIntervalMs: 1000,
+  readPageBytes: 4 * 1024 * 1024,
 });
 
 const noopLogger: EngineLogger = { debug() {}, info() {}, warn() {}, error() {} };
@@ -87,6 +88,8 @@ interface AppendOp extends Pending<AppendOutcome> {
   streamId: string;
   expected: ExpectedVersion;
   events: ProposedEvent[];
+  /** Each event's measured size (validation's), kept in its record. */
+  sizes: number[];
   idempotencyKey: string | undefined;
   fingerprint: string | undefined;
 }
@@ -165,6 +168,20 @@ function isEventRecord(value: unknown): value is EventRecord {
   if (value === null || typeof value !== 'object') return false;
   const r = value as Partial<EventRecord>;
   return typeof r.id === 'string' && typeof r.type === 'string' && typeof r.ts === 'number' && typeof r.pos === 'bigint';
+}
+
+/**
+ * What an event weighs in a read page: its measured size (or, for records written before
+ * sizes were kept, a measurement now) plus its envelope (id, stream, type, position, …).
+ */
+function pageBytesOf(streamId: string, r: EventRecord): number {
+  const measured = r.n ?? Buffer.byteLength(r.type) + jsonBytes(r.data) + jsonBytes(r.metadata);
+  return measured + streamId.length + 160;
+}
+
+function jsonBytes(value: unknown): number {
+  const text = value === undefined ? undefined : JSON.stringify(value);
+  return text === undefined ? 0 : Buffer.byteLength(text);
 }
 
 /** A read outcome with the records it skipped, when there were any (no allocation otherwise). */
@@ -422,7 +439,7 @@ export function createEngine(options: EngineOptions): EventStore {
     const records: EventRecord[] = new Array(events.length);
     for (let i = 0; i < events.length; i++) {
       const e = events[i]!;
-      const record: EventRecord = { id: e.id ?? randomUUID(), type: e.type, data: e.data, metadata: e.metadata ?? null, ts: now, pos: 0n };
+      const record: EventRecord = { id: e.id ?? randomUUID(), type: e.type, data: e.data, metadata: e.metadata ?? null, ts: now, pos: 0n, n: op.sizes[i]! };
       records[i] = record;
       st.records.set(versionRef(p, s, firstVersion + i), record);
     }
@@ -722,6 +739,10 @@ export function createEngine(options: EngineOptions): EventStore {
     validatePartition(p);
     validateStreamId(s);
     const limit = parseLimit(opts.limit);
+    const maxBytes = opts.maxBytes ?? cfg.readPageBytes;
+    let bytes = 0;
+    /** Set when the page stopped before an event because of its byte budget. */
+    let full = false;
     const head = loadHead(p, s);
     if (isDeleted(head, Deleted.Hard)) return { ok: false, code: 'STREAM_DELETED' };
     if (!exists(head)) return { ok: false, code: 'STREAM_NOT_FOUND' };
@@ -744,12 +765,17 @@ export function createEngine(options: EngineOptions): EventStore {
             continue;
           }
           if (value.ts < cutoff) continue;
+          bytes += pageBytesOf(s, value);
+          if (bytes > maxBytes && events.length > 0) {
+            full = true;
+            break outer;
+          }
           events.push(toRecorded(s, key[3] as number, value));
           if (events.length === limit) break outer;
         }
       }
       const last = events[events.length - 1]?.version;
-      return withSkipped({ ok: true, events, version: head.v, next: events.length === limit && last! < head.v ? last! + 1 : null }, skipped);
+      return withSkipped({ ok: true, events, version: head.v, next: (full || events.length === limit) && last! < head.v ? last! + 1 : null }, skipped);
     }
 
     const from = Math.min(opts.from ?? head.v, head.v);
@@ -761,13 +787,18 @@ export function createEngine(options: EngineOptions): EventStore {
             continue;
           }
           if (value.ts < cutoff) continue;
+          bytes += pageBytesOf(s, value);
+          if (bytes > maxBytes && events.length > 0) {
+            full = true;
+            break outer;
+          }
           events.push(toRecorded(s, key[3] as number, value));
           if (events.length === limit) break outer;
         }
       }
     }
     const last = events[events.length - 1]?.version;
-    return withSkipped({ ok: true, events, version: head.v, next: events.length === limit && last! > lowest ? last! - 1 : null }, skipped);
+    return withSkipped({ ok: true, events, version: head.v, next: (full || events.length === limit) && last! > lowest ? last! - 1 : null }, skipped);
   }
 
   function toRecorded(streamId: string, version: number, r: EventRecord): RecordedEvent {
@@ -776,6 +807,8 @@ export function createEngine(options: EngineOptions): EventStore {
 
   function readLog(partition: string | undefined, opts: ReadLogOptions): LogPage {
     const limit = parseLimit(opts.limit);
+    const maxBytes = opts.maxBytes ?? cfg.readPageBytes;
+    let bytes = 0;
     const from = opts.fromPosition ?? 0n;
     const to = opts.toPosition;
     const events: LoggedEvent[] = [];
@@ -807,6 +840,8 @@ export function createEngine(options: EngineOptions): EventStore {
           if (to !== undefined && first > to) break outer;
           const r = getRecord(b, p, s, v0, skipped, first);
           if (!r || (types && !types.has(r.type))) continue;
+          bytes += pageBytesOf(s, r);
+          if (bytes > maxBytes && events.length > 0) break outer;
           events.push(toLogged(p, s, v0, r));
           if (events.length === limit) break outer;
           continue;
@@ -824,6 +859,8 @@ export function createEngine(options: EngineOptions): EventStore {
             continue;
           }
           if (types && !types.has(r.type)) continue;
+          bytes += pageBytesOf(s, r);
+          if (bytes > maxBytes && events.length > 0) break outer;
           events.push(toLogged(p, s, version, r));
           if (events.length === limit) break outer;
         }
@@ -847,7 +884,8 @@ export function createEngine(options: EngineOptions): EventStore {
         validatePartition(partition);
         validateStreamId(streamId);
         const expected = parseExpectedVersion(request.expectedVersion);
-        const events = validateProposedEvents(request.events, limits);
+        const sizes: number[] = [];
+        const events = validateProposedEvents(request.events, limits, sizes);
         const idempotencyKey = request.idempotencyKey === undefined ? undefined : validateIdempotencyKey(request.idempotencyKey);
         const fingerprint = idempotencyKey === undefined ? undefined : fingerprintOf(streamId, expected, events);
         return enqueue<AppendOutcome>((pending) => ({
@@ -856,6 +894,7 @@ export function createEngine(options: EngineOptions): EventStore {
           streamId,
           expected,
           events,
+          sizes,
           idempotencyKey,
           fingerprint,
           ...pending,

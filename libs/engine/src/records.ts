@@ -9,6 +9,12 @@ export interface EventRecord {
   /** Milliseconds since the epoch. */
   ts: number;
   pos: bigint;
+  /**
+   * The event's size as measured when it was validated (UTF-8 bytes of its type, and of
+   * its data and metadata as JSON). Read pages are bounded by it. Absent in records
+   * written before it was kept: measured when read.
+   */
+  n?: number;
 }
 
 export const enum Deleted {

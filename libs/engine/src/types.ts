@@ -71,6 +71,13 @@ export interface EngineOptions {
   idempotencyWindowMs?: number;
   /** Most operations gathered into one write transaction. Default 4096. */
   maxBatchOps?: number;
+  /**
+   * Most bytes of events in one read page (stream and log reads), by each event's
+   * measured size plus its envelope: a page stops before the event that would pass it,
+   * and always holds at least one event. Keeps a page of large events within what one
+   * response (one JavaScript string) can hold. Default 4 MiB.
+   */
+  readPageBytes?: number;
   /** Streams whose state is cached in memory. Default 100,000. */
   headCacheSize?: number;
   /** Per-event and per-append limits. Default: protocol's DEFAULT_LIMITS. */
@@ -107,6 +114,8 @@ export interface ReadStreamOptions {
   direction?: Direction;
   /** Default 100. */
   limit?: number;
+  /** Most bytes of events in the page (see EngineOptions.readPageBytes, the default). */
+  maxBytes?: number;
 }
 
 export type ReadStreamOutcome =
@@ -124,6 +133,8 @@ export interface ReadLogOptions {
   category?: string;
   /** Only events of these types. */
   types?: readonly string[];
+  /** Most bytes of events in the page (see EngineOptions.readPageBytes, the default). */
+  maxBytes?: number;
 }
 
 export interface LogPage {

@@ -171,8 +171,14 @@ function jsonBytes(value: unknown): number {
 /**
  * Validates the events of an append request; returns them in normalised form
  * (metadata defaults to null). Throws VALIDATION_FAILED or PAYLOAD_TOO_LARGE.
+ * When `sizes` is given, it receives each event's measured size (UTF-8 bytes of its
+ * type and of its data and metadata as JSON), in order.
  */
-export function validateProposedEvents(value: unknown, limits: Pick<Limits, 'maxEventBytes' | 'maxEventsPerAppend'> = DEFAULT_LIMITS): ProposedEvent[] {
+export function validateProposedEvents(
+  value: unknown,
+  limits: Pick<Limits, 'maxEventBytes' | 'maxEventsPerAppend'> = DEFAULT_LIMITS,
+  sizes?: number[],
+): ProposedEvent[] {
   if (!Array.isArray(value)) throw validationError('events', 'events must be an array');
   if (value.length === 0) throw validationError('events', 'events must hold at least one event');
   if (value.length > limits.maxEventsPerAppend) {
@@ -202,6 +208,7 @@ export function validateProposedEvents(value: unknown, limits: Pick<Limits, 'max
         limit: limits.maxEventBytes,
       });
     }
+    sizes?.push(size);
     const event: ProposedEvent = { type: type as string, data, metadata: metadata === undefined ? null : metadata };
     if (id !== undefined) event.id = (id as string).toLowerCase();
     out[i] = event;
