@@ -16,8 +16,12 @@ const CONSTRAINTS = {
   'type:client': { allow: ['type:protocol'], forbidNpm: ['lmdb', 'ioredis', 'bullmq'] },
   'type:lib': { allow: ['type:protocol', 'type:lib', 'type:ring', 'type:sequencer'], forbidNpm: ['lmdb'] },
   'type:testing': { allow: ['type:protocol', 'type:lib', 'type:engine', 'type:sequencer', 'type:ring', 'type:client'], forbidNpm: [] },
-  'type:service': { allow: ['type:protocol', 'type:engine', 'type:sequencer', 'type:ring', 'type:lib', 'type:client', 'type:testing'], forbidNpm: [] },
-  'type:e2e': { allow: ['type:protocol', 'type:engine', 'type:sequencer', 'type:ring', 'type:lib', 'type:client', 'type:testing'], forbidNpm: [] },
+  // The router reaches shards only through the ShardApi interface of protocol, never their engine.
+  'type:router': { allow: ['type:protocol', 'type:ring', 'type:sequencer', 'type:lib'], forbidNpm: ['lmdb', 'bullmq'] },
+  'type:shard': { allow: ['type:protocol', 'type:engine', 'type:ring', 'type:sequencer', 'type:lib'], forbidNpm: ['bullmq'] },
+  // Entry points compose libraries by role; no service imports another.
+  'type:service': { allow: ['type:protocol', 'type:engine', 'type:sequencer', 'type:ring', 'type:lib', 'type:router', 'type:shard'], forbidNpm: [] },
+  'type:e2e': { allow: ['type:protocol', 'type:engine', 'type:sequencer', 'type:ring', 'type:lib', 'type:client', 'type:testing', 'type:router', 'type:shard'], forbidNpm: [] },
 };
 
 const root = resolve(dirname(new URL(import.meta.url).pathname), '..');
@@ -52,12 +56,14 @@ for (const [name, node] of Object.entries(graph.nodes)) {
   }
 }
 
-// Any project's *.spec.ts may use the test harness; its other sources may not.
+// Any project's *.spec.ts and src/testing/ (spec helpers, never built) may use the test
+// harness; its other sources may not.
 function importedOutsideSpecs(node, target) {
   const pkg = JSON.parse(readFileSync(join(root, target.data.root, 'package.json'), 'utf8')).name;
   let files;
   try { files = walk(join(root, node.data.root, 'src'), []); } catch { return false; }
-  return files.some((f) => readFileSync(f, 'utf8').includes(`'${pkg}'`));
+  const specHelpers = join(root, node.data.root, 'src', 'testing') + '/';
+  return files.some((f) => !f.startsWith(specHelpers) && readFileSync(f, 'utf8').includes(`'${pkg}'`));
 }
 
 // File-level import cycles, per project source tree.

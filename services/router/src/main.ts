@@ -3,13 +3,15 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { exitOnUncaught, loadOrExit, stopOnSignals } from '@skein/http';
-import { createRouterApp } from './app.ts';
-import { loadConfig } from './config.ts';
-import { createShardPeers } from './control-peers.ts';
-import { createControlPlane } from './control-plane.ts';
-import { createRegistry } from './registry.ts';
-import { createShardClient } from './shard-client.ts';
-import { createRouterTopology } from './topology.ts';
+import {
+  createControlPlane,
+  createRegistry,
+  createRouterApp,
+  createRouterTopology,
+  createShardClient,
+  createShardPeers,
+  loadRouterConfig,
+} from '@skein/router';
 
 const bootLogger = pino({ base: { component: 'router' } });
 exitOnUncaught(bootLogger);
@@ -31,7 +33,7 @@ async function retryFor<T>(ms: number, attempt: () => Promise<T>): Promise<T> {
 }
 
 async function main(): Promise<void> {
-  const config = loadOrExit(loadConfig, bootLogger);
+  const config = loadOrExit(() => loadRouterConfig(process.env), bootLogger);
   const logger = pino({
     level: config.logLevel,
     base: { component: 'router', pid: process.pid },

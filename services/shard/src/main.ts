@@ -2,14 +2,13 @@
 import { pino } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { exitOnUncaught, loadOrExit, stopOnSignals } from '@skein/http';
-import { loadConfig } from './config.ts';
-import { createShard, type Shard } from './shard.ts';
+import { createShard, loadShardConfig, type Shard } from '@skein/shard';
 
 const bootLogger = pino({ base: { component: 'shard' } });
 exitOnUncaught(bootLogger);
 
 async function main(): Promise<void> {
-  const config = loadOrExit(loadConfig, bootLogger);
+  const config = loadOrExit(() => loadShardConfig(process.env), bootLogger);
   const logger = pino({
     level: config.logLevel,
     base: { shard: config.shardId, pid: process.pid },

@@ -177,7 +177,7 @@ const builtFrom = (target: string) => Object.entries(services).filter(([, s]) =>
 
 /** Runs each service's own loadConfig in a child process (services are not imported by tests); returns the violations per case. */
 function configViolations(cases: { service: 'shard' | 'router'; env: Record<string, string> }[]): string[][] {
-  const modules = { shard: pathToFileURL(repoPath('services/shard/src/config.ts')).href, router: pathToFileURL(repoPath('services/router/src/config.ts')).href };
+  const modules = { shard: pathToFileURL(repoPath('libs/shard/src/config.ts')).href, router: pathToFileURL(repoPath('libs/router/src/config.ts')).href };
   const code = `
     const modules = ${JSON.stringify(modules)};
     const out = [];

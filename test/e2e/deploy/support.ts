@@ -43,8 +43,8 @@ export function settingsReadBy(...relativeFiles: string[]): Set<string> {
   return names;
 }
 
-export const SHARD_SETTINGS = () => settingsReadBy('services/shard/src/config.ts', 'libs/http/src/settings.ts');
-export const ROUTER_SETTINGS = () => settingsReadBy('services/router/src/config.ts', 'libs/http/src/settings.ts');
+export const SHARD_SETTINGS = () => settingsReadBy('libs/shard/src/config.ts', 'libs/http/src/settings.ts');
+export const ROUTER_SETTINGS = () => settingsReadBy('libs/router/src/config.ts', 'libs/http/src/settings.ts');
 
 export interface DashboardQuery {
   panel: string;

@@ -1,0 +1,48 @@
+// What the router's routes are built from: its dependencies, settings and shared parts.
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Registry as MetricsRegistry } from 'prom-client';
+import type { AppendBudget } from './append-budget.ts';
+import type { AppendCoalescer } from './coalescer.ts';
+import type { ControlPlane } from './control-plane.ts';
+import type { RouterMetrics } from './metrics.ts';
+import type { QuotaGate } from './quota.ts';
+import type { Registry } from './registry.ts';
+import type { ShardClient } from './shard-client.ts';
+import type { RouterTopology } from './topology.ts';
+import type { WatermarkHub } from './watermark-hub.ts';
+
+export interface RouterDeps {
+  redis: Redis;
+  registry: Registry;
+  topology: RouterTopology;
+  shards: ShardClient;
+  /** The control epoch, rebuilds of a wiped Redis, and records of every control-plane change on the shards. */
+  control: ControlPlane;
+  logger: Logger;
+  metrics: MetricsRegistry;
+}
+
+/** The router's settings (config.ts documents each). */
+export interface RouterOptions {
+  maxBodyBytes: number;
+  maxPendingBytes: number;
+  maxPendingBytesPerShard: number;
+  shardTimeoutMs: number;
+  heartbeatMs: number;
+  subscriberBufferBytes: number;
+  slowSubscriberMs: number;
+  pollMs: number;
+}
+
+/** What every route module gets. */
+export interface RouteContext extends RouterDeps {
+  options: RouterOptions;
+  coalescer: AppendCoalescer;
+  appendBudget: AppendBudget;
+  quota: QuotaGate;
+  watermarks: WatermarkHub;
+  stats: RouterMetrics;
+  /** Resolves when the router begins to shut down: subscriptions end. */
+  closing: Promise<void>;
+}

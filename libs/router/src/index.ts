@@ -1,0 +1,9 @@
+// The router as a library: the public API's app and what a process needs to wire it.
+export { createRouterApp } from './app.ts';
+export type { RouteContext, RouterDeps, RouterOptions } from './context.ts';
+export { loadConfig as loadRouterConfig, type RouterConfig } from './config.ts';
+export { createShardPeers } from './control-peers.ts';
+export { createControlPlane, type ControlPlane } from './control-plane.ts';
+export { createRegistry, type Registry } from './registry.ts';
+export { createShardClient, type ShardClient } from './shard-client.ts';
+export { createRouterTopology, type RouterTopology } from './topology.ts';

