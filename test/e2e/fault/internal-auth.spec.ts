@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { CLUSTER_SECRET_HEADER } from '@skein/protocol';
 import { startCluster, startServiceProcess, type Cluster } from '@skein/testing';
 import { assertProblem, call, tenantName, type Reply } from '../support.ts';
+import { startWriters, verifyAcknowledged } from './load.ts';
 
 let cluster: Cluster;
 before(async () => {
@@ -151,4 +152,35 @@ test('a router whose cluster secret is not the shards\' answers 503 UNAVAILABLE,
   } finally {
     await router.kill('SIGKILL');
   }
+});
+
+test('unauthenticated internal calls aimed at the streams of 16 writers change none of them: every acknowledgement reads back', async () => {
+  const { tenant, key, shardUrl } = await seededTenant();
+  const load = startWriters({ url: cluster.url, key, tenant, writers: 16 });
+  let hostile = 0;
+  let failure: unknown;
+  try {
+    const until = Date.now() + 2500;
+    for (let round = 0; Date.now() < until; round++) {
+      // The writers' own streams: appends at the versions they are about to write, hard deletes.
+      const stream = `/internal/v1/partitions/${tenant}/streams/w${round % 16}-0`;
+      const attempts = [
+        call(shardUrl, 'POST', `${stream}/events`, { body: { expectedVersion: 'any', events } }),
+        call(shardUrl, 'POST', '/internal/v1/append', { body: { appends: [{ partition: tenant, streamId: `w${round % 16}-1`, events }] }, headers: { [CLUSTER_SECRET_HEADER]: 'x'.repeat(40) } }),
+        call(shardUrl, 'DELETE', `${stream}?mode=hard`),
+      ];
+      for (const reply of await Promise.all(attempts)) {
+        assertProblem(reply, 401, 'UNAUTHENTICATED');
+        hostile++;
+      }
+    }
+  } catch (err) {
+    failure = err;
+  }
+  const report = await load.stop();
+  if (failure) throw failure;
+  assert.ok(hostile > 30, `only ${hostile} hostile calls were made`);
+  assert.ok(report.acks.length > 50, `only ${report.acks.length} appends were acknowledged`);
+  assert.deepEqual(Object.keys(report.statuses).filter((s) => s !== '201'), [], `the writers saw ${JSON.stringify(report.statuses)}`);
+  await verifyAcknowledged({ url: cluster.url, key, tenant }, report);
 });

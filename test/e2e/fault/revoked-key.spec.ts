@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { startCluster, type Cluster } from '@skein/testing';
 import { call, tenantName } from '../support.ts';
+import { startWriters, verifyAcknowledged } from './load.ts';
 
 // Issue 8, item 7 (subscriptions): an SSE subscription kept streaming after its key was
 // revoked. Each open subscription re-authenticates its key twice a second through the
@@ -71,6 +72,8 @@ test('revoking a key ends its stream and tenant-log subscriptions on every route
     subscribe(`${routerA}/v1/tenants/${tenant}/events/subscribe`, keeper),
     subscribe(`${routerB}/v1/tenants/${tenant}/streams/order-1/subscribe`, keeper),
   ]);
+  // 16 writers on the same tenant with the key that stays: a revocation ends subscriptions, never their appends.
+  const load = startWriters({ url: routerB, key: keeper, tenant, writers: 16 });
   // Open for longer than a re-authentication period: a live key does not end anything.
   await new Promise((r) => setTimeout(r, 1500));
 
@@ -92,4 +95,8 @@ test('revoking a key ends its stream and tenant-log subscriptions on every route
   const stillOpen = await Promise.race([...kept.map((s) => s.ended.then(() => false)), new Promise<boolean>((r) => setTimeout(() => r(true), 500))]);
   assert.ok(stillOpen, 'a subscription of a key that was not revoked ended');
   for (const s of kept) s.close();
+  const report = await load.stop();
+  assert.ok(report.acks.length > 50, `only ${report.acks.length} appends were acknowledged`);
+  assert.deepEqual(Object.keys(report.statuses).filter((s) => s !== '201'), [], `the writers saw ${JSON.stringify(report.statuses)}`);
+  await verifyAcknowledged({ url: routerA, key: keeper, tenant }, report);
 });
