@@ -10,7 +10,11 @@ export const TOPOLOGY_CHANNEL = 'skein:topology';
  */
 export interface Topology {
   epoch: number;
-  shards: { id: string; url: string }[];
+  /**
+   * The members. `state` is absent for an active shard; `draining` takes no new
+   * partitions and has its partitions moved away (API.md, "Membership and partition moves").
+   */
+  shards: { id: string; url: string; state?: 'draining' }[];
   /** Partition id → shard id, recorded when a partition first appears. Overrides the ring. */
   placements?: Record<string, string>;
 }
