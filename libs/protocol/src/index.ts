@@ -49,3 +49,4 @@ export { partitionOf, partitionsOf, MAX_PARTITIONS } from './partitions.ts';
 export { APPEND_BATCH_LIMITS, CLUSTER_SECRET_HEADER, EPOCH_HEADER, EVENTS_HEADER } from './internal-api.ts';
 export { supersedes, mergeControlRecords, parseControlRecord } from './control-records.ts';
 export type { ControlRecord } from './control-records.ts';
+export type { ControlStore, Marked, NewTenant, Refusal, StoredApiKey, StoredTenant, TopologyChange } from './control-store.ts';

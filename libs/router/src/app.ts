@@ -48,8 +48,8 @@ export async function createRouterApp(deps: RouterDeps, options: RouterOptions):
       { queueTimeoutMs: options.shardTimeoutMs },
     ),
     appendBudget,
-    quota: createQuotaGate({ redis: deps.redis, onRefused: () => stats.appendsRateLimited.inc() }),
-    watermarks: createWatermarkHub({ shards: deps.shards, redis: deps.redis, pollMs: options.pollMs, onRound: () => stats.watermarkRounds.inc() }),
+    quota: createQuotaGate({ store: deps.store, onRefused: () => stats.appendsRateLimited.inc() }),
+    watermarks: createWatermarkHub({ shards: deps.shards, store: deps.store, pollMs: options.pollMs, onRound: () => stats.watermarkRounds.inc() }),
   };
 
   await app.register(swagger, {

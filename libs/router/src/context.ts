@@ -1,5 +1,5 @@
 // What the router's routes are built from: its dependencies, settings and shared parts.
-import type { Redis } from 'ioredis';
+import type { ControlStore } from '@skein/protocol';
 import type { Logger } from 'pino';
 import type { Registry as MetricsRegistry } from 'prom-client';
 import type { AppendBudget } from './append-budget.ts';
@@ -13,7 +13,8 @@ import type { RouterTopology } from './topology.ts';
 import type { WatermarkHub } from './watermark-hub.ts';
 
 export interface RouterDeps {
-  redis: Redis;
+  /** The control plane's state: Redis (`createRedisControlStore`) or embedded (`@skein/shard`'s `openEmbeddedControlStore`). */
+  store: ControlStore;
   registry: Registry;
   topology: RouterTopology;
   shards: ShardClient;

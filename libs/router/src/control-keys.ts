@@ -1,6 +1,5 @@
 import type { ControlRecord } from '@skein/protocol';
 import { TOPOLOGY_KEY } from '@skein/ring';
-import type { Tenant } from './registry.ts';
 
 /**
  * Redis's control-plane keys (DESIGN.md, "Control plane"), and how a control record
@@ -26,19 +25,6 @@ export const API_KEY = (digest: string) => `skein:apikey:${digest}`;
 export const tenantRecordKey = (t: string) => `tenant/${t}`;
 export const apiKeyRecordKey = (digest: string) => `apikey/${digest}`;
 export const TOPOLOGY_RECORD_KEY = 'topology';
-
-/** The tenant's record from its Redis hash (HGETALL), or null when it holds none. */
-export function tenantRecordOf(tenant: string, h: Record<string, string>): ControlRecord | null {
-  const version = Number(h.version);
-  if (!h.partitions || !Number.isSafeInteger(version) || version < 1) return null;
-  const value: Omit<Tenant, 'tenant'> = {
-    partitions: Number(h.partitions),
-    retention: h.retention ? (JSON.parse(h.retention) as Tenant['retention']) : {},
-    ...(h.quota ? { quota: JSON.parse(h.quota) as NonNullable<Tenant['quota']> } : {}),
-    createdAt: h.createdAt ?? '',
-  };
-  return { key: tenantRecordKey(tenant), version, value: { ...value } };
-}
 
 /** One step of a rebuild: a hash to set fields of, or a string to set. */
 export type RedisWrite = { hash: string; fields: Record<string, string> } | { string: string; text: string };

@@ -8,6 +8,7 @@ import { createControlPlane, type ControlPlane } from './control-plane.ts';
 import type { ControlPeers, ShardAddress } from './rebuilder.ts';
 import { createRegistry, type Registry } from './registry.ts';
 import { createRouterTopology, type RouterTopology } from './topology.ts';
+import { createRedisControlStore } from './redis-control-store.ts';
 
 // The shards' side is stood in for by in-memory copies that apply the same merge rule
 // (the shard's LMDB store is covered by libs/shard/src/control-records.spec.ts, the
@@ -66,9 +67,9 @@ async function router(shards: MemoryShard[]): Promise<Router> {
   const redis = new Redis(server.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => 50 });
   redis.on('error', () => undefined);
   await new Promise((r) => redis.once('ready', r));
-  const control = createControlPlane({ redis, peers: peersOf(shards) }, { waitForRebuildMs: 2000 });
-  const topology = createRouterTopology({ redis });
-  const registry = createRegistry({ redis, adminKey: 'a'.repeat(40), control });
+  const control = createControlPlane({ store: createRedisControlStore({ redis }), peers: peersOf(shards) }, { waitForRebuildMs: 2000 });
+  const topology = createRouterTopology({ store: createRedisControlStore({ redis }) });
+  const registry = createRegistry({ store: createRedisControlStore({ redis }), adminKey: 'a'.repeat(40), control });
   const r = { redis, control, registry, topology, close: () => (control.close(), redis.disconnect()) };
   routers.push(r);
   return r;

@@ -1,34 +1,34 @@
-import type { Redis } from 'ioredis';
-import { SkeinError, type ControlRecord } from '@skein/protocol';
+import { SkeinError, type ControlRecord, type ControlStore } from '@skein/protocol';
 import { CONTROL } from './control-keys.ts';
 import { translateRedisFailure } from './redis-errors.ts';
 import { createRebuilder, majorityOf, type ControlPeers, type RebuildLogger } from './rebuilder.ts';
 
-/** What a marker-checked Redis mutation answers when the marker it was given is not Redis's. */
+/** What a marker-checked mutation answers when the marker it was given is not the store's. */
 export const STALE_MARKER = Symbol('stale control marker');
 
 /**
- * The router's side of the control plane (DESIGN.md, "Control plane"): which Redis
- * epoch its caches belong to, rebuilding Redis from the shards when it lost its data,
- * and recording every control-plane change on the shards before it is acknowledged.
+ * The router's side of the control plane (DESIGN.md, "Control plane"): which epoch of
+ * the control store (Redis, or the embedded one) its caches belong to, rebuilding the
+ * store from the shards when it lost its data, and recording every control-plane change
+ * on the shards before it is acknowledged.
  *
- * The epoch is the marker: a random id in Redis, written when the control plane was
- * seeded or rebuilt. Every mutation script checks it, so nothing is changed in a Redis
- * that was wiped and not yet rebuilt; every negative lookup reads it in the same
- * transaction, so a wiped Redis is never taken for "no such key" (401) or "no such
- * tenant". A new marker clears every cache of Redis state (`onEpoch`).
+ * The epoch is the marker: a random id in the store, written when the control plane was
+ * seeded or rebuilt. Every mutation checks it, so nothing is changed in a store that
+ * was wiped and not yet rebuilt; every negative lookup reads it in the same
+ * transaction, so a wiped store is never taken for "no such key" (401) or "no such
+ * tenant". A new marker clears every cache of the store's state (`onEpoch`).
  */
 export interface ControlPlane {
-  /** The marker last seen; null when Redis holds none (a rebuild is pending) or none was read yet. */
+  /** The marker last seen; null when the store holds none (a rebuild is pending) or none was read yet. */
   readonly marker: string | null;
   /**
-   * The marker, reading it first, and rebuilding Redis from the shards when it has none.
-   * @throws SkeinError UNAVAILABLE when Redis cannot be reached, or the rebuild cannot
+   * The marker, reading it first, and rebuilding the store from the shards when it has none.
+   * @throws SkeinError UNAVAILABLE when the store cannot be reached, or the rebuild cannot
    *   finish (fewer than a majority of shards answer, another router's takes too long).
    */
   ready(): Promise<string>;
   /**
-   * What a lookup read as Redis's marker. Null (wiped): a rebuild starts in the
+   * What a lookup read as the store's marker. Null (wiped): a rebuild starts in the
    * background. Another marker than known: caches are cleared.
    */
   observe(marker: string | null): void;
@@ -50,7 +50,7 @@ export interface ControlPlane {
   /** Announces a changed record to every router (their caches drop it). */
   announce(recordKey: string): Promise<void>;
   /** Subscribes to announcements and starts watching the marker. */
-  listen(subscriber: Redis): Promise<void>;
+  listen(): Promise<void>;
   close(): void;
 }
 
@@ -63,11 +63,11 @@ export interface ControlPlaneOptions {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-export function createControlPlane(deps: { redis: Redis; peers: ControlPeers; log?: RebuildLogger }, options: ControlPlaneOptions = {}): ControlPlane {
-  const { redis, peers, log } = deps;
+export function createControlPlane(deps: { store: ControlStore; peers: ControlPeers; log?: RebuildLogger }, options: ControlPlaneOptions = {}): ControlPlane {
+  const { store, peers, log } = deps;
   const watchMs = options.watchMs ?? 500;
   const waitForRebuildMs = options.waitForRebuildMs ?? 5000;
-  const rebuilder = createRebuilder({ redis, peers, ...(log ? { log } : {}) });
+  const rebuilder = createRebuilder({ store, peers, ...(log ? { log } : {}) });
   const epochListeners: (() => void)[] = [];
   const changeListeners: ((key: string) => void)[] = [];
   let marker: string | null = null;
@@ -89,8 +89,8 @@ export function createControlPlane(deps: { redis: Redis; peers: ControlPeers; lo
     for (;;) {
       let current: string | null;
       try {
-        current = await redis.get(CONTROL.marker);
-        if (current === null && (await rebuilder.rebuild()) === 'rebuilt') current = await redis.get(CONTROL.marker);
+        current = await store.readMarker();
+        if (current === null && (await rebuilder.rebuild()) === 'rebuilt') current = await store.readMarker();
       } catch (err) {
         throw translateRedisFailure(err);
       }
@@ -98,7 +98,7 @@ export function createControlPlane(deps: { redis: Redis; peers: ControlPeers; lo
         adopt(current);
         return current;
       }
-      if (Date.now() > until) throw new SkeinError('UNAVAILABLE', 'the control plane is being rebuilt after Redis lost its data; retry', { retryAfter: 1 });
+      if (Date.now() > until) throw new SkeinError('UNAVAILABLE', 'the control plane is being rebuilt after its store lost its data; retry', { retryAfter: 1 });
       await sleep(100);
     }
   }
@@ -114,7 +114,7 @@ export function createControlPlane(deps: { redis: Redis; peers: ControlPeers; lo
     },
     observe(m) {
       if (m === null) {
-        if (marker !== null) log?.warn({ marker }, 'Redis lost the control plane; rebuilding from the shards');
+        if (marker !== null) log?.warn({ marker, store: store.kind }, 'the control store lost the control plane; rebuilding from the shards');
         marker = null;
         void plane.ready().catch((err: unknown) => log?.warn({ err }, 'control plane rebuild not done yet'));
       } else {
@@ -146,19 +146,17 @@ export function createControlPlane(deps: { redis: Redis; peers: ControlPeers; lo
       }
     },
     async announce(recordKey) {
-      await redis.publish(CONTROL.channel, recordKey).catch(() => undefined);
+      await store.publish(CONTROL.channel, recordKey).catch(() => undefined);
     },
-    async listen(subscriber) {
-      subscriber.on('message', (channel: string, message: string) => {
-        if (channel !== CONTROL.channel) return;
-        if (message === 'rebuilt') void redis.get(CONTROL.marker).then((m) => plane.observe(m), () => undefined);
+    async listen() {
+      await store.subscribe(CONTROL.channel, (message) => {
+        if (message === 'rebuilt') void store.readMarker().then((m) => plane.observe(m), () => undefined);
         else for (const l of changeListeners) l(message);
       });
-      await subscriber.subscribe(CONTROL.channel);
       // FLUSHALL and a replaced Redis announce nothing: the marker is read every watchMs.
       timer = setInterval(() => {
         if (checking) return;
-        redis.get(CONTROL.marker).then(
+        store.readMarker().then(
           (m) => plane.observe(m),
           () => undefined,
         );

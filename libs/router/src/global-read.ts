@@ -1,6 +1,4 @@
-import type { Redis } from 'ioredis';
-import { readCounter } from '@skein/sequencer';
-import type { WireEvent } from '@skein/protocol';
+import type { ControlStore, WireEvent } from '@skein/protocol';
 import type { ShardClient } from './shard-client.ts';
 import type { RouterTopology } from './topology.ts';
 
@@ -25,17 +23,17 @@ const READ_YOUR_WRITES_WAIT_MS = 1000;
  * so a reader paging with `next` never misses or reorders an event.
  */
 export async function readGlobal(
-  deps: { shards: ShardClient; topology: RouterTopology; redis: Redis },
+  deps: { shards: ShardClient; topology: RouterTopology; store: ControlStore },
   options: GlobalReadOptions,
 ): Promise<{ events: LoggedWireEvent[]; next: bigint; watermark: bigint; involved: string[] }> {
-  const { shards, topology, redis } = deps;
+  const { shards, topology, store } = deps;
   const view = await topology.current();
   const involved = options.partitions
     ? [...new Set(options.partitions.map((p) => view.ownerOf(p)).filter((s): s is string => s !== null))]
     : view.topology.shards.map((s) => s.id);
   // Read-your-writes: wait (briefly, bounded) until the watermark covers every position
   // allocated before this read began, so anything acknowledged before it is included.
-  const atLeast = await readCounter(redis);
+  const atLeast = await store.readCounter();
   const safePoints = await Promise.all(
     involved.map(async (shardId) => {
       const res = await shards.call(shardId, {

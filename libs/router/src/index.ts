@@ -5,5 +5,7 @@ export { loadConfig as loadRouterConfig, type RouterConfig } from './config.ts';
 export { createShardPeers } from './control-peers.ts';
 export { createControlPlane, type ControlPlane } from './control-plane.ts';
 export { createRegistry, type Registry } from './registry.ts';
+export { createRedisControlStore } from './redis-control-store.ts';
+export { CONTROL } from './control-keys.ts';
 export { createShardClient, type ShardClient } from './shard-client.ts';
 export { createRouterTopology, type RouterTopology } from './topology.ts';

@@ -4,6 +4,7 @@ import { Redis } from 'ioredis';
 import { isSkeinError } from '@skein/protocol';
 import { startRedis } from '@skein/testing';
 import { createQuotaGate } from './quota.ts';
+import { createRedisControlStore } from './redis-control-store.ts';
 
 const outcome = (p: Promise<void>) => p.then(() => 'admitted', (err: unknown) => (isSkeinError(err) ? err.code : String(err)));
 
@@ -13,7 +14,7 @@ test('a quota admits appends in arrival order up to its events per second, in on
   const redis = new Redis(server.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => 50 });
   redis.on('error', () => undefined);
   const refused: string[] = [];
-  const gate = createQuotaGate({ redis, onRefused: (tenant) => refused.push(tenant) });
+  const gate = createQuotaGate({ store: createRedisControlStore({ redis }), onRefused: (tenant) => refused.push(tenant) });
   try {
     await new Promise((r) => redis.once('ready', r));
 

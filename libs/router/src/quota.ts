@@ -1,21 +1,17 @@
-import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
-import { SkeinError, validationError } from '@skein/protocol';
+import { SkeinError, validationError, type ControlStore } from '@skein/protocol';
 
 /**
  * Tenant append quotas (API.md: "no rate limit unless a tenant quota is configured").
  * A tenant created with `quota: { eventsPerSecond }` may append that many events per
- * one-second window, counted in Redis so that every router enforces the same budget.
- * Appends of the same tenant arriving in the same event-loop turn share one Redis
- * round trip; tenants without a quota never reach Redis here.
+ * one-second window, counted in the control store so that every router sharing it
+ * enforces the same budget. Appends of the same tenant arriving in the same event-loop
+ * turn share one round trip; tenants without a quota never reach the store here.
  */
 export interface QuotaGate {
   /** Resolves when the append may proceed; rejects with RATE_LIMITED (and `retryAfter`) when over. */
   admit(tenant: string, eventsPerSecond: number, events: number): Promise<void>;
 }
 
-const QUOTA = (tenant: string) => `skein:quota:${tenant}`;
-const script = readFileSync(new URL('./scripts/admit-events-1.lua', import.meta.url), 'utf8');
 
 interface Asking {
   events: number;
@@ -23,29 +19,24 @@ interface Asking {
   reject(err: unknown): void;
 }
 
-type ScriptedRedis = Redis & {
-  skeinAdmitEvents(key: string, limit: number, ...events: number[]): Promise<[number[], number]>;
-};
-
-export function createQuotaGate(deps: { redis: Redis; onRefused?: (tenant: string) => void }): QuotaGate {
-  const redis = deps.redis as ScriptedRedis;
-  redis.defineCommand('skeinAdmitEvents', { numberOfKeys: 1, lua: script });
+export function createQuotaGate(deps: { store: ControlStore; onRefused?: (tenant: string) => void }): QuotaGate {
+  const { store } = deps;
   const waiting = new Map<string, { limit: number; list: Asking[] }>();
   let scheduled = false;
 
   async function decide(tenant: string, limit: number, list: Asking[]): Promise<void> {
-    let answer: [number[], number];
+    let answer: { admitted: boolean[]; msLeft: number };
     try {
-      answer = await redis.skeinAdmitEvents(QUOTA(tenant), limit, ...list.map((a) => a.events));
+      answer = await store.admitEvents(tenant, limit, list.map((a) => a.events));
     } catch (err) {
       const e = new SkeinError('UNAVAILABLE', 'the tenant quota could not be checked', { retryAfter: 1 }, { cause: err });
       for (const a of list) a.reject(e);
       return;
     }
-    const [admitted, msLeft] = answer;
+    const { admitted, msLeft } = answer;
     const retryAfter = Math.max(1, Math.ceil(msLeft / 1000));
     list.forEach((a, i) => {
-      if (admitted[i] === 1) return a.resolve();
+      if (admitted[i]) return a.resolve();
       deps.onRefused?.(tenant);
       a.reject(new SkeinError('RATE_LIMITED', `tenant ${tenant} is over its quota of ${limit} events per second`, { retryAfter }));
     });

@@ -1,10 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
-import { SkeinError, mergeControlRecords, type ControlRecord } from '@skein/protocol';
-import { CONTROL, TOPOLOGY_RECORD_KEY, redisWritesOf } from './control-keys.ts';
-
-const script = (name: string) => readFileSync(new URL(`./scripts/${name}`, import.meta.url), 'utf8');
+import { SkeinError, mergeControlRecords, type ControlRecord, type ControlStore } from '@skein/protocol';
+import { CONTROL, TOPOLOGY_RECORD_KEY } from './control-keys.ts';
 
 /** A shard as a control-record peer. */
 export interface ShardAddress {
@@ -28,11 +24,6 @@ export interface ControlPeers {
 /** The smallest number of answers out of `n` that every other majority shares one with. */
 export const majorityOf = (n: number) => Math.floor(n / 2) + 1;
 
-type ScriptedRedis = Redis & {
-  skeinRebuild(marker: string, version: string, lock: string, token: string, newMarker: string, maxVersion: string, channel: string, ...writes: string[]): Promise<[number]>;
-  skeinReleaseLock(lock: string, token: string): Promise<number>;
-};
-
 export interface RebuildLogger {
   info(obj: object, msg?: string): void;
   warn(obj: object, msg?: string): void;
@@ -40,7 +31,7 @@ export interface RebuildLogger {
 
 export interface Rebuilder {
   /**
-   * Rebuilds Redis's control-plane keys from the shards' records if this router gets
+   * Rebuilds the control store's contents from the shards' records if this router gets
    * the rebuild lock. `busy`: another router holds it, or a marker appeared meanwhile.
    * @throws SkeinError UNAVAILABLE when fewer than a majority of the known shards answer.
    */
@@ -48,18 +39,16 @@ export interface Rebuilder {
 }
 
 /**
- * The rebuild (DESIGN.md, "Control plane"): one router at a time (a SET NX lock with
- * an expiry) reads every shard's control records, needs a majority of the shards it
+ * The rebuild (DESIGN.md, "Control plane"): one router at a time (a lock with an
+ * expiry) reads every shard's control records, needs a majority of the shards it
  * knows of to answer (every acknowledged change is on a majority, so every one is seen),
- * merges them (highest version per record, tombstones kept), writes the keys and a new
- * marker in one script, then gives every shard it reached the merged set (repair).
+ * merges them (highest version per record, tombstones kept), writes them and a new
+ * marker at once (`ControlStore.restore`), then gives every shard it reached the merged
+ * set (repair). A fresh store is seeded the same way, from shards that hold nothing yet.
  */
-export function createRebuilder(deps: { redis: Redis; peers: ControlPeers; log?: RebuildLogger; lockMs?: number }): Rebuilder {
-  const redis = deps.redis as ScriptedRedis;
-  const { peers, log } = deps;
+export function createRebuilder(deps: { store: ControlStore; peers: ControlPeers; log?: RebuildLogger; lockMs?: number }): Rebuilder {
+  const { store, peers, log } = deps;
   const lockMs = deps.lockMs ?? 20_000;
-  redis.defineCommand('skeinRebuild', { numberOfKeys: 3, lua: script('rebuild-3.lua') });
-  redis.defineCommand('skeinReleaseLock', { numberOfKeys: 1, lua: script('release-lock-1.lua') });
 
   async function gather(): Promise<{ lists: ControlRecord[][]; reached: ShardAddress[]; known: number }> {
     const known = new Map<string, ShardAddress>();
@@ -92,22 +81,20 @@ export function createRebuilder(deps: { redis: Redis; peers: ControlPeers; log?:
   return {
     async rebuild() {
       const token = randomUUID();
-      if ((await redis.set(CONTROL.rebuildLock, token, 'PX', lockMs, 'NX')) !== 'OK') return 'busy';
+      if (!(await store.lockRebuild(token, lockMs))) return 'busy';
       let done = false;
       try {
         const { lists, reached, known } = await gather();
         const merged = mergeControlRecords(...lists);
         const maxVersion = merged.reduce((m, r) => Math.max(m, r.version), 0);
-        const writes = merged.flatMap(redisWritesOf).map((w) => JSON.stringify(w));
-        const [code] = await redis.skeinRebuild(CONTROL.marker, CONTROL.version, CONTROL.rebuildLock, token, randomUUID(), String(maxVersion), CONTROL.channel, ...writes);
-        if (code !== 0) return 'busy';
+        if (!(await store.restore(token, randomUUID(), merged, CONTROL.channel))) return 'busy';
         done = true;
         log?.info({ records: merged.length, shards: reached.length, known, maxVersion }, 'control plane rebuilt from the shards');
         // Repair: a shard that missed changes (down while they were made) gets them now.
         await Promise.all(reached.map((s) => peers.write(s, merged).catch((err: unknown) => log?.warn({ err, shard: s.id }, 'control records could not be repaired on a shard'))));
         return 'rebuilt';
       } finally {
-        if (!done) await redis.skeinReleaseLock(CONTROL.rebuildLock, token).catch(() => undefined);
+        if (!done) await store.unlockRebuild(token).catch(() => undefined);
       }
     },
   };

@@ -7,13 +7,14 @@ import { startRedis, type RedisServer } from '@skein/testing';
 import { createControlPlane, type ControlPlane } from './control-plane.ts';
 import { createRegistry } from './registry.ts';
 import { createRouterTopology } from './topology.ts';
+import { createRedisControlStore } from './redis-control-store.ts';
 
 /** One shard's copy of the control records, in memory (control-plane.spec.ts covers the rebuild). */
 function oneShardControlPlane(redis: Redis): ControlPlane {
   const shard = { id: 'a', url: 'http://a' };
   const records = new Map<string, ControlRecord>();
   return createControlPlane({
-    redis,
+    store: createRedisControlStore({ redis }),
     peers: {
       members: async () => [shard],
       candidates: () => [shard],
@@ -37,7 +38,7 @@ after(async () => {
 });
 
 test('API keys are stored as digests only, and a deleted key stops authenticating at once', async () => {
-  const registry = createRegistry({ redis, adminKey: 'a'.repeat(40), control: oneShardControlPlane(redis) });
+  const registry = createRegistry({ store: createRedisControlStore({ redis }), adminKey: 'a'.repeat(40), control: oneShardControlPlane(redis) });
   const { apiKey } = await registry.createTenant({ tenant: 'acme', partitions: 2 });
   const dump = JSON.stringify(await Promise.all((await redis.keys('*')).map(async (k) => [k, await redis.type(k) === 'hash' ? await redis.hgetall(k) : await redis.get(k)])));
   assert.doesNotMatch(dump, new RegExp(apiKey));
@@ -55,7 +56,7 @@ test('API keys are stored as digests only, and a deleted key stops authenticatin
 });
 
 test('placements are recorded once; adding a shard bumps the epoch and moves no placed partition', async () => {
-  const topology = createRouterTopology({ redis });
+  const topology = createRouterTopology({ store: createRedisControlStore({ redis }) });
   const control = oneShardControlPlane(redis);
   await topology.ensureShards([{ id: 'a', url: 'http://a' }, { id: 'b', url: 'http://b' }], control);
   assert.equal(topology.epoch, 1);
@@ -66,7 +67,7 @@ test('placements are recorded once; adding a shard bumps the epoch and moves no 
   assert.equal(topology.epoch, 2);
   // Another router reading the topology sees the same.
   const otherRedis = new Redis(server.url);
-  const other = createRouterTopology({ redis: otherRedis });
+  const other = createRouterTopology({ store: createRedisControlStore({ redis: otherRedis }) });
   const view = await other.refresh();
   assert.deepEqual(old.map((p) => view.ownerOf(p)), before);
   const fresh = Array.from({ length: 60 }, (_, i) => `fresh-${i}`);

@@ -1,17 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
-import { MAX_PARTITIONS, SkeinError, parseControlRecord, validateTenant, validationError, type ControlRecord } from '@skein/protocol';
-import { API_KEY, CONTROL, TENANT, TENANT_KEYS, TENANT_REVOKING, apiKeyRecordKey, tenantRecordKey, tenantRecordOf } from './control-keys.ts';
+import { MAX_PARTITIONS, SkeinError, validateTenant, validationError, type ControlRecord, type ControlStore, type Marked, type StoredTenant } from '@skein/protocol';
+import { apiKeyRecordKey, tenantRecordKey } from './control-keys.ts';
 import { STALE_MARKER, type ControlPlane } from './control-plane.ts';
-
-const script = (name: string) => readFileSync(new URL(`./scripts/${name}`, import.meta.url), 'utf8');
-
-type ScriptedRedis = Redis & {
-  skeinCreateTenant(...args: string[]): Promise<[number, number?, number?]>;
-  skeinMintKey(...args: string[]): Promise<[number, number?]>;
-  skeinRevokeKey(...args: string[]): Promise<[number, string?]>;
-};
 
 /** A tenant as stored. `partitions` never changes after creation. */
 export interface Tenant {
@@ -27,11 +17,11 @@ export interface Tenant {
 export type Principal = { kind: 'admin' } | { kind: 'tenant'; tenant: string; keyId: string };
 
 /**
- * Tenants and their API keys in Redis, every change recorded on the shards before it
- * is acknowledged (control-plane.ts). Keys are stored as SHA-256 digests only.
- * Lookups that find nothing read the control marker in the same transaction: with no
- * marker (Redis lost its data, a rebuild is pending) they fail with UNAVAILABLE
- * rather than answer "unknown key" or "no such tenant".
+ * Tenants and their API keys in the control store (Redis or embedded), every change
+ * recorded on the shards before it is acknowledged (control-plane.ts). Keys are stored
+ * as SHA-256 digests only. Lookups that find nothing read the control marker in the
+ * same transaction: with no marker (the store lost its data, a rebuild is pending) they
+ * fail with UNAVAILABLE rather than answer "unknown key" or "no such tenant".
  */
 export interface Registry {
   createTenant(input: unknown): Promise<{ tenant: string; partitions: number; quota?: { eventsPerSecond: number }; apiKey: string }>;
@@ -46,7 +36,7 @@ export interface Registry {
   /** Null for an unknown key. */
   authenticate(apiKey: string): Promise<Principal | null>;
   /** Listens for key revocations by other routers (control-plane announcements arrive through `control`). */
-  listen(subscriber: Redis): Promise<void>;
+  listen(): Promise<void>;
 }
 
 const REVOKED_CHANNEL = 'skein:apikeys:revoked';
@@ -88,23 +78,17 @@ function parseCreateTenant(input: unknown): { tenant: string; partitions: number
   return { tenant: tenant as string, partitions, retention: out, quota: { eventsPerSecond } };
 }
 
-/** The records of a multi's replies, or the first error among them. */
-function replies(results: [Error | null, unknown][] | null): unknown[] {
-  if (!results) throw new Error('transaction aborted');
-  return results.map(([err, value]) => {
-    if (err) throw err;
-    return value;
-  });
+/** The tenant's control record as stored; null for one stored before records existed (no version). */
+function tenantRecordOf(tenant: string, t: StoredTenant): ControlRecord | null {
+  const { version, ...value } = t;
+  if (!Number.isSafeInteger(version) || version < 1) return null;
+  return { key: tenantRecordKey(tenant), version, value: { ...value } };
 }
 
 const rebuilding = () => new SkeinError('UNAVAILABLE', 'the control plane is being rebuilt after Redis lost its data; retry', { retryAfter: 1 });
 
-export function createRegistry(deps: { redis: Redis; adminKey: string; control: ControlPlane; clock?: () => number }): Registry {
-  const redis = deps.redis as ScriptedRedis;
-  const { control } = deps;
-  redis.defineCommand('skeinCreateTenant', { numberOfKeys: 5, lua: script('create-tenant-5.lua') });
-  redis.defineCommand('skeinMintKey', { numberOfKeys: 5, lua: script('mint-key-5.lua') });
-  redis.defineCommand('skeinRevokeKey', { numberOfKeys: 5, lua: script('revoke-key-5.lua') });
+export function createRegistry(deps: { store: ControlStore; adminKey: string; control: ControlPlane; clock?: () => number }): Registry {
+  const { store, control } = deps;
   const clock = deps.clock ?? Date.now;
   const adminDigest = createHash('sha256').update(deps.adminKey).digest();
   // Entries belong to the control epoch they were read in: a new marker clears both.
@@ -121,22 +105,18 @@ export function createRegistry(deps: { redis: Redis; adminKey: string; control: 
   const keyRecord = (digest: string, tenant: string, keyId: string, version: number): ControlRecord => ({ key: apiKeyRecordKey(digest), version, value: { tenant, keyId } });
 
   /**
-   * Reads a hash and the control marker in one transaction. A miss with no marker is no
-   * answer (Redis lost its data: the key or tenant may well exist): it waits for the
+   * Reads a value and the control marker in one transaction. A miss with no marker is no
+   * answer (the store lost its data: the key or tenant may well exist): it waits for the
    * rebuild (control.ready(), bounded) and reads again; UNAVAILABLE if that cannot finish.
    */
-  async function lookup(key: string, found: (h: Record<string, string>) => boolean): Promise<[Record<string, string>, string | null]> {
+  async function lookup<T>(read: () => Promise<Marked<T>>): Promise<Marked<T>> {
     for (let attempt = 0; attempt < 2; attempt++) {
-      const [h, marker] = replies(await redis.multi().hgetall(key).get(CONTROL.marker).exec()) as [Record<string, string>, string | null];
-      if (marker !== null) control.observe(marker);
-      if (marker !== null || found(h)) return [h, marker];
+      const found = await read();
+      if (found.marker !== null) control.observe(found.marker);
+      if (found.marker !== null || found.value !== null) return found;
       await control.ready();
     }
     throw rebuilding();
-  }
-
-  async function tenantRecord(tenant: string): Promise<ControlRecord | null> {
-    return tenantRecordOf(tenant, await redis.hgetall(TENANT(tenant)));
   }
 
   return {
@@ -147,15 +127,12 @@ export function createRegistry(deps: { redis: Redis; adminKey: string; control: 
       const digest = digestOf(apiKey);
       const createdAt = new Date(clock()).toISOString();
       const [tenantVersion, keyVersion] = await control.mutate(async (marker) => {
-        const [code, tv, kv] = await redis.skeinCreateTenant(
-          CONTROL.marker, CONTROL.version, TENANT(tenant), TENANT_KEYS(tenant), API_KEY(digest),
-          marker, String(partitions), JSON.stringify(retention), quota ? JSON.stringify(quota) : '', createdAt, tenant, keyId, digest,
-        );
-        if (code === -1) return STALE_MARKER;
-        // The shards' records remember every tenant ever created (restored into Redis by
-        // a rebuild), so a tenant whose data exists is never created again.
-        if (code === -2) throw new SkeinError('TENANT_EXISTS', `tenant ${tenant} exists`);
-        return [tv!, kv!] as const;
+        const r = await store.createTenant(marker, { tenant, partitions, retention, ...(quota ? { quota } : {}), createdAt, keyId, digest });
+        if (!r.ok && r.reason === 'stale') return STALE_MARKER;
+        // The shards' records remember every tenant ever created (restored into the store
+        // by a rebuild), so a tenant whose data exists is never created again.
+        if (!r.ok) throw new SkeinError('TENANT_EXISTS', `tenant ${tenant} exists`);
+        return [r.tenantVersion, r.keyVersion] as const;
       });
       await control.record([
         { key: tenantRecordKey(tenant), version: tenantVersion, value: { partitions, retention, ...(quota ? { quota } : {}), createdAt } },
@@ -167,16 +144,16 @@ export function createRegistry(deps: { redis: Redis; adminKey: string; control: 
     async getTenant(tenant) {
       const cached = tenants.get(tenant);
       if (cached) return cached;
-      const [h, marker] = await lookup(TENANT(tenant), (h) => Boolean(h.partitions));
-      if (!h.partitions) return null;
+      const { value: stored, marker } = await lookup(() => store.readTenant(tenant));
+      if (stored === null) return null;
       const t: Tenant = {
         tenant,
-        partitions: Number(h.partitions),
-        retention: h.retention ? (JSON.parse(h.retention) as { maxAge?: number }) : {},
-        ...(h.quota ? { quota: JSON.parse(h.quota) as { eventsPerSecond: number } } : {}),
-        createdAt: h.createdAt ?? '',
+        partitions: stored.partitions,
+        retention: stored.retention,
+        ...(stored.quota ? { quota: stored.quota } : {}),
+        createdAt: stored.createdAt,
       };
-      if (h.createdAt && marker !== null && marker === control.marker) tenants.set(tenant, t);
+      if (stored.createdAt && marker !== null && marker === control.marker) tenants.set(tenant, t);
       return t;
     },
 
@@ -185,13 +162,14 @@ export function createRegistry(deps: { redis: Redis; adminKey: string; control: 
       const keyId = newKeyId();
       const digest = digestOf(apiKey);
       const version = await control.mutate(async (marker) => {
-        const [code, v] = await redis.skeinMintKey(CONTROL.marker, CONTROL.version, TENANT(tenant), TENANT_KEYS(tenant), API_KEY(digest), marker, tenant, keyId, digest);
-        if (code === -1) return STALE_MARKER;
-        if (code === -3) throw new SkeinError('TENANT_NOT_FOUND', `no tenant ${tenant}`);
-        return v!;
+        const r = await store.mintKey(marker, { tenant, keyId, digest });
+        if (!r.ok && r.reason === 'stale') return STALE_MARKER;
+        if (!r.ok) throw new SkeinError('TENANT_NOT_FOUND', `no tenant ${tenant}`);
+        return r.version;
       });
       // The tenant's record goes along: if its creation never reached the shards, it does now.
-      const owner = await tenantRecord(tenant);
+      const stored = (await store.readTenant(tenant)).value;
+      const owner = stored && tenantRecordOf(tenant, stored);
       await control.record([...(owner ? [owner] : []), keyRecord(digest, tenant, keyId, version)]);
       return { keyId, apiKey };
     },
@@ -199,23 +177,20 @@ export function createRegistry(deps: { redis: Redis; adminKey: string; control: 
     async deleteKey(tenant, keyId) {
       const tombstone = await control.mutate(async (marker) => {
         for (let attempt = 0; attempt < 3; attempt++) {
-          const [digest, pending] = replies(await redis.multi().hget(TENANT_KEYS(tenant), keyId).hget(TENANT_REVOKING(tenant), keyId).exec()) as [string | null, string | null];
-          // Revoked in Redis by an earlier attempt that could not record it on the shards: finish it.
-          if (digest === null) return pending === null ? null : parseControlRecord(JSON.parse(pending));
-          const [code, record] = await redis.skeinRevokeKey(
-            CONTROL.marker, CONTROL.version, TENANT_KEYS(tenant), TENANT_REVOKING(tenant), API_KEY(digest),
-            marker, keyId, digest, apiKeyRecordKey(digest), REVOKED_CHANNEL,
-          );
-          if (code === -1) return STALE_MARKER;
+          const { digest, revoking } = await store.readKey(tenant, keyId);
+          // Revoked in the store by an earlier attempt that could not record it on the shards: finish it.
+          if (digest === null) return revoking;
+          const r = await store.revokeKey(marker, { tenant, keyId, digest, recordKey: apiKeyRecordKey(digest), channel: REVOKED_CHANNEL });
+          if (!r.ok && r.reason === 'stale') return STALE_MARKER;
           authCache.delete(digest);
-          if (code === 0) return parseControlRecord(JSON.parse(record!));
-          // -3: another revocation of the same key ran in between; read again.
+          if (r.ok) return r.tombstone;
+          // changed: another revocation of the same key ran in between; read again.
         }
         throw new SkeinError('UNAVAILABLE', 'the key kept changing while being revoked; retry', { retryAfter: 1 });
       });
       if (tombstone === null) return false;
       await control.record([tombstone]);
-      await redis.hdel(TENANT_REVOKING(tenant), keyId);
+      await store.finishRevocation(tenant, keyId);
       return true;
     },
 
@@ -226,22 +201,19 @@ export function createRegistry(deps: { redis: Redis; adminKey: string; control: 
       const now = clock();
       const cached = authCache.get(hex);
       if (cached && cached.until > now) return cached.principal;
-      const [h, marker] = await lookup(API_KEY(hex), (h) => Boolean(h.tenant && h.keyId));
-      if (!h.tenant || !h.keyId) {
+      const { value: key, marker } = await lookup(() => store.readApiKey(hex));
+      if (key === null) {
         authCache.delete(hex);
         return null;
       }
-      const principal: Principal = { kind: 'tenant', tenant: h.tenant, keyId: h.keyId };
+      const principal: Principal = { kind: 'tenant', tenant: key.tenant, keyId: key.keyId };
       if (authCache.size > 10_000) authCache.clear();
       if (marker === control.marker) authCache.set(hex, { principal, until: now + AUTH_CACHE_MS });
       return principal;
     },
 
-    async listen(subscriber) {
-      subscriber.on('message', (channel: string, digest: string) => {
-        if (channel === REVOKED_CHANNEL) authCache.delete(digest);
-      });
-      await subscriber.subscribe(REVOKED_CHANNEL);
+    async listen() {
+      await store.subscribe(REVOKED_CHANNEL, (digest) => authCache.delete(digest));
     },
   };
 }

@@ -1,5 +1,4 @@
-import type { Redis } from 'ioredis';
-import { readCounter } from '@skein/sequencer';
+import type { ControlStore } from '@skein/protocol';
 import type { ShardClient } from './shard-client.ts';
 
 /**
@@ -30,8 +29,8 @@ interface Waiter {
 
 const SAFE_POINT_WAIT_MS = 1000;
 
-export function createWatermarkHub(deps: { shards: ShardClient; redis: Redis; pollMs: number; onRound?: () => void }): WatermarkHub {
-  const { shards, redis, pollMs } = deps;
+export function createWatermarkHub(deps: { shards: ShardClient; store: ControlStore; pollMs: number; onRound?: () => void }): WatermarkHub {
+  const { shards, store, pollMs } = deps;
   const safePoints = new Map<string, bigint>();
   const waiters = new Set<Waiter>();
   let running = false;
@@ -55,7 +54,7 @@ export function createWatermarkHub(deps: { shards: ShardClient; redis: Redis; po
     for (const w of waiters) for (const id of w.shardIds) ids.add(id);
     let counter: bigint;
     try {
-      counter = await readCounter(redis);
+      counter = await store.readCounter();
     } catch (err) {
       for (const w of waiters) w.reject(err);
       waiters.clear();

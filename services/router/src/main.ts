@@ -5,6 +5,7 @@ import { Registry } from 'prom-client';
 import { exitOnUncaught, loadOrExit, stopOnSignals } from '@skein/http';
 import {
   createControlPlane,
+  createRedisControlStore,
   createRegistry,
   createRouterApp,
   createRouterTopology,
@@ -46,10 +47,11 @@ async function main(): Promise<void> {
   redis.on('error', (err) => logger.debug({ err }, 'redis connection error'));
   subscriber.on('error', (err) => logger.debug({ err }, 'redis subscriber error'));
 
-  const topology = createRouterTopology({ redis, log: logger });
+  const store = createRedisControlStore({ redis, subscriber });
+  const topology = createRouterTopology({ store, log: logger });
   const shards = createShardClient({ topology, timeoutMs: config.shardTimeoutMs, clusterSecret: config.clusterSecret });
-  const control = createControlPlane({ redis, peers: createShardPeers({ shards, topology, seeds: config.shards }), log: logger.child({ component: 'control-plane' }) });
-  const registry = createRegistry({ redis, adminKey: config.adminKey, control });
+  const control = createControlPlane({ store, peers: createShardPeers({ shards, topology, seeds: config.shards }), log: logger.child({ component: 'control-plane' }) });
+  const registry = createRegistry({ store, adminKey: config.adminKey, control });
   let app;
   let url: string;
   try {
@@ -59,10 +61,10 @@ async function main(): Promise<void> {
     // topology is touched; shards that are still starting make this wait.
     await retryFor(STARTUP_RETRY_MS, () => control.ready());
     if (config.shards.length > 0) await retryFor(STARTUP_RETRY_MS, () => topology.ensureShards(config.shards, control));
-    await registry.listen(subscriber);
-    await topology.listen(subscriber);
-    await control.listen(subscriber);
-    app = await createRouterApp({ redis, registry, topology, shards, control, logger, metrics: new Registry() }, config);
+    await registry.listen();
+    await topology.listen();
+    await control.listen();
+    app = await createRouterApp({ store, registry, topology, shards, control, logger, metrics: new Registry() }, config);
     url = await app.listen({ host: config.host, port: config.port });
   } catch (err) {
     logger.fatal({ err }, 'router could not start');

@@ -1,6 +1,5 @@
 import type { FastifyInstance } from 'fastify';
 import { SkeinError, partitionsOf } from '@skein/protocol';
-import { readCounter } from '@skein/sequencer';
 import type { RouteContext } from '../context.ts';
 import { guards } from '../guard.ts';
 import * as schemas from '../schemas.ts';
@@ -58,7 +57,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: RouteContext): vo
     const watermark = shardInfo.every((s) => s.healthy) && safePoints.length > 0 ? safePoints.reduce((a, b) => (b < a ? b : a)).toString() : null;
     let sequencer: string | null = null;
     try {
-      sequencer = (await readCounter(ctx.redis)).toString();
+      sequencer = (await ctx.store.readCounter()).toString();
     } catch {
       sequencer = null;
     }

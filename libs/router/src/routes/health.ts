@@ -3,7 +3,7 @@ import type { RouteContext } from '../context.ts';
 
 /**
  * - `GET /healthz`: the process is alive.
- * - `GET /readyz`: 200 only when Redis answers and every shard of the topology is ready.
+ * - `GET /readyz`: 200 only when the control store (Redis or embedded) answers and every shard of the topology is ready.
  * - `GET /metrics`: Prometheus text format.
  */
 export function registerHealthRoutes(app: FastifyInstance, ctx: RouteContext): void {
@@ -12,9 +12,9 @@ export function registerHealthRoutes(app: FastifyInstance, ctx: RouteContext): v
   app.get('/readyz', { schema: { hide: true } }, async (_req, reply) => {
     const problems: string[] = [];
     try {
-      await ctx.redis.ping();
+      await ctx.store.ping();
     } catch {
-      problems.push('redis');
+      problems.push(ctx.store.kind === 'redis' ? 'redis' : 'control store');
     }
     try {
       const view = await ctx.topology.refresh();
