@@ -14,6 +14,8 @@ export const SCRIPT_CODES = {
   DATA_LOSS: -3,
   /** A re-seed is in progress and some members have not reported their high-water yet. */
   RESEED_WAITING: -4,
+  /** The member was fenced after a write of the batch was admitted (a partition move); nothing was allocated. */
+  FENCED: -5,
 } as const;
 
 export type ScriptCode = (typeof SCRIPT_CODES)[keyof typeof SCRIPT_CODES];
@@ -42,6 +44,7 @@ function isScriptFailure(value: unknown): value is ScriptFailure {
  * ({@link ScriptFailure}), Redis error replies, connection failures and timeouts.
  *
  * - RANGE_OVERFLOW, and Redis' own integer overflow reply → VALIDATION_FAILED (field `count`).
+ * - FENCED → NOT_OWNER (421): the router re-reads the topology and re-routes; nothing was allocated.
  * - MARKER_MISMATCH, DATA_LOSS, RESEED_WAITING → UNAVAILABLE: positions cannot be handed
  *   out until the re-seed completes.
  * - Connection closed, offline, command timed out, LOADING/BUSY/READONLY/… replies →
@@ -61,6 +64,8 @@ export function toSkeinError(failure: unknown): SkeinError {
         return new SkeinError('UNAVAILABLE', 'the sequencer is re-seeding after Redis lost its data; waiting for every member to report its high-water', { retryAfter: RETRY_AFTER_SECONDS, ...details });
       case SCRIPT_CODES.DATA_LOSS:
         return new SkeinError('UNAVAILABLE', 'the counter went below a value already observed: Redis lost data; re-seeding', { retryAfter: RETRY_AFTER_SECONDS, ...details });
+      case SCRIPT_CODES.FENCED:
+        return new SkeinError('NOT_OWNER', 'a partition of this shard was fenced for a move after the batch was admitted; nothing was written', { retryAfter: RETRY_AFTER_SECONDS, ...details });
       case SCRIPT_CODES.MARKER_MISMATCH:
         return new SkeinError('UNAVAILABLE', 'the sequencer epoch changed while joining; retry', { retryAfter: RETRY_AFTER_SECONDS, ...details });
       default:

@@ -1,6 +1,7 @@
 export {
   createRedisSequencer,
   readCounter,
+  fenceKeyOf,
   MAX_COUNTER,
   DEFAULT_KEY_PREFIX,
   DEFAULT_COMMAND_TIMEOUT_MS,

@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { Redis } from 'ioredis';
 import { isSkeinError, type PositionRange } from '@skein/protocol';
 import { startRedis, type RedisServer } from '@skein/testing';
-import { MAX_COUNTER, createRedisSequencer, type RedisSequencer, type RedisSequencerOptions } from './index.ts';
+import { MAX_COUNTER, createRedisSequencer, fenceKeyOf, type RedisSequencer, type RedisSequencerOptions } from './index.ts';
 
 let server: RedisServer;
 let admin: Redis;
@@ -213,4 +213,20 @@ test('refuses invalid options, naming the option', () => {
     () => createRedisSequencer({ url: server.url, memberId: 's1', initialHighWater: -1n }),
     (err) => isSkeinError(err, 'VALIDATION_FAILED') && err.details.field === 'initialHighWater',
   );
+});
+
+test('a fenced member is refused with NOT_OWNER, allocating nothing, until its writes were admitted under the new generation; other members are not affected', async () => {
+  const keyPrefix = prefix();
+  let admittedUnder = 0;
+  const fencedSeen: number[] = [];
+  const a = sequencer('a', keyPrefix, { fenceGeneration: () => admittedUnder, onFenced: (g) => fencedSeen.push(g) });
+  const b = sequencer('b', keyPrefix, { fenceGeneration: () => 0 });
+  assert.deepEqual(await a.allocate(1, 0n), { first: 1n, last: 1n });
+  await admin.incr(fenceKeyOf('a', keyPrefix));
+  await rejectsWith(a.allocate(5, 0n), 'NOT_OWNER');
+  assert.deepEqual(fencedSeen, [1]);
+  assert.equal(await admin.get(`${keyPrefix}counter`), '1', 'the refused allocation handed nothing out');
+  assert.deepEqual(await b.allocate(1, 0n), { first: 2n, last: 2n }, 'only the fenced member is refused');
+  admittedUnder = 1;
+  assert.deepEqual(await a.allocate(2, 0n), { first: 3n, last: 4n });
 });

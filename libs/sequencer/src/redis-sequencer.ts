@@ -1,6 +1,6 @@
 /**
  * The Redis implementation of {@link Sequencer}: one counter shared by every shard of
- * the cluster, advanced by one Lua script per batch (`scripts/allocate-3.lua`).
+ * the cluster, advanced by one Lua script per batch (`scripts/allocate-4.lua`).
  *
  * ## Never twice, never below a published safe point
  *
@@ -130,6 +130,16 @@ export interface RedisSequencerOptions {
   commandTimeoutMs?: number;
   /** Metrics hooks. */
   observe?: SequencerObserver;
+  /**
+   * The fence generation every write of the batch being allocated was admitted under
+   * (DESIGN.md, "Moving a partition"). When given, an allocation is refused with
+   * NOT_OWNER, allocating nothing, if this member's fence generation in Redis
+   * (`fenceKeyOf(memberId)`) is higher: a partition was fenced after some write of the
+   * batch passed the ownership check. Absent: not checked.
+   */
+  fenceGeneration?: () => number;
+  /** Called with the generation Redis holds when an allocation was refused as fenced (re-read the topology). */
+  onFenced?: (generation: number) => void;
 }
 
 /** A {@link Sequencer} backed by Redis, with the state the owner persists. */
@@ -150,7 +160,7 @@ type Reply = (string | number)[];
  * @throws SkeinError VALIDATION_FAILED naming the option when options are invalid.
  */
 export function createRedisSequencer(options: RedisSequencerOptions): RedisSequencer {
-  const { memberId, keyPrefix = DEFAULT_KEY_PREFIX, onObserved, onMembers, observe } = options;
+  const { memberId, keyPrefix = DEFAULT_KEY_PREFIX, onObserved, onMembers, observe, fenceGeneration, onFenced } = options;
   const commandTimeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
   let highWater = options.initialHighWater ?? 0n;
 
@@ -182,6 +192,7 @@ export function createRedisSequencer(options: RedisSequencerOptions): RedisSeque
     marker: `${keyPrefix}marker`,
     members: `${keyPrefix}members`,
     reseed: `${keyPrefix}reseed`,
+    fence: fenceKeyOf(memberId, keyPrefix),
   };
   const known = new Set<string>([memberId, ...(options.knownMembers ?? [])]);
   let marker: string | null = null;
@@ -279,12 +290,14 @@ export function createRedisSequencer(options: RedisSequencerOptions): RedisSeque
       if (marker === null) await join();
       const sent = marker;
       if (sent === null) continue;
-      const reply = await roundTrip(script, [
-        keys.counter, keys.marker, keys.members,
-        sent, highWater.toString(), memberId, known.size, ...extraArgs,
-      ]);
+      const keyList = script === 'allocate' ? [keys.counter, keys.marker, keys.members, keys.fence] : [keys.counter, keys.marker, keys.members];
+      const reply = await roundTrip(script, [...keyList, sent, highWater.toString(), memberId, known.size, ...extraArgs]);
       last = reply[0] as ScriptCode;
       if (last === SCRIPT_CODES.OK) return reply;
+      if (last === SCRIPT_CODES.FENCED) {
+        onFenced?.(Number(reply[1]));
+        throw toSkeinError({ script, code: last, details: { generation: Number(reply[1]) } });
+      }
       if (last !== SCRIPT_CODES.MARKER_MISMATCH && last !== SCRIPT_CODES.DATA_LOSS) {
         throw toSkeinError({ script, code: last, details: { actual: String(reply[1]) } });
       }
@@ -304,7 +317,7 @@ export function createRedisSequencer(options: RedisSequencerOptions): RedisSeque
       if (floor > maxBase) {
         throw new SkeinError('VALIDATION_FAILED', 'the range would end beyond 2^63-1, the largest position the Redis sequencer can hold', { field: 'count', floor: floor.toString(), count });
       }
-      const reply = await checked('allocate', [count, floor.toString(), maxBase.toString()]);
+      const reply = await checked('allocate', [count, floor.toString(), maxBase.toString(), fenceGeneration ? String(fenceGeneration()) : '']);
       const last = BigInt(reply[1]!);
       observed(last);
       learn(reply.slice(2).map(String));
@@ -331,6 +344,11 @@ export function createRedisSequencer(options: RedisSequencerOptions): RedisSeque
       else redis.disconnect();
     },
   };
+}
+
+/** The Redis key of a member's fence generation (see `RedisSequencerOptions.fenceGeneration`). */
+export function fenceKeyOf(memberId: string, keyPrefix: string = DEFAULT_KEY_PREFIX): string {
+  return `${keyPrefix}fence:${memberId}`;
 }
 
 /**

@@ -11,7 +11,7 @@ export interface SequencerScripts {
 }
 
 const SCRIPTS = {
-  allocate: { file: 'allocate-3.lua', keys: 3, command: 'skeinSequencerAllocate' },
+  allocate: { file: 'allocate-4.lua', keys: 4, command: 'skeinSequencerAllocate' },
   current: { file: 'current-3.lua', keys: 3, command: 'skeinSequencerCurrent' },
   reseed: { file: 'reseed-4.lua', keys: 4, command: 'skeinSequencerReseed' },
 } as const;

@@ -9,6 +9,9 @@
       KEYS[1] counter   highest position handed out (decimal string; absent = 0)
       KEYS[2] marker    epoch id written by the last seed or re-seed
       KEYS[3] members   set of member ids of the cluster
+      KEYS[4] fence     this member's fence generation (integer; absent = 0): raised
+                        when a partition it owns is fenced for a move (DESIGN.md,
+                        "Moving a partition")
 
       ARGV[1] marker the caller last saw
       ARGV[2] caller's high-water: highest counter value it ever observed (decimal)
@@ -17,6 +20,8 @@
       ARGV[5] count (decimal integer ≥ 1)
       ARGV[6] floor (decimal integer ≥ 0)
       ARGV[7] highest allowed base: 2^63-1 - count (decimal)
+      ARGV[8] the fence generation every write of the caller's batch was admitted
+              under ('' = not checked)
 
     Output:
       {0, last}             allocated last-count+1 .. last
@@ -24,6 +29,9 @@
       {-1}                  marker missing or different: the caller must join or re-seed first
       {-2, base}            max(counter, floor) + count would exceed 2^63-1: nothing changed
       {-3, counter}         counter below the caller's high-water: Redis lost data; marker deleted
+      {-5, generation}      the member was fenced after some write of the batch was
+                            admitted: nothing allocated (the writes may be for a
+                            partition that is moving; the caller re-checks ownership)
 ]]
 local counterKey, markerKey, membersKey = KEYS[1], KEYS[2], KEYS[3]
 
@@ -35,6 +43,11 @@ end
 local marker = redis.call('GET', markerKey)
 if not marker or marker ~= ARGV[1] then
   return {-1}
+end
+
+if ARGV[8] ~= '' then
+  local fence = tonumber(redis.call('GET', KEYS[4]) or '0')
+  if fence > tonumber(ARGV[8]) then return {-5, tostring(fence)} end
 end
 
 local counter = redis.call('GET', counterKey) or '0'
