@@ -9,3 +9,5 @@ export { startServiceProcess } from './service-process.ts';
 export type { ServiceProcess, ServiceProcessOptions } from './service-process.ts';
 export { startCluster } from './cluster.ts';
 export type { Cluster, ClusterOptions } from './cluster.ts';
+export { controlStoreContract } from './control-store-contract.ts';
+export type { ContractStore } from './control-store-contract.ts';
