@@ -39,6 +39,7 @@ import {
   type Key,
 } from './keys.ts';
 import { LruCache } from './lru.ts';
+import { attachPartitionTransfer } from './partition-transfer.ts';
 import { storageFaultOf, storageUnavailable, type StorageFault } from './storage.ts';
 import { Deleted, type EventRecord, type HeadRecord, type IdempotencyRecord } from './records.ts';
 import type {
@@ -1005,6 +1006,8 @@ export function createEngine(options: EngineOptions): EventStore {
       await buckets.close();
     },
   };
+  // Partition moves (partition-transfer.ts): range copies in and out of the buckets.
+  attachPartitionTransfer(store, { buckets, clock, forgetCachedState: () => heads.clear() });
   return store;
 }
 
