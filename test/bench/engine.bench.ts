@@ -21,7 +21,48 @@ async function appends(store: EventStore, name: string, callers: number, total: 
   report(`${name}: ${perAppend}-event appends, ${callers} caller(s)`, total * perAppend, seconds, latencies);
 }
 
+/**
+ * Reads of 10-event streams in a store of one bucket and in a store of `hours` hour
+ * buckets (clock injected, one filler event per hour), the streams written in the
+ * newest bucket. Prints the cost per read, the ratio, and how many environments are open.
+ */
+async function bucketReads(hours: number): Promise<number> {
+  const path = mkdtempSync(join(tmpdir(), 'skein-bench-buckets-'));
+  const t0 = Date.UTC(2026, 0, 1);
+  let now = t0;
+  const store = createEngine({ path, bucketSpan: 'hour', clock: () => now, storageReserveBytes: 1024 * 1024 });
+  try {
+    for (let h = 0; h < hours; h++) {
+      now = t0 + h * 3_600_000;
+      mustOk(await store.append('bench', `filler-${h % 50}`, { events: [{ type: 'Tick', data: payload }] }));
+    }
+    const ten = Array.from({ length: 10 }, () => ({ type: 'OrderPlaced', data: payload }));
+    const streams = 200;
+    for (let i = 0; i < streams; i++) mustOk(await store.append('bench', `ten-${i}`, { events: ten }));
+    const rounds = 50;
+    const started = performance.now();
+    for (let r = 0; r < rounds; r++) {
+      for (let i = 0; i < streams; i++) {
+        const page = store.readStream('bench', `ten-${i}`);
+        if (!page.ok || page.events.length !== 10) throw new Error('read failed');
+      }
+    }
+    const perRead = (performance.now() - started) / (rounds * streams);
+    await new Promise<void>((r) => setImmediate(r));
+    const { total, open } = store.environmentCount();
+    console.log(`10-event stream read, ${String(total).padStart(5)} bucket(s): ${(perRead * 1000).toFixed(1).padStart(7)} µs per read  (open environments: ${open})`);
+    return perRead;
+  } finally {
+    await store.close();
+    rmSync(path, { recursive: true, force: true });
+  }
+}
+
 console.log(machineLine());
+const one = await bucketReads(1);
+const many = await bucketReads(1000);
+console.log(`ratio 1,000 buckets / 1 bucket: ${(many / one).toFixed(2)}x`);
+if (process.argv.includes('--buckets-only')) process.exit(0);
 console.log(`store: ${dir} (durable: every append answered after its batch is synced to disk)`);
 const store = createEngine({ path: dir });
 try {

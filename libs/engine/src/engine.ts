@@ -22,7 +22,7 @@ import {
   type StreamMetadata,
   categoryOf,
 } from '@skein/protocol';
-import { BucketSet, type Bucket } from './buckets.ts';
+import { BucketSet, spanEndOf, type Bucket } from './buckets.ts';
 import { createEmbeddedSequencer } from './embedded-sequencer.ts';
 import {
   GLOBAL,
@@ -40,6 +40,7 @@ import {
 } from './keys.ts';
 import { LruCache } from './lru.ts';
 import { attachPartitionTransfer } from './partition-transfer.ts';
+import { hashOf } from './bloom.ts';
 import { storageFaultOf, storageUnavailable, type StorageFault } from './storage.ts';
 import { Deleted, type EventRecord, type HeadRecord, type IdempotencyRecord } from './records.ts';
 import type {
@@ -71,6 +72,7 @@ export const defaultEngineOptions = Object.freeze({
   storageReserveBytes: 64 * 1024 * 1024,
   storageProbeIntervalMs: 1000,
   readPageBytes: 4 * 1024 * 1024,
+  maxOpenBuckets: 64,
 });
 
 const noopLogger: EngineLogger = { debug() {}, info() {}, warn() {}, error() {} };
@@ -223,7 +225,7 @@ export function createEngine(options: EngineOptions): EventStore {
   const cfg = { ...defaultEngineOptions, ...stripUndefined(options) };
   const clock = options.clock ?? Date.now;
   const log = options.logger ?? noopLogger;
-  const buckets = new BucketSet({ path: options.path, span: cfg.bucketSpan, mapSizeBytes: cfg.mapSizeBytes, reserveBytes: cfg.storageReserveBytes });
+  const buckets = new BucketSet({ path: options.path, span: cfg.bucketSpan, mapSizeBytes: cfg.mapSizeBytes, reserveBytes: cfg.storageReserveBytes, maxOpen: cfg.maxOpenBuckets });
   const ownSequencer = options.sequencer === undefined;
   const sequencer: Sequencer = options.sequencer ?? createEmbeddedSequencer(buckets.catalog);
   const heads = new LruCache<string, HeadRecord>(cfg.headCacheSize);
@@ -259,7 +261,9 @@ export function createEngine(options: EngineOptions): EventStore {
     const cached = heads.get(ref);
     if (cached) return cached;
     let head: HeadRecord = EMPTY_HEAD;
+    const hash = hashOf(ref);
     for (const b of buckets.newestFirst()) {
+      if (!buckets.mayHoldHead(b, hash)) continue;
       const found = b.db.get(headKey(p, s)) as HeadRecord | undefined;
       if (found) {
         head = found;
@@ -270,10 +274,20 @@ export function createEngine(options: EngineOptions): EventStore {
     return head;
   }
 
+  /**
+   * The buckets that may hold the stream's events, oldest first: those from its head's
+   * first to its last event bucket, or every bucket in a store written before heads
+   * recorded them.
+   */
+  function streamBuckets(head: HeadRecord): readonly Bucket[] {
+    if (!buckets.indexed || head.fb === undefined) return buckets.all;
+    return buckets.between(head.fb, head.lb ?? head.fb);
+  }
+
   function loadRecord(p: string, s: string, v: number, st?: BatchState): EventRecord | undefined {
     const pending = st?.records.get(versionRef(p, s, v));
     if (pending) return pending;
-    for (const b of buckets.newestFirst()) {
+    for (const b of streamBuckets(loadHead(p, s, st)).slice().reverse()) {
       const found = getRecord(b, p, s, v);
       if (found) return found;
     }
@@ -282,11 +296,18 @@ export function createEngine(options: EngineOptions): EventStore {
 
   /** An idempotency key's record for this stream, within the window (API.md: keys are per stream). */
   function loadIdempotency(p: string, s: string, key: string, now: number): IdempotencyRecord | undefined {
+    // A bucket whose span ended before the window began holds no record within it.
+    const windowStart = now - cfg.idempotencyWindowMs;
+    const inWindow: Bucket[] = [];
     for (const b of buckets.newestFirst()) {
+      if (spanEndOf(b.id) <= windowStart) break;
+      inWindow.push(b);
+    }
+    for (const b of inWindow) {
       const found = b.db.get(idemKey(p, s, key)) as IdempotencyRecord | undefined;
       if (found) return now - found.at < cfg.idempotencyWindowMs ? found : undefined;
     }
-    for (const b of buckets.newestFirst()) {
+    for (const b of inWindow) {
       const legacy = b.db.get(legacyIdemKey(p, key)) as IdempotencyRecord | undefined;
       if (legacy) return legacy.streamId === s && now - legacy.at < cfg.idempotencyWindowMs ? legacy : undefined;
     }
@@ -366,6 +387,12 @@ export function createEngine(options: EngineOptions): EventStore {
   }
 
   function getMetadata(p: string, s: string): StreamMetadata | null {
+    if (buckets.indexed) {
+      const at = loadHead(p, s).mb;
+      if (at === undefined) return null;
+      const found = buckets.byId(at)?.db.get(metaKey(p, s)) as StreamMetadata | undefined;
+      if (found) return found;
+    }
     for (const b of buckets.newestFirst()) {
       const found = b.db.get(metaKey(p, s)) as StreamMetadata | undefined;
       if (found) return found;
@@ -384,7 +411,16 @@ export function createEngine(options: EngineOptions): EventStore {
       case 'metadata': {
         const head = loadHead(op.partition, op.streamId, st);
         if (isDeleted(head, Deleted.Hard)) return answerOnly(op, { ok: false, code: 'STREAM_DELETED' });
-        return { op, puts: [[metaKey(op.partition, op.streamId), op.metadata]], answer: () => ({ ok: true }) };
+        const newHead: HeadRecord = { ...head, mb: buckets.targetId(now) };
+        st.heads.set(streamRef(op.partition, op.streamId), newHead);
+        return {
+          op,
+          puts: [
+            [metaKey(op.partition, op.streamId), op.metadata],
+            [headKey(op.partition, op.streamId), newHead],
+          ],
+          answer: () => ({ ok: true }),
+        };
       }
       case 'snapshot': {
         const head = loadHead(op.partition, op.streamId, st);
@@ -393,7 +429,16 @@ export function createEngine(options: EngineOptions): EventStore {
         if (op.version > head.v) {
           return answerOnly(op, { ok: false, code: 'VALIDATION_FAILED', detail: `version ${op.version} is beyond the stream's version ${head.v}` });
         }
-        return { op, puts: [[snapshotKey(op.partition, op.streamId, op.version), op.data]], answer: () => ({ ok: true }) };
+        const newHead: HeadRecord = { ...head, sb: buckets.targetId(now) };
+        st.heads.set(streamRef(op.partition, op.streamId), newHead);
+        return {
+          op,
+          puts: [
+            [snapshotKey(op.partition, op.streamId, op.version), op.data],
+            [headKey(op.partition, op.streamId), newHead],
+          ],
+          answer: () => ({ ok: true }),
+        };
       }
     }
   }
@@ -444,7 +489,10 @@ export function createEngine(options: EngineOptions): EventStore {
       records[i] = record;
       st.records.set(versionRef(p, s, firstVersion + i), record);
     }
-    const newHead: HeadRecord = head.start === undefined ? { v: head.v + events.length } : { v: head.v + events.length, start: head.start };
+    const target = buckets.targetId(now);
+    // An append revives a soft-deleted stream (its hidden versions stay hidden by `start`).
+    const { del: _revived, ...kept } = head;
+    const newHead: HeadRecord = { ...kept, v: head.v + events.length, fb: head.fb ?? target, lb: target };
     st.heads.set(streamRef(p, s), newHead);
 
     const decision: Decision = {
@@ -502,7 +550,7 @@ export function createEngine(options: EngineOptions): EventStore {
     if (isDeleted(head, Deleted.Hard)) return answerOnly(op, { ok: false, code: 'STREAM_DELETED' });
     if (head.v === 0 || (mode === 'soft' && !exists(head))) return answerOnly(op, { ok: false, code: 'STREAM_NOT_FOUND' });
     if (!expectationHolds(expected, head)) return answerOnly(op, { ok: false, code: 'WRONG_EXPECTED_VERSION', expected, actual: head.v });
-    const newHead: HeadRecord = { v: head.v, start: head.v + 1, del: mode === 'hard' ? Deleted.Hard : Deleted.Soft };
+    const newHead: HeadRecord = { ...head, start: head.v + 1, del: mode === 'hard' ? Deleted.Hard : Deleted.Soft };
     st.heads.set(streamRef(p, s), newHead);
     return { op, puts: [[headKey(p, s), newHead]], answer: () => ({ ok: true }) };
   }
@@ -699,7 +747,10 @@ export function createEngine(options: EngineOptions): EventStore {
         refuse(ops, storageFailed(err, 'a commit failed'));
         return;
       }
-      for (const [ref, head] of st.heads) heads.set(ref, head);
+      for (const [ref, head] of st.heads) {
+        heads.set(ref, head);
+        buckets.noteHead(ref);
+      }
       if (range) highestCommitted = range.last;
       release(range);
     }
@@ -759,7 +810,7 @@ export function createEngine(options: EngineOptions): EventStore {
 
     if (!backward) {
       const from = Math.max(opts.from ?? 1, lowest);
-      outer: for (const b of buckets.all) {
+      outer: for (const b of streamBuckets(head)) {
         for (const { key, value } of decodedRange(b.db, { start: streamKey(p, s, from), end: streamKey(p, s, head.v + 1) }, onUndecodable)) {
           if (!isEventRecord(value)) {
             onUndecodable(key, new Error('not an event record'));
@@ -781,7 +832,7 @@ export function createEngine(options: EngineOptions): EventStore {
 
     const from = Math.min(opts.from ?? head.v, head.v);
     if (from >= lowest) {
-      outer: for (const b of buckets.newestFirst()) {
+      outer: for (const b of streamBuckets(head).slice().reverse()) {
         for (const { key, value } of decodedRange(b.db, { start: streamKey(p, s, from), end: streamKey(p, s, lowest - 1), reverse: true }, onUndecodable)) {
           if (!isEventRecord(value)) {
             onUndecodable(key, new Error('not an event record'));
@@ -819,7 +870,7 @@ export function createEngine(options: EngineOptions): EventStore {
     const end: Key = to !== undefined ? keyOf(to + 1n) : partition === undefined ? [GLOBAL, Infinity] : [partition, 'log', Infinity];
     const types = opts.types && opts.types.length > 0 ? new Set(opts.types) : undefined;
     const skipped: SkippedRecord[] = [];
-    outer: for (const b of buckets.all) {
+    outer: for (const b of buckets.fromPosition(from)) {
       // An entry covers one append's consecutive positions; start at the one holding `from`.
       let start = keyOf(from);
       for (const key of b.db.getKeys({ start, end: lowest, reverse: true, limit: 1 })) start = key as Key;
@@ -959,7 +1010,9 @@ export function createEngine(options: EngineOptions): EventStore {
     latestSnapshot(partition, streamId) {
       validatePartition(partition);
       validateStreamId(streamId);
-      for (const b of buckets.newestFirst()) {
+      const at = buckets.indexed ? loadHead(partition, streamId).sb : undefined;
+      const candidates = !buckets.indexed ? buckets.newestFirst() : at === undefined ? [] : [buckets.byId(at) ?? buckets.newestFirst()].flat();
+      for (const b of candidates) {
         for (const { key, value } of b.db.getRange({
           start: snapshotKey(partition, streamId, MAX_VERSION),
           end: snapshotKey(partition, streamId, 0),
@@ -995,6 +1048,10 @@ export function createEngine(options: EngineOptions): EventStore {
 
     environmentSizes() {
       return buckets.sizes();
+    },
+
+    environmentCount() {
+      return { total: buckets.all.length, open: buckets.openEnvironments };
     },
 
     async close() {

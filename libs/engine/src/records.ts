@@ -34,6 +34,15 @@ export interface HeadRecord {
   start?: number;
   /** Deletion state. Absent means not deleted. */
   del?: Deleted;
+  /**
+   * Bucket ids (catalog format 2, buckets.ts): the oldest bucket that may hold the
+   * stream's events (a lower bound: retention may have removed them since), the bucket of
+   * its last append, of its metadata and of its latest snapshot. Reads visit only those.
+   */
+  fb?: string;
+  lb?: string;
+  mb?: string;
+  sb?: string;
 }
 
 /** An idempotency key's memory: the request fingerprint and the original result. */

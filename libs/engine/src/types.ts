@@ -78,6 +78,12 @@ export interface EngineOptions {
    * response (one JavaScript string) can hold. Default 4 MiB.
    */
   readPageBytes?: number;
+  /**
+   * Most bucket environments kept open at once (file handles and maps); the one not used
+   * for the longest time is closed when another must open. The current bucket always
+   * stays open. Default 64.
+   */
+  maxOpenBuckets?: number;
   /** Streams whose state is cached in memory. Default 100,000. */
   headCacheSize?: number;
   /** Per-event and per-append limits. Default: protocol's DEFAULT_LIMITS. */
@@ -185,6 +191,8 @@ export interface EventStore {
   storageFault(): StorageFault | null;
   /** Bytes on disk per bucket environment. */
   environmentSizes(): { id: string; bytes: number }[];
+  /** Bucket environments: how many exist and how many are open now. */
+  environmentCount(): { total: number; open: number };
   /** Stops accepting writes, answers everything queued, closes the environments. */
   close(): Promise<void>;
 }
