@@ -132,8 +132,6 @@ export class BucketSet {
   readonly indexed: boolean;
   /** Per closed bucket, the streams (`partition\0stream`) whose head it holds, as a Bloom filter (catalog `['heads', id]`). */
   private readonly headFilters = new Map<string, BloomFilter>();
-  /** The streams whose head the newest bucket holds; its filter is made from it when it closes. */
-  private newestHeads = new Set<string>();
 
   constructor(options: BucketOptions) {
     this.options = options;
@@ -158,8 +156,6 @@ export class BucketSet {
       if (stored) this.headFilters.set(entry.id, BloomFilter.from(stored));
       else this.recordHeadFilter(entry, headRefsOf(entry.db));
     }
-    const newest = this.list[this.list.length - 1];
-    if (newest) this.newestHeads = headRefsOf(newest.db);
     this.sweep();
   }
 
@@ -288,11 +284,6 @@ export class BucketSet {
     this.entryOf(bucket).pins--;
   }
 
-  /** Notes that the newest bucket now holds the head of stream `ref` (`partition\0stream`). */
-  noteHead(ref: string): void {
-    this.newestHeads.add(ref);
-  }
-
   /** Whether `bucket` may hold the head of the stream whose ref hashes to `hash` (false: certainly not). */
   mayHoldHead(bucket: Bucket, hash: Hash): boolean {
     const filter = this.headFilters.get(bucket.id);
@@ -344,7 +335,8 @@ export class BucketSet {
       this.catalog.putSync(['bucket', id], bucket.info);
       if (newest) {
         this.recordLastPosition(newest);
-        this.recordHeadFilter(newest, this.newestHeads);
+        // Made from the keys themselves, whoever wrote them (appends, imports, carried heads).
+        this.recordHeadFilter(newest, headRefsOf(newest.db));
       }
     } catch (err) {
       this.catalogPoisoned = true;
@@ -353,7 +345,6 @@ export class BucketSet {
     }
     this.list.push(bucket);
     this.reversed = this.list.slice().reverse();
-    this.newestHeads = new Set();
     return bucket;
   }
 

@@ -747,10 +747,7 @@ export function createEngine(options: EngineOptions): EventStore {
         refuse(ops, storageFailed(err, 'a commit failed'));
         return;
       }
-      for (const [ref, head] of st.heads) {
-        heads.set(ref, head);
-        buckets.noteHead(ref);
-      }
+      for (const [ref, head] of st.heads) heads.set(ref, head);
       if (range) highestCommitted = range.last;
       release(range);
     }
