@@ -1,25 +1,11 @@
-import { APPEND_BATCH_LIMITS, SkeinError, fromProblem, isSkeinError } from '@skein/protocol';
-import type { ShardClient } from './shard-client.ts';
+import { APPEND_BATCH_LIMITS, SkeinError, isSkeinError, type AppendSuccess, type ShardAppend } from '@skein/protocol';
+import type { Shards } from './shard-client.ts';
 import type { RouterTopology } from './topology.ts';
 
-/** One append as the shard's batch endpoint takes it. */
-export interface AppendItem {
-  partition: string;
-  streamId: string;
-  expectedVersion?: unknown;
-  events: unknown[];
-  idempotencyKey?: string;
-}
-
-/** The shard's answer to one append: its wire result and status (201 written, 200 duplicate). */
-export interface AppendReply {
-  status: number;
-  body: Record<string, unknown>;
-}
-
-/** Coalesces concurrent appends bound for the same shard into one batch request. */
+/** Coalesces concurrent appends bound for the same shard into one batch. */
 export interface AppendCoalescer {
-  append(item: AppendItem): Promise<AppendReply>;
+  /** Resolves once the append is durable (or was an idempotent repeat); rejects with its registry error. */
+  append(item: ShardAppend): Promise<AppendSuccess>;
 }
 
 export interface CoalescerObserver {
@@ -38,30 +24,23 @@ export interface CoalescerOptions {
 }
 
 interface Waiting {
-  item: AppendItem;
-  /** `item` as JSON, and its UTF-8 length: what it adds to a batch body. */
-  json: string;
-  bytes: number;
+  item: ShardAppend;
   queuedAt: number;
   attempts: number;
-  resolve(reply: AppendReply): void;
+  resolve(success: AppendSuccess): void;
   reject(err: unknown): void;
 }
-
-/** A batch body is `{"appends":[` + the appends joined by `,` + `]}`. */
-const ENVELOPE_BYTES = '{"appends":[]}'.length;
 /** Batch requests under way to one shard at once (1 gave the largest batches and the best throughput measured; 2 was within noise). */
 const MAX_IN_FLIGHT = 1;
 
 /**
- * Appends arriving in the same event-loop turn for the same shard travel as one
- * `POST /internal/v1/append`, so the shard's group commit sees one large batch. A batch
- * holds at most APPEND_BATCH_LIMITS (bytes of its body, appends), what every shard
- * accepts: a valid append is never refused for the company it travels in.
- * A 421 re-reads the topology and re-routes the affected appends (at most 3 times).
+ * Appends arriving in the same event-loop turn for the same shard travel as one batch
+ * (`ShardApi.append`), so the shard's group commit sees one large batch. A batch holds at
+ * most APPEND_BATCH_LIMITS.maxAppends appends (a shard reached over HTTP splits it further
+ * by bytes). A 421 re-reads the topology and re-routes the affected appends (at most 3 times).
  */
 export function createAppendCoalescer(
-  deps: { shards: ShardClient; topology: RouterTopology; observer?: CoalescerObserver; clock?: () => number },
+  deps: { shards: Shards; topology: RouterTopology; observer?: CoalescerObserver; clock?: () => number },
   options: CoalescerOptions,
 ): AppendCoalescer {
   const { shards, topology, observer } = deps;
@@ -134,24 +113,18 @@ export function createAppendCoalescer(
   }
 
   /**
-   * Takes the next batch off the front of `list`, in order, within APPEND_BATCH_LIMITS;
-   * appends that waited past the queue timeout are answered 503 instead.
+   * Takes the next batch off the front of `list`, in order, at most
+   * APPEND_BATCH_LIMITS.maxAppends; appends that waited past the queue timeout are
+   * answered 503 instead.
    */
   function takeBatch(list: Waiting[]): Waiting[] {
     const staleBefore = clock() - options.queueTimeoutMs;
     const batch: Waiting[] = [];
-    let bytes = ENVELOPE_BYTES;
     let taken = 0;
     for (; taken < list.length && batch.length < APPEND_BATCH_LIMITS.maxAppends; taken++) {
       const w = list[taken]!;
-      if (w.queuedAt < staleBefore) {
-        w.reject(new SkeinError('UNAVAILABLE', 'the shard did not take the append in time; nothing was written', { retryAfter: 1 }));
-        continue;
-      }
-      const added = w.bytes + (batch.length > 0 ? 1 : 0);
-      if (batch.length > 0 && bytes + added > APPEND_BATCH_LIMITS.maxBytes) break;
-      bytes += added;
-      batch.push(w);
+      if (w.queuedAt < staleBefore) w.reject(new SkeinError('UNAVAILABLE', 'the shard did not take the append in time; nothing was written', { retryAfter: 1 }));
+      else batch.push(w);
     }
     list.splice(0, taken);
     return batch;
@@ -159,51 +132,27 @@ export function createAppendCoalescer(
 
   async function send(shardId: string, list: Waiting[]): Promise<void> {
     observer?.batch?.(list.length);
-    let response;
+    let results;
     try {
-      // Sent piece by piece: a joined copy of a 16 MiB batch, and its encoding, would double
-      // what the router holds per pending byte (measured in the stalled-shard fault case).
-      const json = ['{"appends":['];
-      list.forEach((w, i) => (i === 0 ? json.push(w.json) : json.push(',', w.json)));
-      json.push(']}');
-      response = await shards.call(shardId, { method: 'POST', path: '/append', json, write: true });
+      results = await shards.get(shardId).append(list.map((w) => w.item));
     } catch (err) {
       if (isSkeinError(err, 'NOT_OWNER')) return retryLater(list, err);
-      for (const w of list) w.reject(err);
-      return;
-    }
-    const results = (response.body as { results?: Record<string, unknown>[] } | null)?.results;
-    if (!Array.isArray(results) || results.length !== list.length) {
-      const err = new SkeinError('INTERNAL', 'a shard answered a batch append with the wrong number of results');
       for (const w of list) w.reject(err);
       return;
     }
     const misrouted: Waiting[] = [];
     results.forEach((r, i) => {
       const w = list[i]!;
-      if (r.ok === true) {
-        const { ok: _ok, status, ...body } = r;
-        w.resolve({ status: typeof status === 'number' ? status : 201, body });
-        return;
-      }
-      const { ok: _ok, ...problem } = r;
-      const err = fromProblem(problem, typeof problem.status === 'number' ? problem.status : 500);
-      if (isSkeinError(err, 'NOT_OWNER')) misrouted.push(w);
-      else w.reject(err);
+      if (r.ok) w.resolve(r.success);
+      else if (isSkeinError(r.error, 'NOT_OWNER')) misrouted.push(w);
+      else w.reject(r.error);
     });
     if (misrouted.length > 0) retryLater(misrouted, new SkeinError('NOT_OWNER', 'partition ownership keeps changing', { retryAfter: 1 }));
   }
 
   return {
     append(item) {
-      const json = JSON.stringify(item);
-      const bytes = Buffer.byteLength(json);
-      // Only an append whose JSON grew past the public body limit on re-encoding (numbers
-      // like 1e300 spelled out) can be refused here: SKEIN_ROUTER_MAX_BODY_BYTES leaves room.
-      if (bytes + ENVELOPE_BYTES > APPEND_BATCH_LIMITS.maxBytes) {
-        return Promise.reject(new SkeinError('PAYLOAD_TOO_LARGE', `the append is ${bytes} bytes once encoded; at most ${APPEND_BATCH_LIMITS.maxBytes - ENVELOPE_BYTES} allowed`, { limit: APPEND_BATCH_LIMITS.maxBytes - ENVELOPE_BYTES }));
-      }
-      return new Promise<AppendReply>((resolve, reject) => route({ item, json, bytes, queuedAt: clock(), attempts: 0, resolve, reject }));
+      return new Promise<AppendSuccess>((resolve, reject) => route({ item, queuedAt: clock(), attempts: 0, resolve, reject }));
     },
   };
 }

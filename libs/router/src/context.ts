@@ -8,7 +8,7 @@ import type { ControlPlane } from './control-plane.ts';
 import type { RouterMetrics } from './metrics.ts';
 import type { QuotaGate } from './quota.ts';
 import type { Registry } from './registry.ts';
-import type { ShardClient } from './shard-client.ts';
+import type { Shards } from './shard-client.ts';
 import type { RouterTopology } from './topology.ts';
 import type { WatermarkHub } from './watermark-hub.ts';
 
@@ -17,7 +17,8 @@ export interface RouterDeps {
   store: ControlStore;
   registry: Registry;
   topology: RouterTopology;
-  shards: ShardClient;
+  /** Every shard as a ShardApi: in-process when hosted here, otherwise over HTTP. */
+  shards: Shards;
   /** The control epoch, rebuilds of a wiped Redis, and records of every control-plane change on the shards. */
   control: ControlPlane;
   logger: Logger;

@@ -1,13 +1,13 @@
-import { parseControlRecord, type ControlRecord } from '@skein/protocol';
+import type { ControlRecord } from '@skein/protocol';
 import type { ControlPeers, ShardAddress } from './rebuilder.ts';
-import type { ShardClient } from './shard-client.ts';
+import type { Shards } from './shard-client.ts';
 import type { RouterTopology } from './topology.ts';
 
 /**
  * The shards as keepers of the control records, over their internal API
  * (`/internal/v1/control-records`) through the one shard client.
  */
-export function createShardPeers(deps: { shards: ShardClient; topology: RouterTopology; seeds: readonly ShardAddress[] }): ControlPeers {
+export function createShardPeers(deps: { shards: Shards; topology: RouterTopology; seeds: readonly ShardAddress[] }): ControlPeers {
   const { shards, topology, seeds } = deps;
   return {
     async members() {
@@ -20,11 +20,10 @@ export function createShardPeers(deps: { shards: ShardClient; topology: RouterTo
       return [...byId.values()];
     },
     async read(shard) {
-      const res = await shards.callAt(shard, { method: 'GET', path: '/control-records' });
-      return ((res.body as { records: unknown[] }).records ?? []).map(parseControlRecord);
+      return shards.at(shard).controlRecords();
     },
     async write(shard, records: readonly ControlRecord[]) {
-      await shards.callAt(shard, { method: 'POST', path: '/control-records', body: { records }, write: true });
+      await shards.at(shard).storeControlRecords(records);
     },
   };
 }

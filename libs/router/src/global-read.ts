@@ -1,8 +1,8 @@
-import type { ControlStore, WireEvent } from '@skein/protocol';
-import type { ShardClient } from './shard-client.ts';
+import type { ControlStore, LoggedWireEvent } from '@skein/protocol';
+import type { Shards } from './shard-client.ts';
 import type { RouterTopology } from './topology.ts';
 
-export type LoggedWireEvent = WireEvent & { partition: string };
+export type { LoggedWireEvent };
 
 export interface GlobalReadOptions {
   /** The tenant's partitions; undefined reads every shard's whole log. */
@@ -23,7 +23,7 @@ const READ_YOUR_WRITES_WAIT_MS = 1000;
  * so a reader paging with `next` never misses or reorders an event.
  */
 export async function readGlobal(
-  deps: { shards: ShardClient; topology: RouterTopology; store: ControlStore },
+  deps: { shards: Shards; topology: RouterTopology; store: ControlStore },
   options: GlobalReadOptions,
 ): Promise<{ events: LoggedWireEvent[]; next: bigint; watermark: bigint; involved: string[] }> {
   const { shards, topology, store } = deps;
@@ -36,32 +36,23 @@ export async function readGlobal(
   const atLeast = await store.readCounter();
   const safePoints = await Promise.all(
     involved.map(async (shardId) => {
-      const res = await shards.call(shardId, {
-        method: 'GET',
-        path: '/safe-point',
-        query: { atLeast: atLeast.toString(), waitMs: String(READ_YOUR_WRITES_WAIT_MS) },
-      });
-      return BigInt((res.body as { safePoint: string }).safePoint);
+      const reading = await shards.get(shardId).safePoint({ atLeast, waitMs: READ_YOUR_WRITES_WAIT_MS });
+      return reading.safePoint;
     }),
   );
   const watermark = safePoints.reduce((min, p) => (p < min ? p : min), safePoints[0] ?? 0n);
   const { fromPosition: from, limit } = options;
   if (involved.length === 0 || watermark < from) return { events: [], next: from, watermark, involved };
 
-  const query = {
-    fromPosition: from.toString(),
-    toPosition: watermark.toString(),
-    limit: String(limit),
-    category: options.category,
-    types: options.types,
-  };
+  const types = options.types?.split(',').filter((t) => t.length > 0);
+  const query = { fromPosition: from, toPosition: watermark, limit, ...(options.category ? { category: options.category } : {}), ...(types && types.length > 0 ? { types } : {}) };
   const pages = await Promise.all(
     options.partitions
-      ? options.partitions.map((p) => shards.forPartition(p, { method: 'GET', path: `/partitions/${encodeURIComponent(p)}/log`, query }))
-      : involved.map((s) => shards.call(s, { method: 'GET', path: '/log', query })),
+      ? options.partitions.map((p) => shards.forPartition(p, (shard) => shard.readLog({ ...query, partition: p })))
+      : involved.map((s) => shards.get(s).readLog(query)),
   );
   // Each page holds its source's first `limit` events, so the merged first `limit` are among them.
-  const merged = pages.flatMap((p) => (p.body as { events: LoggedWireEvent[] }).events);
+  const merged = pages.flatMap((p) => p.events);
   const keyed = merged.map((e) => ({ e, pos: BigInt(e.position) }));
   keyed.sort((a, b) => (a.pos < b.pos ? -1 : a.pos > b.pos ? 1 : 0));
   const events = keyed.slice(0, limit).map((k) => k.e);

@@ -7,5 +7,6 @@ export { createControlPlane, type ControlPlane } from './control-plane.ts';
 export { createRegistry, type Registry } from './registry.ts';
 export { createRedisControlStore } from './redis-control-store.ts';
 export { CONTROL } from './control-keys.ts';
-export { createShardClient, type ShardClient } from './shard-client.ts';
+export { createShardClient, type ShardClientDeps, type Shards } from './shard-client.ts';
 export { createRouterTopology, type RouterTopology } from './topology.ts';
+export { startRouter, type LocalShard, type RunningRouter } from './start.ts';

@@ -1,5 +1,5 @@
 import type { ControlStore } from '@skein/protocol';
-import type { ShardClient } from './shard-client.ts';
+import type { Shards } from './shard-client.ts';
 
 /**
  * One watch over the shards' safe points for every live subscription of this router.
@@ -29,7 +29,7 @@ interface Waiter {
 
 const SAFE_POINT_WAIT_MS = 1000;
 
-export function createWatermarkHub(deps: { shards: ShardClient; store: ControlStore; pollMs: number; onRound?: () => void }): WatermarkHub {
+export function createWatermarkHub(deps: { shards: Shards; store: ControlStore; pollMs: number; onRound?: () => void }): WatermarkHub {
   const { shards, store, pollMs } = deps;
   const safePoints = new Map<string, bigint>();
   const waiters = new Set<Waiter>();
@@ -64,8 +64,7 @@ export function createWatermarkHub(deps: { shards: ShardClient; store: ControlSt
     await Promise.all(
       [...ids].map(async (id) => {
         try {
-          const res = await shards.call(id, { method: 'GET', path: '/safe-point', query: { atLeast: counter.toString(), waitMs: String(SAFE_POINT_WAIT_MS) } });
-          const value = BigInt((res.body as { safePoint: string }).safePoint);
+          const value = (await shards.get(id).safePoint({ atLeast: counter, waitMs: SAFE_POINT_WAIT_MS })).safePoint;
           if (value > (safePoints.get(id) ?? 0n)) safePoints.set(id, value);
         } catch (err) {
           failed.set(id, err);

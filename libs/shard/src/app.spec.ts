@@ -59,7 +59,9 @@ test('the batch endpoint answers each append independently and commits them in o
   const { results } = res.json();
   assert.equal(results.length, 5);
   assert.equal(results[0].ok, true);
-  assert.equal(results[0].status, 201);
+  // No HTTP status inside a result: `duplicate` and the error code say it.
+  assert.equal('status' in results[0], false);
+  assert.equal(results[0].duplicate, undefined);
   assert.equal(results[1].ok, true);
   assert.equal(results[1].lastVersion, 2);
   // One batch: one allocation, so the positions of the two written appends are contiguous.

@@ -4,3 +4,4 @@ export { defaultShardAppOptions, type RouteContext, type ShardAppDeps, type Shar
 export { loadConfig as loadShardConfig, type ShardConfig } from './config.ts';
 export { createShard, type Shard, type ShardDeps } from './shard.ts';
 export { openEmbeddedControlStore, type EmbeddedControlStore, type EmbeddedSequencer } from './embedded-control-store.ts';
+export { createLocalShardApi, type ShardCore } from './local-api.ts';

@@ -3,11 +3,12 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { createEngine, type EventStore } from '@skein/engine';
-import type { PositionRange, Sequencer } from '@skein/protocol';
+import type { PositionRange, Sequencer, ShardApi } from '@skein/protocol';
 import { createRedisSequencer, type RedisSequencer } from '@skein/sequencer';
 import { createShardApp } from './app.ts';
 import type { ShardConfig } from './config.ts';
 import { openControlRecordStore, type ControlRecordStore } from './control-records.ts';
+import { createLocalShardApi } from './local-api.ts';
 import { createShardMetrics } from './metrics.ts';
 import { createOwnership, type Ownership } from './ownership.ts';
 import { createSafePointTracker, type SafePointTracker } from './safe-point.ts';
@@ -22,6 +23,8 @@ export interface Shard {
   readonly ownership: Ownership;
   readonly stateFile: SequencerStateFile;
   readonly controlRecords: ControlRecordStore;
+  /** This shard as a ShardApi for a router in the same process, routing at `callerEpoch()`. */
+  localApi(callerEpoch: () => number): ShardApi;
   /**
    * Drains and closes everything: stops accepting requests and answers those in flight
    * (app), ends subscriptions, closes the engine (answers everything queued, closes the
@@ -178,6 +181,11 @@ export async function createShard(config: ShardConfig, deps: ShardDeps): Promise
     ownership,
     stateFile,
     controlRecords,
+    localApi: (callerEpoch) =>
+      createLocalShardApi(
+        { shardId: config.shardId, engine: store, ownership, safePoint, metrics, controlRecords, safePointMaxWaitMs: config.safePointMaxWaitMs },
+        callerEpoch,
+      ),
     close() {
       closing ??= (async () => {
         clearInterval(topologyTimer);

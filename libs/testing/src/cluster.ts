@@ -7,8 +7,15 @@ import { tempDir, type TempDir } from './temp-dir.ts';
 
 const SHARD_MAIN = fileURLToPath(new URL('../../../services/shard/src/main.ts', import.meta.url));
 const ROUTER_MAIN = fileURLToPath(new URL('../../../services/router/src/main.ts', import.meta.url));
+const NODE_MAIN = fileURLToPath(new URL('../../../services/node/src/main.ts', import.meta.url));
 
 export interface ClusterOptions {
+  /**
+   * `processes` (default): each shard and each router a process of its own. `node`: one
+   * node process (services/node, SKEIN_ROLE=node) hosting the router and every shard,
+   * then `routers - 1` more router processes.
+   */
+  topology?: 'processes' | 'node';
   shards?: number;
   routers?: number;
   /** Extra settings for every shard / router process. */
@@ -26,8 +33,12 @@ export interface ClusterOptions {
 /** A whole cluster of real processes: a private redis-server, shards on fixed ports, routers. */
 export interface Cluster {
   readonly redis: RedisServer;
+  /** Shard processes (none in the `node` topology: the node hosts them). */
   readonly shards: readonly ServiceProcess[];
+  /** Router processes; in the `node` topology the node is the first. */
   readonly routers: readonly ServiceProcess[];
+  /** Node processes (`node` topology): each hosts a router and shards. */
+  readonly nodes: readonly ServiceProcess[];
   readonly adminKey: string;
   /** `SKEIN_CLUSTER_SECRET` of every process: send it in `CLUSTER_SECRET_HEADER` to call a shard directly. */
   readonly secret: string;
@@ -53,6 +64,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   };
   const shards: ServiceProcess[] = [];
   const routers: ServiceProcess[] = [];
+  const nodes: ServiceProcess[] = [];
   const stop = async () => {
     // Routers stop gracefully (so profilers and logs flush), shards are killed.
     await Promise.all([...routers, ...shards].map((p) => p.kill('SIGTERM')));
@@ -63,7 +75,21 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   try {
     const shardList: string[] = [];
     const count = options.shards ?? 3;
-    for (let i = 0; i < count; i++) {
+    if (options.topology === 'node') {
+      const ids = Array.from({ length: count }, (_, i) => `shard-${i}`);
+      const node = await startServiceProcess({
+        name: 'node-0',
+        main: NODE_MAIN,
+        ...(options.routerNodeArgs ? { nodeArgs: options.routerNodeArgs } : {}),
+        listeningMessage: 'node listening',
+        startTimeoutMs: 40_000,
+        env: { ...common, SKEIN_ROLE: 'node', SKEIN_NODE_SHARDS: ids.join(','), SKEIN_NODE_DATA_DIR: data.path, SKEIN_ROUTER_PORT: '0', SKEIN_ADMIN_KEY: adminKey, ...options.shardEnv, ...options.routerEnv },
+      });
+      nodes.push(node);
+      routers.push(node);
+      // Other routers find the node's shards in the topology it registered.
+    }
+    for (let i = 0; i < (options.topology === 'node' ? 0 : count); i++) {
       const id = `shard-${i}`;
       const port = await freePort();
       shards.push(
@@ -77,7 +103,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       );
       shardList.push(`${id}=http://127.0.0.1:${port}`);
     }
-    for (let i = 0; i < (options.routers ?? 1); i++) {
+    for (let i = routers.length; i < (options.routers ?? 1); i++) {
       routers.push(
         await startServiceProcess({
           name: `router-${i}`,
@@ -99,5 +125,5 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     await stop();
     throw err;
   }
-  return { redis, shards, routers, adminKey, secret, url: routers[0]!.url, stop };
+  return { redis, shards, routers, nodes, adminKey, secret, url: routers[0]!.url, stop };
 }

@@ -46,8 +46,8 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: RouteContext): vo
       view.topology.shards.map(async ({ id, url }) => {
         const partitions = Object.keys(placements).filter((p) => placements[p] === id).sort();
         try {
-          const info = (await shards.call(id, { method: 'GET', path: '/info' })).body as { safePoint: string; highestCommitted: string; epoch: number };
-          return { id, url, healthy: true, epoch: info.epoch, safePoint: info.safePoint, highestCommitted: info.highestCommitted, partitions };
+          const info = await shards.get(id).info();
+          return { id, url, healthy: true, epoch: info.epoch, safePoint: info.safePoint.toString(), highestCommitted: info.highestCommitted.toString(), partitions };
         } catch {
           return { id, url, healthy: false, partitions };
         }

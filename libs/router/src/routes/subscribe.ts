@@ -102,8 +102,7 @@ export function registerSubscriptionRoutes(app: FastifyInstance, ctx: RouteConte
       const stream = validateStreamId(req.params.stream, 'stream');
       const tenant = tenantOf(req);
       const partition = partitionOf(tenant.tenant, tenant.partitions, stream);
-      const path = `/partitions/${encodeURIComponent(partition)}/streams/${encodeURIComponent(stream)}`;
-      const state = (await shards.forPartition(partition, { method: 'GET', path: `${path}/state` })).body as { version: number; deleted: string };
+      const state = await shards.forPartition(partition, (shard) => shard.streamState(partition, stream));
       if (state.deleted === 'hard') throw new SkeinError('STREAM_DELETED', 'the stream was hard-deleted');
       const resume = lastEventId(req);
       let from: number;
@@ -125,7 +124,7 @@ export function registerSubscriptionRoutes(app: FastifyInstance, ctx: RouteConte
           seen = watermarks.current(owner);
           let page: { events: WireEvent[] };
           try {
-            page = (await shards.forPartition(partition, { method: 'GET', path, query: { from: String(from), limit: String(PAGE) } })).body as { events: WireEvent[] };
+            page = await shards.forPartition(partition, (shard) => shard.readStream(partition, stream, { from, limit: PAGE }));
           } catch (err) {
             if (isSkeinError(err, 'STREAM_NOT_FOUND')) return 0; // not there yet (or soft-deleted): wait for it
             throw err;

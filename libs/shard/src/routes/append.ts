@@ -1,8 +1,20 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { outcomeError, type AppendOutcome } from '@skein/engine';
-import { APPEND_BATCH_LIMITS, SkeinError, toProblem, toWireAppendResult, validationError } from '@skein/protocol';
+import {
+  APPEND_BATCH_LIMITS,
+  SkeinError,
+  appendResultToWire,
+  parseExpectedVersion,
+  toProblem,
+  toWireAppendResult,
+  validateIdempotencyKey,
+  validateProposedEvents,
+  validationError,
+  type ShardAppend,
+} from '@skein/protocol';
 import type { RouteContext } from '../context.ts';
 import { asSkeinError, callerEpoch, ensureOwner, sendProblem } from '../http.ts';
+import { appendBatch } from '../local-api.ts';
 
 /** Most appends one batch request may carry (routers send at most APPEND_BATCH_LIMITS.maxAppends). */
 export const MAX_APPENDS_PER_REQUEST = Math.max(10_000, APPEND_BATCH_LIMITS.maxAppends);
@@ -15,6 +27,17 @@ interface AppendBody {
   idempotencyKey?: unknown;
 }
 
+/** One entry of a batch body, checked as the public API checks an append. */
+function parseAppend(a: unknown, i: number): ShardAppend {
+  if (a === null || typeof a !== 'object' || Array.isArray(a)) throw validationError(`appends[${i}]`, `appends[${i}] must be an object`);
+  const { partition, streamId, expectedVersion, events, idempotencyKey }: { [k: string]: unknown } = { ...a };
+  if (typeof partition !== 'string') throw validationError(`appends[${i}].partition`, 'partition must be a string');
+  if (typeof streamId !== 'string') throw validationError(`appends[${i}].streamId`, 'streamId must be a string');
+  const append: ShardAppend = { partition, streamId, expectedVersion: parseExpectedVersion(expectedVersion), events: validateProposedEvents(events) };
+  if (idempotencyKey !== undefined) append.idempotencyKey = validateIdempotencyKey(idempotencyKey);
+  return append;
+}
+
 function contentLength(req: FastifyRequest): number {
   const n = Number(req.headers['content-length']);
   return Number.isFinite(n) ? n : 0;
@@ -24,9 +47,9 @@ function contentLength(req: FastifyRequest): number {
  * Appends.
  *
  * - `POST /internal/v1/append` `{ appends: [{ partition, streamId, expectedVersion?, events, idempotencyKey? }] }`
- *   → `200 { results: [...] }`, one entry per append in request order: `{ ok: true, status: 201|200,
- *   streamId, firstVersion, lastVersion, firstPosition, lastPosition, duplicate? }` or a problem
- *   document with `ok: false`. Every append enters the group-commit batcher in the same
+ *   → `200 { results: [...] }`, one entry per append in request order (`appendResultToWire`:
+ *   `{ ok: true, streamId, firstVersion, lastVersion, firstPosition, lastPosition, duplicate? }`
+ *   or a problem document with `ok: false`). Every append enters the group-commit batcher in the same
  *   tick, so they share batches. A stale epoch refuses the whole request (421); a
  *   partition this shard does not own refuses that entry only.
  * - `POST /internal/v1/partitions/:partition/streams/:streamId/events`
@@ -35,6 +58,7 @@ function contentLength(req: FastifyRequest): number {
  */
 export function registerAppendRoutes(app: FastifyInstance, ctx: RouteContext): void {
   const { engine, metrics, ownership, options } = ctx;
+  const core = { shardId: options.shardId, engine, ownership, safePoint: ctx.safePoint, metrics, safePointMaxWaitMs: options.safePointMaxWaitMs };
 
   /** Bytes of append requests received and not yet answered (options.maxPendingBytes bounds it). */
   let pendingBytes = 0;
@@ -111,9 +135,9 @@ export function registerAppendRoutes(app: FastifyInstance, ctx: RouteContext): v
         let outcome: AppendOutcome;
         try {
           outcome = await engine.append(partition, streamId, {
-            expectedVersion: body.expectedVersion as never,
-            events: body.events as never,
-            idempotencyKey,
+            expectedVersion: parseExpectedVersion(body.expectedVersion),
+            events: validateProposedEvents(body.events),
+            ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
           });
         } catch (err) {
           const f = failed(err, started);
@@ -132,47 +156,22 @@ export function registerAppendRoutes(app: FastifyInstance, ctx: RouteContext): v
 
   app.post<{ Body: { appends?: unknown } }>('/append', { preParsing: admit }, async (req, reply) =>
     holding(req, async () => {
-      const started = performance.now();
       const epoch = callerEpoch(req);
-      await ensureOwner(ownership, req, undefined);
       const appends = req.body?.appends;
       if (!Array.isArray(appends)) throw validationError('appends', 'appends must be an array');
       if (appends.length > MAX_APPENDS_PER_REQUEST) throw validationError('appends', `at most ${MAX_APPENDS_PER_REQUEST} appends per request`);
-
-      // Enqueue every append in this tick: they join the same group-commit batch.
-      let totalEvents = 0;
-      const pending = appends.map((a: unknown, i: number): Promise<AppendOutcome> | SkeinError => {
-        if (a === null || typeof a !== 'object' || Array.isArray(a)) return validationError(`appends[${i}]`, `appends[${i}] must be an object`);
-        const { partition, streamId, expectedVersion, events, idempotencyKey } = a as Record<string, unknown>;
-        if (typeof partition !== 'string') return validationError(`appends[${i}].partition`, 'partition must be a string');
-        const notOwner = ownership.check(partition, epoch);
-        if (notOwner) return notOwner;
-        if (Array.isArray(events)) totalEvents += events.length;
-        return engine.append(partition, streamId as string, {
-          expectedVersion: expectedVersion as never,
-          events: events as never,
-          idempotencyKey: idempotencyKey as string | undefined,
-        });
+      // Parsed once here, at the edge of the shard; a malformed entry refuses that entry only.
+      const parsed = appends.map((a: unknown, i: number) => {
+        try {
+          return parseAppend(a, i);
+        } catch (err) {
+          return asSkeinError(err);
+        }
       });
-
-      let writtenEvents = 0;
-      const results = await Promise.all(
-        pending.map(async (p) => {
-          if (p instanceof SkeinError) return { ok: false, ...failed(p, started).body };
-          try {
-            const outcome = await p;
-            const s = settle(outcome, started);
-            if (outcome.ok && !outcome.duplicate) writtenEvents += outcome.lastVersion - outcome.firstVersion + 1;
-            return outcome.ok ? { ok: true, status: s.status, ...s.body } : { ok: false, ...s.body };
-          } catch (err) {
-            return { ok: false, ...failed(err, started).body };
-          }
-        }),
-      );
-      if (writtenEvents > 0) {
-        metrics.eventsAppended.inc(writtenEvents);
-        metrics.bytesAppended.inc(Math.round((contentLength(req) * writtenEvents) / Math.max(1, totalEvents)));
-      }
+      const valid = parsed.filter((a): a is ShardAppend => !(a instanceof SkeinError));
+      const answered = await appendBatch(core, valid, epoch, contentLength(req));
+      let next = 0;
+      const results = parsed.map((a) => appendResultToWire(a instanceof SkeinError ? { ok: false, error: a } : answered[next++]!));
       return reply.code(200).send({ results });
     }),
   );

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { outcomeError } from '@skein/engine';
+import { validateStreamMetadata } from '@skein/protocol';
 import type { RouteContext } from '../context.ts';
 import { ensureOwner } from '../http.ts';
 
@@ -24,7 +25,7 @@ export function registerMetadataRoutes(app: FastifyInstance, ctx: RouteContext):
   app.put<{ Params: StreamParams; Body: unknown }>('/partitions/:partition/streams/:streamId/metadata', async (req, reply) => {
     const { partition, streamId } = req.params;
     await ensureOwner(ownership, req, partition);
-    const outcome = await engine.setMetadata(partition, streamId, req.body as never);
+    const outcome = await engine.setMetadata(partition, streamId, validateStreamMetadata(req.body));
     if (!outcome.ok) throw outcomeError(outcome);
     return reply.code(204).send();
   });

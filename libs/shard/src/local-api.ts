@@ -1,0 +1,163 @@
+// The shard as a ShardApi in the router's own process: calls go to the engine, the
+// ownership check and the safe point directly, with no HTTP and no JSON.
+import { outcomeError, type EventStore } from '@skein/engine';
+import { asSkeinError } from '@skein/http';
+import {
+  SkeinError,
+  toWireEvent,
+  type ControlRecord,
+  type ShardApi,
+  type ShardAppend,
+  type ShardAppendResult,
+  type StreamPage,
+} from '@skein/protocol';
+import type { ControlRecordStore } from './control-records.ts';
+import { toWireLoggedEvent } from './http.ts';
+import type { ShardMetrics } from './metrics.ts';
+import type { Ownership } from './ownership.ts';
+import type { SafePointTracker } from './safe-point.ts';
+
+/** What a shard's appends and reads are served from, over HTTP or in-process. */
+export interface ShardCore {
+  shardId: string;
+  engine: EventStore;
+  ownership: Ownership;
+  safePoint: SafePointTracker;
+  metrics: ShardMetrics;
+  controlRecords?: ControlRecordStore;
+  /** The longest a safe-point wait may take, ms. */
+  safePointMaxWaitMs: number;
+}
+
+/**
+ * Throws NOT_OWNER (421, with the current epoch) unless this shard serves `partition`
+ * (or, with none, is at least at) the caller's epoch. A caller ahead of the shard makes it
+ * re-read the topology first.
+ */
+export async function checkOwner(ownership: Ownership, partition: string | undefined, epoch: number | undefined): Promise<void> {
+  if (epoch !== undefined && epoch > ownership.epoch) await ownership.refresh();
+  const err = ownership.check(partition, epoch);
+  if (err) throw err;
+}
+
+/**
+ * Appends a batch: every append enters the engine's group-commit batcher in this tick, so
+ * they share batches. A stale caller epoch refuses the whole batch (throws NOT_OWNER); a
+ * partition this shard does not own refuses that entry only. `bytes`: the request's size
+ * where it arrived over HTTP, counted in skein_shard_appended_bytes_total.
+ */
+export async function appendBatch(core: ShardCore, batch: readonly ShardAppend[], epoch: number | undefined, bytes = 0): Promise<ShardAppendResult[]> {
+  const { engine, ownership, metrics } = core;
+  await checkOwner(ownership, undefined, epoch);
+  const started = performance.now();
+  let totalEvents = 0;
+  let writtenEvents = 0;
+  const settled = (result: 'written' | 'duplicate' | 'rejected' | 'failed') => metrics.appendSeconds.observe({ result }, (performance.now() - started) / 1000);
+  const results = await Promise.all(
+    batch.map(async (a): Promise<ShardAppendResult> => {
+      const notOwner = ownership.check(a.partition, epoch);
+      if (notOwner) {
+        settled('rejected');
+        return { ok: false, error: notOwner };
+      }
+      totalEvents += a.events.length;
+      try {
+        const request = a.idempotencyKey === undefined ? { expectedVersion: a.expectedVersion, events: a.events } : { expectedVersion: a.expectedVersion, events: a.events, idempotencyKey: a.idempotencyKey };
+        const outcome = await engine.append(a.partition, a.streamId, request);
+        if (!outcome.ok) {
+          settled('rejected');
+          return { ok: false, error: outcomeError(outcome) };
+        }
+        settled(outcome.duplicate ? 'duplicate' : 'written');
+        if (!outcome.duplicate) writtenEvents += outcome.lastVersion - outcome.firstVersion + 1;
+        return { ok: true, success: outcome };
+      } catch (err) {
+        const error = asSkeinError(err);
+        settled(error.status >= 500 ? 'failed' : 'rejected');
+        return { ok: false, error };
+      }
+    }),
+  );
+  if (writtenEvents > 0) {
+    metrics.eventsAppended.inc(writtenEvents);
+    if (bytes > 0) metrics.bytesAppended.inc(Math.round((bytes * writtenEvents) / Math.max(1, totalEvents)));
+  }
+  return results;
+}
+
+/** This shard as a ShardApi for a router in the same process, routing at `callerEpoch()`. */
+export function createLocalShardApi(core: ShardCore, callerEpoch: () => number): ShardApi {
+  const { engine, ownership, safePoint } = core;
+  const owned = (partition: string | undefined) => checkOwner(ownership, partition, callerEpoch());
+
+  async function readStream(partition: string, streamId: string, query: { from?: number; direction?: 'forward' | 'backward'; limit?: number }): Promise<StreamPage> {
+    await owned(partition);
+    const outcome = engine.readStream(partition, streamId, query);
+    if (!outcome.ok) throw outcomeError(outcome);
+    return { events: outcome.events.map((e) => toWireEvent(e)), version: outcome.version, next: outcome.next };
+  }
+
+  function controlRecords(): ControlRecordStore {
+    if (!core.controlRecords) throw new SkeinError('NOT_FOUND', 'this shard keeps no control records');
+    return core.controlRecords;
+  }
+
+  return {
+    id: core.shardId,
+    append: (batch) => appendBatch(core, batch, callerEpoch()),
+    readStream,
+    async readStreamJson(partition, streamId, query) {
+      const page = await readStream(partition, streamId, query);
+      return { json: JSON.stringify(page), events: page.events.length };
+    },
+    async streamState(partition, streamId) {
+      await owned(partition);
+      return engine.streamState(partition, streamId);
+    },
+    async deleteStream(partition, streamId, options) {
+      await owned(partition);
+      const outcome = await engine.deleteStream(partition, streamId, options);
+      if (!outcome.ok) throw outcomeError(outcome);
+    },
+    async getMetadata(partition, streamId) {
+      await owned(partition);
+      return engine.getMetadata(partition, streamId) ?? {};
+    },
+    async setMetadata(partition, streamId, metadata) {
+      await owned(partition);
+      const outcome = await engine.setMetadata(partition, streamId, metadata);
+      if (!outcome.ok) throw outcomeError(outcome);
+    },
+    async putSnapshot(partition, streamId, version, data) {
+      await owned(partition);
+      const outcome = await engine.putSnapshot(partition, streamId, version, data);
+      if (!outcome.ok) throw outcomeError(outcome);
+    },
+    async latestSnapshot(partition, streamId) {
+      await owned(partition);
+      const snapshot = engine.latestSnapshot(partition, streamId);
+      if (!snapshot) throw new SkeinError('SNAPSHOT_NOT_FOUND', 'the stream has no snapshot');
+      return snapshot;
+    },
+    async readLog(query) {
+      await owned(query.partition);
+      const options = { fromPosition: query.fromPosition, toPosition: query.toPosition, limit: query.limit, category: query.category, types: query.types };
+      const page = query.partition === undefined ? engine.readShardLog(options) : engine.readPartitionLog(query.partition, options);
+      return { events: page.events.map(toWireLoggedEvent), next: page.next };
+    },
+    async safePoint(wait) {
+      await owned(undefined);
+      const value = wait ? await safePoint.waitFor(wait.atLeast, Math.min(wait.waitMs, core.safePointMaxWaitMs)) : safePoint.current();
+      return { safePoint: value, highestCommitted: engine.writerState().highestCommitted };
+    },
+    async info() {
+      return { shard: core.shardId, epoch: ownership.epoch, safePoint: safePoint.current(), highestCommitted: engine.writerState().highestCommitted };
+    },
+    async controlRecords() {
+      return controlRecords().all();
+    },
+    async storeControlRecords(records: readonly ControlRecord[]) {
+      return controlRecords().apply([...records]);
+    },
+  };
+}
