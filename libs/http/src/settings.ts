@@ -58,6 +58,11 @@ export interface SettingsReader {
   /** `SKEIN_REDIS_URL` and the `SKEIN_REDIS_TLS_*_FILE` settings (files are read now). */
   redis(): RedisSettings;
   /**
+   * The same, for a process that can run without Redis (a node: the embedded control
+   * store): null when `SKEIN_REDIS_URL` is unset or empty (then no `SKEIN_REDIS_TLS_*` may be set).
+   */
+  redisIfSet(): RedisSettings | null;
+  /**
    * A required secret of at least `minLength` printable ASCII characters without spaces
    * (it travels in an HTTP header). Violations never quote the value.
    */
@@ -115,6 +120,13 @@ export function readSettings(service: string, env: NodeJS.ProcessEnv): SettingsR
       }
       if (given && url !== '' && !url.startsWith('rediss://')) violations.push('SKEIN_REDIS_TLS_* settings need a rediss:// SKEIN_REDIS_URL');
       return { url, options: given ? { tls } : {} };
+    },
+    redisIfSet() {
+      if ((env.SKEIN_REDIS_URL?.trim() ?? '') !== '') return this.redis();
+      for (const name of ['SKEIN_REDIS_TLS_CA_FILE', 'SKEIN_REDIS_TLS_CERT_FILE', 'SKEIN_REDIS_TLS_KEY_FILE']) {
+        if (string(name, '') !== '') violations.push(`${name} needs a rediss:// SKEIN_REDIS_URL`);
+      }
+      return null;
     },
     secret(name, minLength) {
       const v = env[name] ?? '';

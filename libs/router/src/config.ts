@@ -9,8 +9,12 @@ export interface RouterConfig {
   readonly host: string;
   /** `SKEIN_ROUTER_PORT`, default 8080 (0 = any free port; the bound URL is logged). */
   readonly port: number;
-  /** `SKEIN_REDIS_URL` (required): tenants, keys, topology, sequencer counter. */
-  readonly redisUrl: string;
+  /**
+   * `SKEIN_REDIS_URL`: the control plane (tenants, keys, topology, sequencer counter).
+   * Required for a router alone; null for a node without it, which runs on the embedded
+   * control store (`loadConfig(env, { redisOptional: true })`).
+   */
+  readonly redisUrl: string | null;
   /** `SKEIN_REDIS_TLS_CA_FILE`, `…_CERT_FILE`, `…_KEY_FILE` (rediss:// only): spread into every Redis client. */
   readonly redisOptions: RedisSettings['options'];
   /** `SKEIN_CLUSTER_SECRET` (required, at least 32 printable characters): sent to the shards on every internal API request. */
@@ -57,9 +61,12 @@ export interface RouterConfig {
 }
 
 /** Reads and validates every `SKEIN_*` setting of the router; reports all violations at once (ConfigError). */
-export function loadConfig(env: NodeJS.ProcessEnv): RouterConfig {
+export function loadConfig(env: NodeJS.ProcessEnv): RouterConfig & { readonly redisUrl: string };
+/** For a node, which runs on its embedded control store when `SKEIN_REDIS_URL` is unset (`redisUrl` null). */
+export function loadConfig(env: NodeJS.ProcessEnv, options: { redisOptional: boolean }): RouterConfig;
+export function loadConfig(env: NodeJS.ProcessEnv, options: { redisOptional?: boolean } = {}): RouterConfig {
   const read = readSettings('router', env);
-  const redis = read.redis();
+  const redis = options.redisOptional ? read.redisIfSet() : read.redis();
   const clusterSecret = read.secret('SKEIN_CLUSTER_SECRET', 32);
   const adminKey = env.SKEIN_ADMIN_KEY ?? '';
   if (adminKey.length < 32) read.violation('SKEIN_ADMIN_KEY is required and must be at least 32 characters');
@@ -72,8 +79,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): RouterConfig {
   const config: RouterConfig = {
     host: read.string('SKEIN_ROUTER_HOST', '127.0.0.1'),
     port: read.integer('SKEIN_ROUTER_PORT', 8080, 0, 65535),
-    redisUrl: redis.url,
-    redisOptions: redis.options,
+    redisUrl: redis?.url ?? null,
+    redisOptions: redis?.options ?? {},
     clusterSecret,
     adminKey,
     shards,

@@ -14,8 +14,12 @@ export interface ShardConfig {
   readonly port: number;
   /** `SKEIN_SHARD_DATA_DIR` (required): LMDB environments and the sequencer state file live here. */
   readonly dataDir: string;
-  /** `SKEIN_REDIS_URL` (required): the control plane (sequencer counter, topology). */
-  readonly redisUrl: string;
+  /**
+   * `SKEIN_REDIS_URL`: the control plane (sequencer counter, topology). Required for a
+   * shard alone; null for a node's shard without it, which runs on the node's embedded
+   * control store (`loadConfig(env, { redisOptional: true })`, `createShard`'s `control`).
+   */
+  readonly redisUrl: string | null;
   /** `SKEIN_REDIS_TLS_CA_FILE`, `…_CERT_FILE`, `…_KEY_FILE` (rediss:// only): spread into every Redis client. */
   readonly redisOptions: RedisSettings['options'];
   /** `SKEIN_CLUSTER_SECRET` (required, at least 32 printable characters): every internal API request must carry it (probes excepted). */
@@ -68,12 +72,15 @@ const SHARD_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
  * Reads and validates every `SKEIN_*` setting of the shard; reports all violations at
  * once (ConfigError) and returns a frozen object.
  */
-export function loadConfig(env: NodeJS.ProcessEnv): ShardConfig {
+export function loadConfig(env: NodeJS.ProcessEnv): ShardConfig & { readonly redisUrl: string };
+/** For a node, which runs on its embedded control store when `SKEIN_REDIS_URL` is unset (`redisUrl` null). */
+export function loadConfig(env: NodeJS.ProcessEnv, options: { redisOptional: boolean }): ShardConfig;
+export function loadConfig(env: NodeJS.ProcessEnv, options: { redisOptional?: boolean } = {}): ShardConfig {
   const read = readSettings('shard', env);
   const shardId = read.required('SKEIN_SHARD_ID');
   if (shardId && !SHARD_ID_RE.test(shardId)) read.violation(`SKEIN_SHARD_ID must match ${SHARD_ID_RE.source}, got ${JSON.stringify(shardId)}`);
   const dataDirRaw = read.required('SKEIN_SHARD_DATA_DIR');
-  const redis = read.redis();
+  const redis = options.redisOptional ? read.redisIfSet() : read.redis();
   const clusterSecret = read.secret('SKEIN_CLUSTER_SECRET', 32);
   const mapSizeRaw = read.integer('SKEIN_SHARD_MAP_SIZE_BYTES', 0, 1024 * 1024);
   const reserveRaw = read.integer('SKEIN_SHARD_STORAGE_RESERVE_BYTES', 0, 1024 * 1024);
@@ -82,8 +89,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): ShardConfig {
     host: read.string('SKEIN_SHARD_HOST', '127.0.0.1'),
     port: read.integer('SKEIN_SHARD_PORT', 0, 0, 65535),
     dataDir: dataDirRaw && !isAbsolute(dataDirRaw) ? resolve(dataDirRaw) : dataDirRaw,
-    redisUrl: redis.url,
-    redisOptions: redis.options,
+    redisUrl: redis?.url ?? null,
+    redisOptions: redis?.options ?? {},
     clusterSecret,
     maxBodyBytes: read.integer('SKEIN_SHARD_MAX_BODY_BYTES', 32 * 1024 * 1024, APPEND_BATCH_LIMITS.maxBytes),
     maxPendingBytes: read.integer('SKEIN_SHARD_MAX_PENDING_BYTES', 64 * 1024 * 1024, APPEND_BATCH_LIMITS.maxBytes),

@@ -11,7 +11,7 @@ import {
   type StoredApiKey,
   type StoredTenant,
 } from '@skein/protocol';
-import { TOPOLOGY_CHANNEL, TOPOLOGY_KEY } from '@skein/ring';
+import { TOPOLOGY_CHANNEL, TOPOLOGY_KEY, balancedPlacements, type Topology } from '@skein/ring';
 
 /**
  * The sequencer of a node with no Redis: one counter for every shard of the process.
@@ -51,12 +51,7 @@ const TENANT_KEYS = (t: string) => `tenant-keys/${t}`;
 const REVOKING = (t: string) => `revoking/${t}`;
 const API_KEY = (digest: string) => `apikey/${digest}`;
 
-interface StoredTopology {
-  epoch: number;
-  shards: { id: string; url: string; state?: string }[];
-  placements: Record<string, string>;
-  version?: number;
-}
+type StoredTopology = Topology & { placements: Record<string, string>; version?: number };
 
 /**
  * The control plane's state in one LMDB environment at `path`, for a single node process
@@ -205,31 +200,11 @@ export function openEmbeddedControlStore(path: string, options: EmbeddedControlS
         if (text === null) return { ok: false, reason: 'no-topology' } as const;
         const topology = parseTopology(text);
         if (topology.epoch !== epoch) return { ok: false, reason: 'epoch-changed', topology: text } as const;
-        const order = topology.shards.filter((s) => s.state !== 'draining').map((s) => s.id);
-        if (order.length === 0) return { ok: false, reason: 'all-draining', topology: text } as const;
-        const eligible = new Set(order);
-        const total = new Map(order.map((id) => [id, 0]));
-        const mine = new Map(order.map((id) => [id, 0]));
-        for (const shard of Object.values(topology.placements)) if (total.has(shard)) total.set(shard, total.get(shard)! + 1);
-        const pending: (typeof group)[number][] = [];
-        for (const g of group) {
-          const placed = topology.placements[g.p];
-          if (placed === undefined) pending.push(g);
-          else if (mine.has(placed)) mine.set(placed, mine.get(placed)! + 1);
-        }
-        if (pending.length === 0) return { ok: true, changed: false, topology: text } as const;
-        // The least loaded shards (then by id) take the remainder, as place-partitions-3.lua.
-        order.sort((a, b) => total.get(a)! - total.get(b)! || (a < b ? -1 : a > b ? 1 : 0));
-        const n = group.length;
-        const s = order.length;
-        const quota = new Map(order.map((id, i) => [id, Math.floor(n / s) + (i < n % s ? 1 : 0)]));
-        for (const g of pending) {
-          let chosen = g.prefs.find((id) => eligible.has(id) && mine.get(id)! < quota.get(id)!);
-          if (chosen === undefined) for (const id of order) if (chosen === undefined || mine.get(id)! < mine.get(chosen)!) chosen = id;
-          topology.placements[g.p] = chosen!;
-          mine.set(chosen!, mine.get(chosen!)! + 1);
-          total.set(chosen!, total.get(chosen!)! + 1);
-        }
+        // As the script: no shard may take partitions, whether or not any is unplaced.
+        const chosen = topology.shards.every((s) => s.state === 'draining') ? null : balancedPlacements(topology, group);
+        if (chosen === null) return { ok: false, reason: 'all-draining', topology: text } as const;
+        if (Object.keys(chosen).length === 0) return { ok: true, changed: false, topology: text } as const;
+        Object.assign(topology.placements, chosen);
         topology.version = nextVersion();
         const stored = JSON.stringify(topology);
         void db.put(TOPOLOGY_KEY, stored);

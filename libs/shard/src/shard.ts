@@ -10,7 +10,8 @@ import type { ShardConfig } from './config.ts';
 import { openControlRecordStore, type ControlRecordStore } from './control-records.ts';
 import { createLocalShardApi } from './local-api.ts';
 import { createShardMetrics } from './metrics.ts';
-import { createOwnership, type Ownership } from './ownership.ts';
+import type { EmbeddedSequencer } from './embedded-control-store.ts';
+import { createOwnership, type Ownership, type TopologySource, type TopologySubscriber } from './ownership.ts';
 import { createSafePointTracker, type SafePointTracker } from './safe-point.ts';
 import { openSequencerStateFile, type SequencerStateFile } from './sequencer-state.ts';
 
@@ -18,7 +19,8 @@ import { openSequencerStateFile, type SequencerStateFile } from './sequencer-sta
 export interface Shard {
   readonly app: FastifyInstance;
   readonly engine: EventStore;
-  readonly sequencer: RedisSequencer;
+  /** Redis's (one connection per shard), or the node's embedded one. */
+  readonly sequencer: Sequencer;
   readonly safePoint: SafePointTracker;
   readonly ownership: Ownership;
   readonly stateFile: SequencerStateFile;
@@ -36,6 +38,19 @@ export interface Shard {
 export interface ShardDeps {
   logger: Logger;
   registry: Registry;
+  /**
+   * A node without Redis: its embedded control store (`openEmbeddedControlStore`), shared
+   * by every shard of the process, gives the sequencer and the topology. Absent: Redis
+   * (`config.redisUrl`, required then).
+   */
+  control?: EmbeddedShardControl;
+}
+
+/** What a shard takes from an embedded control store (`EmbeddedControlStore` satisfies it). */
+export interface EmbeddedShardControl {
+  readonly sequencer: EmbeddedSequencer;
+  readonly topologySource: TopologySource;
+  readonly topologySubscriber: TopologySubscriber;
 }
 
 /** How often the topology is re-read even without an announcement (missed while disconnected). */
@@ -55,18 +70,28 @@ export async function createShard(config: ShardConfig, deps: ShardDeps): Promise
   // The engine needs a sequencer at creation and the Redis sequencer needs the engine's
   // highest committed position as part of its initial high-water: a forwarding
   // sequencer breaks the cycle (nothing allocates before the app serves).
+  const embedded = deps.control;
+  const redisUrl = config.redisUrl;
+  if (!embedded && redisUrl === null) throw new Error('a shard needs SKEIN_REDIS_URL or an embedded control store');
   let redisSequencer: RedisSequencer | undefined;
   let tracker: SafePointTracker | undefined;
   let engine: EventStore | undefined;
   const delayMs = config.testAllocationDelayMs;
   const sequencer: Sequencer = {
     async allocate(count: number, floor: bigint): Promise<PositionRange> {
-      const range = await redisSequencer!.allocate(count, floor);
+      const range = embedded ? await embedded.sequencer.allocate(count, floor) : await redisSequencer!.allocate(count, floor);
+      // The Redis sequencer reports what it observed itself (onObserved).
+      if (embedded) stateFile.observe(range.last);
       // Tests only: widen the window between allocation and commit.
       if (delayMs > 0) await sleep(Math.random() * delayMs);
       return range;
     },
-    current: () => redisSequencer!.current(),
+    current: async () => {
+      if (!embedded) return redisSequencer!.current();
+      const value = await embedded.sequencer.current();
+      stateFile.observe(value);
+      return value;
+    },
     close: async () => {},
   };
 
@@ -90,8 +115,11 @@ export async function createShard(config: ShardConfig, deps: ShardDeps): Promise
 
   const highestCommitted = store.writerState().highestCommitted;
   const initialHighWater = stateFile.initial.highWater > highestCommitted ? stateFile.initial.highWater : highestCommitted;
-  redisSequencer = createRedisSequencer({
-    url: config.redisUrl,
+  // Every shard of an embedded node raises the shared counter past what it committed or
+  // published before anything allocates (the counter is written without waiting for the disk).
+  embedded?.sequencer.seed(initialHighWater);
+  if (redisUrl !== null && !embedded) redisSequencer = createRedisSequencer({
+    url: redisUrl,
     redisOptions: config.redisOptions,
     memberId: config.shardId,
     initialHighWater,
@@ -102,7 +130,7 @@ export async function createShard(config: ShardConfig, deps: ShardDeps): Promise
   });
   stateFile.addMembers([config.shardId]);
 
-  const redis = new Redis(config.redisUrl, {
+  const redis = embedded ? null : new Redis(redisUrl!, {
     ...config.redisOptions,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
@@ -111,24 +139,24 @@ export async function createShard(config: ShardConfig, deps: ShardDeps): Promise
     retryStrategy: (attempt) => Math.min(attempt * 50, 1000),
   });
   let lastRedisError = 0;
-  redis.on('error', (err) => {
+  redis?.on('error', (err) => {
     // Reconnects retry every second at most: log the loss, not every attempt.
     if (Date.now() - lastRedisError > 10_000) logger.warn({ err }, 'Redis connection error');
     lastRedisError = Date.now();
   });
-  const subscriber = new Redis(config.redisUrl, {
+  const subscriber = embedded ? null : new Redis(redisUrl!, {
     ...config.redisOptions,
     maxRetriesPerRequest: null,
     connectTimeout: 1000,
     retryStrategy: (attempt) => Math.min(attempt * 50, 1000),
   });
-  subscriber.on('error', () => {});
+  subscriber?.on('error', () => {});
 
-  const ownership = createOwnership({ shardId: config.shardId, source: redis, logger: logger.child({ component: 'topology' }) });
+  const ownership = createOwnership({ shardId: config.shardId, source: embedded?.topologySource ?? redis!, logger: logger.child({ component: 'topology' }) });
   // After a reconnect, announcements may have been missed.
-  subscriber.on('ready', () => void ownership.refresh());
-  redis.on('ready', () => void ownership.refresh());
-  void ownership.listen(subscriber).catch((err: unknown) => logger.warn({ err }, 'topology announcements not subscribed'));
+  subscriber?.on('ready', () => void ownership.refresh());
+  redis?.on('ready', () => void ownership.refresh());
+  void ownership.listen(embedded?.topologySubscriber ?? subscriber!).catch((err: unknown) => logger.warn({ err }, 'topology announcements not subscribed'));
   const topologyTimer = setInterval(() => void ownership.refresh(), TOPOLOGY_REFRESH_MS);
   topologyTimer.unref();
 
@@ -145,7 +173,7 @@ export async function createShard(config: ShardConfig, deps: ShardDeps): Promise
   const safePoint = tracker;
 
   const app = createShardApp(
-    { engine: store, safePoint, ownership, metrics, registry, logger, redis, controlRecords, isOpen: () => open },
+    { engine: store, safePoint, ownership, metrics, registry, logger, ...(redis ? { redis } : {}), controlRecords, isOpen: () => open },
     {
       shardId: config.shardId,
       clusterSecret: config.clusterSecret,
@@ -158,7 +186,7 @@ export async function createShard(config: ShardConfig, deps: ShardDeps): Promise
   );
   // Serve once the topology was read; with Redis down at start, requests for partitions
   // answer 503 until it is (readiness says so too).
-  if (redis.status !== 'ready') {
+  if (redis && redis.status !== 'ready') {
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, 2000);
       redis.once('ready', () => {
@@ -176,7 +204,7 @@ export async function createShard(config: ShardConfig, deps: ShardDeps): Promise
   return {
     app,
     engine: store,
-    sequencer: redisSequencer,
+    sequencer: redisSequencer ?? embedded!.sequencer,
     safePoint,
     ownership,
     stateFile,
@@ -195,10 +223,10 @@ export async function createShard(config: ShardConfig, deps: ShardDeps): Promise
         await store.close();
         await controlRecords.close();
         await stateFile.flush();
-        await redisSequencer!.close();
-        subscriber.disconnect();
-        if (redis.status === 'ready') await redis.quit().catch(() => redis.disconnect());
-        else redis.disconnect();
+        await redisSequencer?.close();
+        subscriber?.disconnect();
+        if (redis?.status === 'ready') await redis.quit().catch(() => redis.disconnect());
+        else redis?.disconnect();
       })();
       return closing;
     },

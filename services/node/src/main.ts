@@ -4,9 +4,9 @@
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import { exitOnUncaught, loadOrExit, stopOnSignals } from '@skein/http';
+import { createTimerJobs, exitOnUncaught, loadOrExit, stopOnSignals } from '@skein/http';
 import { loadRouterConfig, startRouter, type RunningRouter } from '@skein/router';
-import { createShard, loadShardConfig, type Shard, type ShardConfig } from '@skein/shard';
+import { createShard, loadShardConfig, openEmbeddedControlStore, type EmbeddedControlStore, type Shard, type ShardConfig } from '@skein/shard';
 import { loadNodeConfig, type NodeConfig } from './config.ts';
 
 const bootLogger = pino({ base: { component: 'node' } });
@@ -25,22 +25,25 @@ const REDACT = [
 /** Each hosted shard's settings: the shard's own (SKEIN_SHARD_*), with its id, data dir and port from the node's. */
 function hostedShardConfigs(node: NodeConfig, env: NodeJS.ProcessEnv): ShardConfig[] {
   return node.shards.map((id, i) =>
-    loadShardConfig({
-      ...env,
-      SKEIN_SHARD_ID: id,
-      SKEIN_SHARD_DATA_DIR: join(node.dataDir, id),
-      SKEIN_SHARD_PORT: String(node.shardPort === 0 ? 0 : node.shardPort + i),
-    }),
+    loadShardConfig(
+      {
+        ...env,
+        SKEIN_SHARD_ID: id,
+        SKEIN_SHARD_DATA_DIR: join(node.dataDir, id),
+        SKEIN_SHARD_PORT: String(node.shardPort === 0 ? 0 : node.shardPort + i),
+      },
+      { redisOptional: true },
+    ),
   );
 }
 
 /** Opens a shard (its own engine, batcher, safe point, sequencer state, registry) and serves its internal API. */
-async function openShard(config: ShardConfig, logger: Logger, defaultMetrics: boolean): Promise<{ shard: Shard; url: string }> {
+async function openShard(config: ShardConfig, logger: Logger, defaultMetrics: boolean, control?: EmbeddedControlStore): Promise<{ shard: Shard; url: string }> {
   const registry = new Registry();
   registry.setDefaultLabels({ shard: config.shardId });
   // Standard names (process_*, nodejs_*) so stock Node.js dashboards work; once per process.
   if (defaultMetrics) collectDefaultMetrics({ register: registry });
-  const shard = await createShard(config, { logger: logger.child({ shard: config.shardId }), registry });
+  const shard = await createShard(config, { logger: logger.child({ shard: config.shardId }), registry, ...(control ? { control } : {}) });
   const url = await shard.app.listen({ host: config.host, port: config.port });
   logger.info({ shard: config.shardId, url, dataDir: config.dataDir, epoch: shard.ownership.epoch, safePoint: shard.safePoint.current().toString() }, 'shard listening');
   return { shard, url };
@@ -49,16 +52,41 @@ async function openShard(config: ShardConfig, logger: Logger, defaultMetrics: bo
 async function main(): Promise<void> {
   const env = process.env;
   const node = loadOrExit(() => loadNodeConfig(env), bootLogger);
-  const routerConfig = node.role === 'shard' ? null : loadOrExit(() => loadRouterConfig(env), bootLogger);
+  // A node may run without Redis (the embedded control store); a router or shard alone may not.
+  const routerConfig = node.role === 'shard' ? null : loadOrExit(() => loadRouterConfig(env, { redisOptional: node.role === 'node' }), bootLogger);
   const shardConfigs = loadOrExit(() => (node.role === 'shard' ? [loadShardConfig(env)] : node.role === 'node' ? hostedShardConfigs(node, env) : []), bootLogger);
   const logger = pino({ level: routerConfig?.logLevel ?? shardConfigs[0]?.logLevel ?? 'info', base: { role: node.role, pid: process.pid }, redact: REDACT });
 
+  // No Redis: the control plane is this process's (embedded control store, maintenance on
+  // timers), for the shards it hosts only: another process could share neither the
+  // sequencer nor the topology.
+  const embedded = routerConfig !== null && routerConfig.redisUrl === null;
+  if (embedded) {
+    const problem =
+      shardConfigs.length === 0
+        ? 'SKEIN_NODE_SHARDS is required without SKEIN_REDIS_URL: the embedded control plane serves the shards of this process'
+        : routerConfig.shards.some((s) => !node.shards.includes(s.id))
+          ? 'SKEIN_ROUTER_SHARDS may name only this node\'s shards without SKEIN_REDIS_URL: the embedded control plane is not shared with other processes'
+          : null;
+    if (problem) {
+      bootLogger.fatal({ problems: [problem] }, 'invalid configuration');
+      process.exit(1);
+    }
+  }
+  let control: EmbeddedControlStore | undefined;
+  // Maintenance registers its periodic jobs here when there is no Redis (BullMQ's job schedulers otherwise).
+  const timerJobs = embedded ? createTimerJobs({ logger: logger.child({ component: 'timer-jobs' }) }) : null;
   const shards: Shard[] = [];
   let router: RunningRouter | undefined;
   try {
+    if (embedded) {
+      const path = join(node.dataDir, 'control');
+      control = openEmbeddedControlStore(path);
+      logger.info({ controlPlane: 'embedded', path }, 'control plane: embedded (no SKEIN_REDIS_URL): sequencer, tenants, keys and topology in LMDB, maintenance on timers');
+    }
     const advertised: { id: string; url: string }[] = [];
     for (const [i, config] of shardConfigs.entries()) {
-      const opened = await openShard(config, logger, i === 0 && routerConfig === null);
+      const opened = await openShard(config, logger, i === 0 && routerConfig === null, control);
       shards.push(opened.shard);
       advertised.push({ id: config.shardId, url: `http://${node.advertiseHost}:${new URL(opened.url).port}` });
     }
@@ -68,7 +96,7 @@ async function main(): Promise<void> {
       const listed = new Set(routerConfig.shards.map((s) => s.id));
       const config = { ...routerConfig, shards: [...routerConfig.shards, ...advertised.filter((s) => !listed.has(s.id))] };
       // The router's registry carries the process's default metrics (createRouterMetrics).
-      router = await startRouter(config, { logger: logger.child({ component: 'router' }), metrics: new Registry(), local: shards.map((shard, i) => ({ id: shardConfigs[i]!.shardId, localApi: shard.localApi })) });
+      router = await startRouter(config, { logger: logger.child({ component: 'router' }), metrics: new Registry(), local: shards.map((shard, i) => ({ id: shardConfigs[i]!.shardId, localApi: shard.localApi })), ...(control ? { store: control } : {}) });
       logger.info({ url: router.url, epoch: router.epoch, shards: advertised.map((s) => s.id) }, node.role === 'node' ? 'node listening' : 'router listening');
     }
   } catch (err) {
@@ -84,7 +112,9 @@ async function main(): Promise<void> {
     deadlineMs: drainMs + 5_000,
     stop: async () => {
       await router?.close();
+      await timerJobs?.close();
       await Promise.all(shards.map((s) => s.close()));
+      await control?.close();
     },
   });
 }
