@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // `npm start`: a whole local cluster on one machine — a private redis-server (or
-// SKEIN_REDIS_URL), three shards and a router on 127.0.0.1:SKEIN_PORT (default 8080),
-// data in SKEIN_DATA_DIR (default ./.skein). Once the cluster is up, a process that
+// SKEIN_REDIS_URL) and one node process (services/node) hosting the router on
+// 127.0.0.1:SKEIN_PORT (default 8080) and three shards, which it calls in-process; with
+// `--processes 3` (or SKEIN_PROCESSES=3) three shard processes and a router process
+// instead. Data in SKEIN_DATA_DIR (default ./.skein), the same layout either way. Once the cluster is up, a process that
 // exits is started again after a backoff (0.5 s doubling to 10 s; back to 0.5 s after a
 // minute of uptime); before that, one that exits stops everything with its last lines.
 // SIGINT/SIGTERM stop everything it started.
@@ -18,6 +20,14 @@ const env = process.env;
 const dataDir = resolve(env.SKEIN_DATA_DIR ?? '.skein');
 const port = Number(env.SKEIN_PORT ?? 8080);
 const shardCount = 3;
+const processesArg = process.argv.indexOf('--processes');
+const processes = processesArg >= 0 ? process.argv[processesArg + 1] : env.SKEIN_PROCESSES;
+if (processes !== undefined && processes !== '1' && processes !== String(shardCount)) {
+  console.error(`skein: --processes (SKEIN_PROCESSES) is 1 (one node process, the default) or ${shardCount} (a process per shard and a router)`);
+  process.exit(1);
+}
+/** One node process hosting the router and every shard (default), or a process each. */
+const separate = processes === String(shardCount);
 const RESTART_FIRST_MS = 500;
 const RESTART_MAX_MS = 10_000;
 /** A process up this long is healthy again: its next restart waits RESTART_FIRST_MS. */
@@ -141,14 +151,30 @@ if (!redisUrl) {
   // goes in on standard input ("-"), not on the command line where `ps` shows it.
   const password = secret(undefined, join(dataDir, 'redis-password'), () => randomBytes(24).toString('base64url'));
   const redisArgs = ['--port', String(redisPort), '--bind', '127.0.0.1', '--dir', redisDir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--daemonize', 'no', '-'];
+  console.log(`skein: starting redis-server on 127.0.0.1:${redisPort} (data in ${redisDir})`);
   supervise('redis', 'redis-server', redisArgs, {}, `requirepass ${password}\n`);
   redisUrl = `redis://:${password}@127.0.0.1:${redisPort}`;
 }
 
 const shards = [];
-for (let i = 0; i < shardCount; i++) {
+const shardIds = Array.from({ length: shardCount }, (_, i) => `shard-${i}`);
+if (!separate) {
+  console.log(`skein: starting one node process: the router on port ${port}, ${shardIds.join(', ')} (internal API on ports ${port + 1}-${port + shardCount})`);
+  supervise('node', process.execPath, entry('node'), {
+    SKEIN_ROLE: 'node',
+    SKEIN_ROUTER_PORT: String(port),
+    SKEIN_CLUSTER_SECRET: clusterSecret,
+    SKEIN_REDIS_URL: redisUrl,
+    SKEIN_ADMIN_KEY: adminKey,
+    SKEIN_NODE_SHARDS: shardIds.join(','),
+    SKEIN_NODE_DATA_DIR: dataDir,
+    SKEIN_NODE_SHARD_PORT: String(port + 1),
+  });
+}
+for (let i = 0; separate && i < shardCount; i++) {
   const id = `shard-${i}`;
   const shardPort = port + 1 + i;
+  console.log(`skein: starting ${id} (internal API on port ${shardPort}, data in ${join(dataDir, id)})`);
   supervise(id, process.execPath, entry('shard'), {
     SKEIN_SHARD_ID: id,
     SKEIN_CLUSTER_SECRET: clusterSecret,
@@ -158,7 +184,8 @@ for (let i = 0; i < shardCount; i++) {
   });
   shards.push(`${id}=http://127.0.0.1:${shardPort}`);
 }
-supervise('router', process.execPath, entry('router'), {
+if (separate) console.log(`skein: starting the router on port ${port}`);
+if (separate) supervise('router', process.execPath, entry('router'), {
   SKEIN_ROUTER_PORT: String(port),
   SKEIN_CLUSTER_SECRET: clusterSecret,
   SKEIN_REDIS_URL: redisUrl,
@@ -170,7 +197,7 @@ const url = `http://127.0.0.1:${port}`;
 await waitFor('the cluster', async () => (await fetch(`${url}/readyz`)).ok, 60_000);
 if (!stopping) {
   ready = true;
-  console.log(`Skein is running at ${url}  (data: ${dataDir})
+  console.log(`Skein is running at ${url}  (${separate ? `${shardCount} shard processes and a router` : `one node process hosting ${shardCount} shards`}; data: ${dataDir})
 admin key: ${adminKey}
 
 Try it:

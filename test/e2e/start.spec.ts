@@ -1,5 +1,7 @@
-// `npm start` as a new user meets it: the local cluster comes up, SIGKILL of the whole
-// process group loses no acknowledged event, and SIGINT stops every process it started.
+// `npm start` as a new user meets it: the local cluster comes up (one node process hosting
+// the router and three shards, beside redis-server), SIGKILL of the whole process group
+// loses no acknowledged event, and SIGINT stops every process it started; with
+// `--processes 3`, a shard process that dies is restarted.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -39,8 +41,8 @@ interface Started {
   output(): string;
 }
 
-function start(dataDir: string, port: number): Promise<Started> {
-  const child = spawn(process.execPath, [START], { env: { ...process.env, SKEIN_DATA_DIR: dataDir, SKEIN_PORT: String(port) }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+function start(dataDir: string, port: number, args: string[] = []): Promise<Started> {
+  const child = spawn(process.execPath, [START, ...args], { env: { ...process.env, SKEIN_DATA_DIR: dataDir, SKEIN_PORT: String(port) }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   return new Promise((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error(`npm start did not come up:\n${out}`)), 60_000);
@@ -66,6 +68,8 @@ test('npm start survives SIGKILL of its process group without losing an acknowle
   const port = await basePort();
   try {
     let run = await start(dir.path, port);
+    assert.deepEqual([...children(run.child.pid!).keys()].sort(), ['node', 'redis'], 'one node process beside redis-server');
+    assert.match(run.output(), /skein: starting one node process: the router on port \d+, shard-0, shard-1, shard-2/);
     const admin = createClient({ url: run.url, apiKey: run.adminKey });
     const { apiKey } = await admin.admin.createTenant('demo', { partitions: 3 });
     const client = createClient({ url: run.url, apiKey });
@@ -102,7 +106,7 @@ test('npm start survives SIGKILL of its process group without losing an acknowle
   }
 });
 
-/** Pids of the live children of `ppid`, with their SKEIN_SHARD_ID (or `redis`, `router`), from /proc (Linux). */
+/** Pids of the live children of `ppid`, with their SKEIN_SHARD_ID (or `redis`, `node`, `router`), from /proc (Linux). */
 function children(ppid: number): Map<string, number> {
   const found = new Map<string, number>();
   for (const name of readdirSync('/proc')) {
@@ -114,7 +118,8 @@ function children(ppid: number): Map<string, number> {
       const environ = readFileSync(`/proc/${name}/environ`, 'utf8').split('\0');
       const shard = environ.find((v) => v.startsWith('SKEIN_SHARD_ID='))?.slice('SKEIN_SHARD_ID='.length);
       const cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8');
-      found.set(shard ?? (cmdline.startsWith('redis-server') ? 'redis' : 'router'), Number(name));
+      const node = environ.includes('SKEIN_ROLE=node');
+      found.set(shard ?? (cmdline.startsWith('redis-server') ? 'redis' : node ? 'node' : 'router'), Number(name));
     } catch {
       // exited meanwhile
     }
@@ -141,12 +146,12 @@ const alive = (pid: number) => {
   }
 };
 
-test('npm start restarts a SIGKILLed shard with a backoff and says so; its partitions take appends again; SIGINT stops everything', { timeout: 240_000 }, async () => {
+test('npm start -- --processes 3 restarts a SIGKILLed shard with a backoff and says so; its partitions take appends again; SIGINT stops everything', { timeout: 240_000 }, async () => {
   const dir = await tempDir('skein-start-restart-');
   const port = await basePort();
   let run: Started | undefined;
   try {
-    run = await start(dir.path, port);
+    run = await start(dir.path, port, ['--processes', '3']);
     for (const file of ['admin-key', 'cluster-secret', 'redis-password']) {
       assert.equal(statSync(join(dir.path, file)).mode & 0o777, 0o600, `${file} is readable by its owner only`);
     }
@@ -178,7 +183,7 @@ test('npm start restarts a SIGKILLed shard with a backoff and says so; its parti
     await until('an append after the second restart', async () => ((await append(2)).status === 201 ? true : undefined));
     const read = await call(run.url, 'GET', `/v1/tenants/demo/streams/${stream}`, { key });
     assert.deepEqual(read.body.events.map((e: { data: number }) => e.data), [0, 1, 2]);
-    assert.doesNotMatch(run.output(), /skein: (?!shard-\d exited \(signal SIGKILL\); restarting)/, 'no other process was restarted, nothing failed');
+    assert.doesNotMatch(run.output(), /skein: (?!starting |shard-\d exited \(signal SIGKILL\); restarting)/, 'no other process was restarted, nothing failed');
 
     // SIGINT to the launcher alone stops every process it started.
     const last = [...children(run.child.pid!).values()];
