@@ -16,6 +16,10 @@ export const ERROR_CODES = {
   TENANT_NOT_FOUND: { status: 404, retryable: false, title: 'Tenant not found' },
   WRONG_EXPECTED_VERSION: { status: 409, retryable: false, title: 'Wrong expected version' },
   TENANT_EXISTS: { status: 409, retryable: false, title: 'Tenant exists' },
+  /** A shard still owns partitions: drain it before removing it. */
+  SHARD_NOT_EMPTY: { status: 409, retryable: false, title: 'Shard not empty' },
+  /** The request conflicts with the cluster's state (a shard id that exists, a partition already moving). */
+  CONFLICT: { status: 409, retryable: false, title: 'Conflict' },
   STREAM_DELETED: { status: 410, retryable: false, title: 'Stream deleted' },
   PAYLOAD_TOO_LARGE: { status: 413, retryable: false, title: 'Payload too large' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, retryable: false, title: 'Unsupported media type' },

@@ -17,6 +17,21 @@ export interface Topology {
   shards: { id: string; url: string; state?: 'draining' }[];
   /** Partition id → shard id, recorded when a partition first appears. Overrides the ring. */
   placements?: Record<string, string>;
+  /**
+   * Partitions fenced for a move (partition id → move id): their owner takes no write for
+   * them until the move flips or rolls back (DESIGN.md, "Moving a partition").
+   */
+  fenced?: Record<string, string>;
+  /** Shard id → its fence generation, raised with each fence of one of its partitions. */
+  fences?: Record<string, number>;
+}
+
+/** Lua's cjson writes an empty object as an empty array. */
+function objectOrEmpty<T>(value: unknown, name: string): Record<string, T> | undefined {
+  if (value === undefined) return undefined;
+  if (Array.isArray(value) && value.length === 0) return {};
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`topology.${name} must be an object`);
+  return value as Record<string, T>;
 }
 
 /** Parses and checks a stored topology; throws Error naming what is wrong. */
@@ -27,11 +42,10 @@ export function parseTopology(text: string): Topology {
   if (!Array.isArray(t.shards) || t.shards.some((s) => !s || typeof s.id !== 'string' || s.id === '')) {
     throw new Error('topology.shards must be an array of { id, url }');
   }
-  if (t.placements !== undefined && (typeof t.placements !== 'object' || t.placements === null || Array.isArray(t.placements))) {
-    // Lua's cjson writes an empty object as an empty array.
-    if (!(Array.isArray(t.placements) && t.placements.length === 0)) throw new Error('topology.placements must be an object');
-    t.placements = {};
-  }
+  t.placements = objectOrEmpty<string>(t.placements, 'placements');
+  t.fenced = objectOrEmpty<string>(t.fenced, 'fenced');
+  t.fences = objectOrEmpty<number>(t.fences, 'fences');
+  for (const k of ['placements', 'fenced', 'fences'] as const) if (t[k] === undefined) delete t[k];
   return t as Topology;
 }
 
@@ -43,6 +57,8 @@ export interface TopologyView {
   ownerOf(partition: string): string | null;
   /** The URL of a shard, or undefined. */
   urlOf(shardId: string): string | undefined;
+  /** Whether the partition is fenced for a move: its writes wait for the flip or the rollback. */
+  isFenced(partition: string): boolean;
 }
 
 export function viewOf(topology: Topology): TopologyView {
@@ -54,5 +70,6 @@ export function viewOf(topology: Topology): TopologyView {
     ring,
     ownerOf: (partition) => placements[partition] ?? ring?.shardFor(partition) ?? null,
     urlOf: (id) => urls.get(id),
+    isFenced: (partition) => topology.fenced?.[partition] !== undefined,
   };
 }

@@ -9,6 +9,7 @@ import { registerControlRecordRoutes } from './routes/control-records.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerLogRoutes } from './routes/logs.ts';
 import { registerMetadataRoutes } from './routes/metadata.ts';
+import { registerPartitionTransferRoutes } from './routes/partition-transfer.ts';
 import { registerSafePointRoutes } from './routes/safe-point.ts';
 import { registerSnapshotRoutes } from './routes/snapshots.ts';
 import { registerStreamRoutes } from './routes/streams.ts';
@@ -84,6 +85,7 @@ export function createShardApp(deps: ShardAppDeps, options: ShardAppOptions): Fa
       registerSafePointRoutes(internal, ctx);
       registerSubscribeRoutes(internal, ctx);
       if (deps.controlRecords) registerControlRecordRoutes(internal, deps.controlRecords);
+      if (deps.transfer && deps.gate) registerPartitionTransferRoutes(internal, { transfer: deps.transfer, gate: deps.gate, ownership: deps.ownership });
     },
     { prefix: INTERNAL_PREFIX },
   );

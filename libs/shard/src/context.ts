@@ -1,11 +1,12 @@
 // What the shard's routes are built from: its dependencies and settings.
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { EventStore } from '@skein/engine';
+import type { EventStore, PartitionTransfer } from '@skein/engine';
 import type { ControlRecordStore } from './control-records.ts';
 import type { ShardMetrics } from './metrics.ts';
 import type { Ownership } from './ownership.ts';
 import type { SafePointTracker } from './safe-point.ts';
+import type { WriteGate } from './write-gate.ts';
 
 /** Everything the shard's HTTP service is built from. */
 export interface ShardAppDeps {
@@ -20,6 +21,9 @@ export interface ShardAppDeps {
   redis?: { ping(): Promise<string> };
   /** This shard's copy of the control records (DESIGN.md, "Control plane"). Absent: the routes are not served. */
   controlRecords?: ControlRecordStore;
+  /** A partition's data in and out, and the fence handshake (partition moves). Absent: those routes are not served. */
+  transfer?: PartitionTransfer;
+  gate?: WriteGate;
   /** False once the engine is closing or closed. Default: always open. */
   isOpen?: () => boolean;
 }

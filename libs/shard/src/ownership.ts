@@ -32,6 +32,14 @@ export interface Ownership {
    * no epoch (`undefined`) skips the epoch check, not the ownership check.
    */
   check(partition: string | undefined, callerEpoch: number | undefined): SkeinError | null;
+  /**
+   * This shard's fence generation as of the topology known (`topology.fences`): raised
+   * with each fence of one of its partitions. Writes admitted under an older one are
+   * refused positions by the sequencer once the fence is in Redis (write-gate.ts).
+   */
+  readonly fenceGeneration: number;
+  /** Whether the partition is fenced for a move in the topology known: no write is taken for it. */
+  isFenced(partition: string): boolean;
   /** Reads the topology from Redis now (single-flight). Keeps the last one on failure. */
   refresh(): Promise<void>;
   /** Applies a topology (from Redis, or a test); an older epoch than the known one is ignored. */
@@ -44,6 +52,8 @@ interface View {
   epoch: number;
   ring: Ring | null;
   placements: Record<string, string>;
+  fenced: Record<string, string>;
+  fenceGeneration: number;
 }
 
 /**
@@ -53,7 +63,7 @@ interface View {
  */
 export function createOwnership(deps: { shardId: string; source?: TopologySource; logger?: OwnershipLogger }): Ownership {
   const { shardId, source, logger } = deps;
-  let view: View = { epoch: 0, ring: null, placements: {} };
+  let view: View = { epoch: 0, ring: null, placements: {}, fenced: {}, fenceGeneration: 0 };
   let inflight: Promise<void> | null = null;
   // With a source, nothing is served until the topology (or its absence) was read once:
   // accepting every partition while Redis is down at start could write another shard's data.
@@ -69,7 +79,14 @@ export function createOwnership(deps: { shardId: string; source?: TopologySource
     const ids = topology.shards.map((s) => s.id);
     const ring = ids.length > 0 ? createRing(ids) : null;
     const changed = topology.epoch !== view.epoch;
-    view = { epoch: topology.epoch, ring, placements: { ...(topology.placements ?? {}) } };
+    view = {
+      epoch: topology.epoch,
+      ring,
+      placements: { ...(topology.placements ?? {}) },
+      fenced: { ...(topology.fenced ?? {}) },
+      // Never lowered: a generation seen was in Redis.
+      fenceGeneration: Math.max(view.fenceGeneration, topology.fences?.[shardId] ?? 0),
+    };
     if (changed) logger?.info({ epoch: topology.epoch, shards: ids }, 'topology applied');
   }
 
@@ -90,6 +107,12 @@ export function createOwnership(deps: { shardId: string; source?: TopologySource
     },
     get loaded() {
       return loaded;
+    },
+    get fenceGeneration() {
+      return view.fenceGeneration;
+    },
+    isFenced(partition) {
+      return view.fenced[partition] !== undefined;
     },
     check(partition, callerEpoch) {
       const v = view;

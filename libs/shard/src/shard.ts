@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { createEngine, type EventStore } from '@skein/engine';
+import { createEngine, partitionTransferOf, type EventStore } from '@skein/engine';
 import type { PositionRange, Sequencer, ShardApi } from '@skein/protocol';
 import { createRedisSequencer, type RedisSequencer } from '@skein/sequencer';
 import { createShardApp } from './app.ts';
@@ -14,6 +14,7 @@ import type { EmbeddedSequencer } from './embedded-control-store.ts';
 import { createOwnership, type Ownership, type TopologySource, type TopologySubscriber } from './ownership.ts';
 import { createSafePointTracker, type SafePointTracker } from './safe-point.ts';
 import { openSequencerStateFile, type SequencerStateFile } from './sequencer-state.ts';
+import { createWriteGate, type WriteGate } from './write-gate.ts';
 
 /** A wired shard: its HTTP app (not listening yet) and the parts tests look at. */
 export interface Shard {
@@ -111,6 +112,7 @@ export async function createShard(config: ShardConfig, deps: ShardDeps): Promise
     observer: metrics.engineObserver,
   });
   const store = engine;
+  let gate: WriteGate | undefined;
   let open = true;
 
   const highestCommitted = store.writerState().highestCommitted;
@@ -127,6 +129,9 @@ export async function createShard(config: ShardConfig, deps: ShardDeps): Promise
     onObserved: (value) => stateFile.observe(value),
     onMembers: (ids) => stateFile.addMembers(ids),
     observe: metrics.sequencerObserver,
+    // A fence of one of this shard's partitions refuses positions to writes admitted before it (write-gate.ts).
+    fenceGeneration: () => gate?.generation() ?? 0,
+    onFenced: () => void ownership.refresh(),
   });
   stateFile.addMembers([config.shardId]);
 
@@ -158,6 +163,8 @@ export async function createShard(config: ShardConfig, deps: ShardDeps): Promise
   redis?.on('ready', () => void ownership.refresh());
   void ownership.listen(embedded?.topologySubscriber ?? subscriber!).catch((err: unknown) => logger.warn({ err }, 'topology announcements not subscribed'));
   const topologyTimer = setInterval(() => void ownership.refresh(), TOPOLOGY_REFRESH_MS);
+  gate = createWriteGate(store, ownership);
+  const gated = gate.store;
   topologyTimer.unref();
 
   tracker = createSafePointTracker(
@@ -173,7 +180,7 @@ export async function createShard(config: ShardConfig, deps: ShardDeps): Promise
   const safePoint = tracker;
 
   const app = createShardApp(
-    { engine: store, safePoint, ownership, metrics, registry, logger, ...(redis ? { redis } : {}), controlRecords, isOpen: () => open },
+    { engine: gated, transfer: partitionTransferOf(store), gate, safePoint, ownership, metrics, registry, logger, ...(redis ? { redis } : {}), controlRecords, isOpen: () => open },
     {
       shardId: config.shardId,
       clusterSecret: config.clusterSecret,
@@ -211,7 +218,7 @@ export async function createShard(config: ShardConfig, deps: ShardDeps): Promise
     controlRecords,
     localApi: (callerEpoch) =>
       createLocalShardApi(
-        { shardId: config.shardId, engine: store, ownership, safePoint, metrics, controlRecords, safePointMaxWaitMs: config.safePointMaxWaitMs },
+        { shardId: config.shardId, engine: gated, ownership, safePoint, metrics, controlRecords, safePointMaxWaitMs: config.safePointMaxWaitMs },
         callerEpoch,
       ),
     close() {
