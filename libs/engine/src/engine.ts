@@ -40,6 +40,7 @@ import {
 } from './keys.ts';
 import { LruCache } from './lru.ts';
 import { attachPartitionTransfer } from './partition-transfer.ts';
+import { attachMaintenance } from './maintenance.ts';
 import { hashOf } from './bloom.ts';
 import { storageFaultOf, storageUnavailable, type StorageFault } from './storage.ts';
 import { Deleted, type EventRecord, type HeadRecord, type IdempotencyRecord } from './records.ts';
@@ -557,6 +558,52 @@ export function createEngine(options: EngineOptions): EventStore {
 
   // ---- the group-commit batcher ----
 
+  /** Maintenance writes to one bucket, each run alone between batches (maintenance.ts). */
+  interface MaintenanceWrite extends Pending<unknown> {
+    bucket: Bucket;
+    run: (db: Bucket['db']) => unknown;
+  }
+  let maintenanceWrites: MaintenanceWrite[] = [];
+
+  /**
+   * Runs `run` in one synchronous transaction of `bucket`, between two batches of the
+   * batcher: it never races an append's writes, and it passes the same storage guard.
+   */
+  function exclusiveWrite<T>(bucket: Bucket, run: (db: Bucket['db']) => T): Promise<T> {
+    if (closed) return Promise.reject(new SkeinError('UNAVAILABLE', 'the store is closing', { retryAfter: 1 }));
+    return new Promise<T>((resolve, reject) => {
+      maintenanceWrites.push({ bucket, run, resolve: resolve as (v: unknown) => void, reject });
+      if (!running) running = drain();
+    });
+  }
+
+  async function runMaintenanceWrite(w: MaintenanceWrite): Promise<void> {
+    if (fault && !(await probeStorage())) return w.reject(storageUnavailable(fault, 1));
+    try {
+      buckets.prepareWrite(w.bucket);
+    } catch (err) {
+      return w.reject(storageFailed(err, 'the disk refused a write before a maintenance commit'));
+    }
+    const db = w.bucket.db;
+    let result: unknown;
+    let failedInside = false;
+    try {
+      db.transactionSync(() => {
+        try {
+          result = w.run(db);
+        } catch (err) {
+          failedInside = true;
+          throw err;
+        }
+      });
+    } catch (err) {
+      if (failedInside) return w.reject(err);
+      buckets.commitFailed(w.bucket);
+      return w.reject(storageFailed(err, 'a maintenance commit failed'));
+    }
+    w.resolve(result);
+  }
+
   function enqueue<T>(make: (pending: Pending<T>) => Op): Promise<T> {
     if (closed) return Promise.reject(new SkeinError('UNAVAILABLE', 'the store is closing', { retryAfter: 1 }));
     return new Promise<T>((resolve, reject) => {
@@ -580,7 +627,13 @@ export function createEngine(options: EngineOptions): EventStore {
     try {
       // The periodic probe runs here too, so it never overlaps a batch.
       if (fault) await probeStorage();
-      while (queue.length > 0) {
+      while (queue.length > 0 || maintenanceWrites.length > 0) {
+        if (maintenanceWrites.length > 0) {
+          const [w, ...rest] = maintenanceWrites;
+          maintenanceWrites = rest;
+          await runMaintenanceWrite(w!);
+          continue;
+        }
         const ops = queue.length <= cfg.maxBatchOps ? queue : queue.slice(0, cfg.maxBatchOps);
         queue = queue.length <= cfg.maxBatchOps ? [] : queue.slice(cfg.maxBatchOps);
         if (fault && !(await probeStorage())) {
@@ -1062,6 +1115,16 @@ export function createEngine(options: EngineOptions): EventStore {
   };
   // Partition moves (partition-transfer.ts): range copies in and out of the buckets.
   attachPartitionTransfer(store, { buckets, clock, forgetCachedState: () => heads.clear() });
+  attachMaintenance(store, {
+    buckets,
+    clock,
+    idempotencyWindowMs: cfg.idempotencyWindowMs,
+    exclusiveWrite,
+    loadHead: (p, s) => loadHead(p, s),
+    cacheHead: (p, s, head) => heads.set(streamRef(p, s), head),
+    getMetadata,
+    log,
+  });
   return store;
 }
 

@@ -24,3 +24,5 @@ export type {
   WriteOutcome,
   WriterState,
 } from './types.ts';
+export { maintenanceOf, restoreBackup, listBackups } from './maintenance.ts';
+export type { Maintenance, RetentionOptions, RetentionResult, CompactionResult, BackupManifest } from './maintenance.ts';
