@@ -11,6 +11,7 @@ import { sendProblem } from './http.ts';
 import { createRouterMetrics } from './metrics.ts';
 import { translateRedisFailure } from './redis-errors.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
+import { registerClusterRoutes } from './routes/cluster.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerLogRoutes } from './routes/logs.ts';
 import { registerStreamRoutes } from './routes/streams.ts';
@@ -81,6 +82,7 @@ export async function createRouterApp(deps: RouterDeps, options: RouterOptions):
       registerLogRoutes(v1, ctx);
       registerSubscriptionRoutes(v1, ctx);
       registerAdminRoutes(v1, ctx);
+      if (deps.cluster) registerClusterRoutes(v1, ctx, deps.cluster);
     },
     { prefix: '/v1' },
   );

@@ -32,12 +32,21 @@ interface Waiting {
 }
 /** Batch requests under way to one shard at once (1 gave the largest batches and the best throughput measured; 2 was within noise). */
 const MAX_IN_FLIGHT = 1;
+/**
+ * Re-routes of one append after 421s: a move's fence and flip each bump the epoch once and
+ * a fence may refuse an append already sent, so one move can cost an append three.
+ */
+const MAX_REROUTES = 8;
+/** How often appends waiting for a fenced partition look at the topology (the announcement usually comes first). */
+const FENCE_POLL_MS = 10;
 
 /**
  * Appends arriving in the same event-loop turn for the same shard travel as one batch
  * (`ShardApi.append`), so the shard's group commit sees one large batch. A batch holds at
  * most APPEND_BATCH_LIMITS.maxAppends appends (a shard reached over HTTP splits it further
- * by bytes). A 421 re-reads the topology and re-routes the affected appends (at most 3 times).
+ * by bytes). A 421 re-reads the topology and re-routes the affected appends (at most MAX_REROUTES times);
+ * an append for a partition fenced by a move waits for the flip (or the rollback), then goes
+ * to the owner (the append's idempotency key makes the retry on the new owner safe).
  */
 export function createAppendCoalescer(
   deps: { shards: Shards; topology: RouterTopology; observer?: CoalescerObserver; clock?: () => number },
@@ -48,7 +57,34 @@ export function createAppendCoalescer(
   const pending = new Map<string, Waiting[]>();
   let scheduled = false;
 
+  /** Appends of fenced partitions (a move's fence-to-flip window), waiting for the flip or the rollback. */
+  const fenced = new Set<Waiting>();
+  let fencePoll: NodeJS.Timeout | null = null;
+
+  function waitForFlip(w: Waiting): void {
+    fenced.add(w);
+    fencePoll ??= setInterval(() => {
+      void topology.refresh().then(
+        () => {
+          const staleBefore = clock() - options.queueTimeoutMs;
+          for (const waiting of fenced) {
+            if (topology.view?.isFenced(waiting.item.partition) && waiting.queuedAt >= staleBefore) continue;
+            fenced.delete(waiting);
+            if (topology.view?.isFenced(waiting.item.partition)) waiting.reject(new SkeinError('UNAVAILABLE', 'the partition is moving and its fence outlasted the wait; nothing was written', { retryAfter: 1 }));
+            else route(waiting);
+          }
+          if (fenced.size === 0 && fencePoll) {
+            clearInterval(fencePoll);
+            fencePoll = null;
+          }
+        },
+        () => undefined,
+      );
+    }, FENCE_POLL_MS);
+  }
+
   function route(w: Waiting): void {
+    if (topology.view?.isFenced(w.item.partition)) return waitForFlip(w);
     const owner = topology.view?.ownerOf(w.item.partition);
     if (!owner) {
       // No view yet: read it, then route.
@@ -71,7 +107,7 @@ export function createAppendCoalescer(
     void topology.refresh().then(
       () => {
         for (const w of list) {
-          if (++w.attempts > 3) w.reject(err);
+          if (++w.attempts > MAX_REROUTES) w.reject(err);
           else {
             w.queuedAt = clock();
             route(w);

@@ -56,6 +56,12 @@ export interface RouterConfig {
   readonly slowSubscriberMs: number;
   /** `SKEIN_ROUTER_POLL_MS`, default 25: how often a caught-up log subscription looks for new events. */
   readonly pollMs: number;
+  /** `SKEIN_ROUTER_MOVE_CLEANUP_GRACE_MS`, default 10000: how long a moved partition's source keeps its copy after the flip. */
+  readonly moveCleanupGraceMs: number;
+  /** `SKEIN_ROUTER_MOVE_STALL_MS`, default 15000: a move that makes no progress this long before its fence rolls back. */
+  readonly moveStallMs: number;
+  /** `SKEIN_ROUTER_MOVE_MAX_BYTES_PER_SECOND`, default 0 (no limit): the copy bandwidth of one move. */
+  readonly moveMaxBytesPerSecond: number;
   /** `SKEIN_LOG_LEVEL`, default `info`. */
   readonly logLevel: string;
 }
@@ -92,6 +98,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: { redisOptional?: bo
     subscriberBufferBytes: read.integer('SKEIN_ROUTER_SUBSCRIBER_BUFFER_BYTES', 4 * 1024 * 1024, 1024),
     slowSubscriberMs: read.integer('SKEIN_ROUTER_SLOW_SUBSCRIBER_MS', 10_000, 10),
     pollMs: read.integer('SKEIN_ROUTER_POLL_MS', 25, 1),
+    moveCleanupGraceMs: read.integer('SKEIN_ROUTER_MOVE_CLEANUP_GRACE_MS', 10_000, 0),
+    moveStallMs: read.integer('SKEIN_ROUTER_MOVE_STALL_MS', 15_000, 100),
+    moveMaxBytesPerSecond: read.integer('SKEIN_ROUTER_MOVE_MAX_BYTES_PER_SECOND', 0, 0),
     logLevel: read.logLevel(),
   };
   if (config.maxPendingBytes < config.maxBodyBytes) read.violation('SKEIN_ROUTER_MAX_PENDING_BYTES must be at least SKEIN_ROUTER_MAX_BODY_BYTES (or no append of the largest size is ever admitted)');

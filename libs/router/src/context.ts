@@ -5,6 +5,8 @@ import type { Registry as MetricsRegistry } from 'prom-client';
 import type { AppendBudget } from './append-budget.ts';
 import type { AppendCoalescer } from './coalescer.ts';
 import type { ControlPlane } from './control-plane.ts';
+import type { MoveCoordinator } from './moves/coordinator.ts';
+import type { Membership } from './moves/membership.ts';
 import type { RouterMetrics } from './metrics.ts';
 import type { QuotaGate } from './quota.ts';
 import type { Registry } from './registry.ts';
@@ -23,6 +25,8 @@ export interface RouterDeps {
   control: ControlPlane;
   logger: Logger;
   metrics: MetricsRegistry;
+  /** Membership and partition moves (Redis only). Absent: those admin routes are not served. */
+  cluster?: { moves: MoveCoordinator; membership: Membership };
 }
 
 /** The router's settings (config.ts documents each). */

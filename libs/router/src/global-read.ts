@@ -1,3 +1,4 @@
+import { SkeinError, isSkeinError } from '@skein/protocol';
 import type { ControlStore, LoggedWireEvent } from '@skein/protocol';
 import type { Shards } from './shard-client.ts';
 import type { RouterTopology } from './topology.ts';
@@ -13,6 +14,17 @@ export interface GlobalReadOptions {
   types?: string;
 }
 
+/** A page in global order. */
+export interface GlobalPage {
+  events: LoggedWireEvent[];
+  /** The fromPosition of the next page. */
+  next: bigint;
+  watermark: bigint;
+  involved: string[];
+  /** The page holds every event from fromPosition up to the watermark (none was left out by a limit or a byte budget). */
+  complete: boolean;
+}
+
 /** How long a read waits for shards to reach the position it must include. */
 const READ_YOUR_WRITES_WAIT_MS = 1000;
 
@@ -25,7 +37,26 @@ const READ_YOUR_WRITES_WAIT_MS = 1000;
 export async function readGlobal(
   deps: { shards: Shards; topology: RouterTopology; store: ControlStore },
   options: GlobalReadOptions,
-): Promise<{ events: LoggedWireEvent[]; next: bigint; watermark: bigint; involved: string[] }> {
+): Promise<GlobalPage> {
+  // A partition move flips ownership with a new epoch: a read routed by an older view is
+  // read again, whole, by the new one (safe points included), so the watermark always
+  // covers the shards that own the partitions read.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await readGlobalAt(deps, options);
+    } catch (err) {
+      if (!isSkeinError(err, 'NOT_OWNER') || attempt >= 4) throw err;
+      await deps.topology.refresh();
+    }
+  }
+}
+
+const EPOCH_IN_TOPOLOGY = /"epoch":(\d+)/;
+
+async function readGlobalAt(
+  deps: { shards: Shards; topology: RouterTopology; store: ControlStore },
+  options: GlobalReadOptions,
+): Promise<GlobalPage> {
   const { shards, topology, store } = deps;
   const view = await topology.current();
   const involved = options.partitions
@@ -41,21 +72,37 @@ export async function readGlobal(
     }),
   );
   const watermark = safePoints.reduce((min, p) => (p < min ? p : min), safePoints[0] ?? 0n);
+  // Safe points read before a flip are below every position the new owner allocates after
+  // it; read after one, they might not be: the epoch must not have moved meanwhile.
+  const stored = await store.readTopology();
+  const epochNow = stored === null ? null : Number(EPOCH_IN_TOPOLOGY.exec(stored)?.[1]);
+  if (epochNow !== null && epochNow !== view.topology.epoch) {
+    throw new SkeinError('NOT_OWNER', 'the topology changed during the read', { epoch: epochNow });
+  }
   const { fromPosition: from, limit } = options;
-  if (involved.length === 0 || watermark < from) return { events: [], next: from, watermark, involved };
+  if (involved.length === 0 || watermark < from) return { events: [], next: from, watermark, involved, complete: true };
 
   const types = options.types?.split(',').filter((t) => t.length > 0);
   const query = { fromPosition: from, toPosition: watermark, limit, ...(options.category ? { category: options.category } : {}), ...(types && types.length > 0 ? { types } : {}) };
   const pages = await Promise.all(
     options.partitions
-      ? options.partitions.map((p) => shards.forPartition(p, (shard) => shard.readLog({ ...query, partition: p })))
+      ? options.partitions.map((p) => shards.get(view.ownerOf(p)!).readLog({ ...query, partition: p }))
       : involved.map((s) => shards.get(s).readLog(query)),
   );
-  // Each page holds its source's first `limit` events, so the merged first `limit` are among them.
-  const merged = pages.flatMap((p) => p.events);
-  const keyed = merged.map((e) => ({ e, pos: BigInt(e.position) }));
-  keyed.sort((a, b) => (a.pos < b.pos ? -1 : a.pos > b.pos ? 1 : 0));
-  const events = keyed.slice(0, limit).map((k) => k.e);
-  const last = keyed[Math.min(limit, keyed.length) - 1];
-  return { events, next: last ? last.pos + 1n : from, watermark, involved };
+  // A page that stopped early (its limit, or its shard's byte budget) covers its source only
+  // up to its last event: the merged page stops at the lowest such bound, so no source's
+  // later event comes before one it has not sent yet. A page that did not stop early covers
+  // its source up to the watermark.
+  let bound = watermark;
+  for (const page of pages) {
+    const last = page.events[page.events.length - 1];
+    if (last && (page.truncated === true || page.events.length >= limit) && BigInt(last.position) < bound) bound = BigInt(last.position);
+  }
+  const keyed = pages.flatMap((p) => p.events).map((e) => ({ e, pos: BigInt(e.position) }));
+  const covered = keyed.filter((k) => k.pos <= bound);
+  covered.sort((a, b) => (a.pos < b.pos ? -1 : a.pos > b.pos ? 1 : 0));
+  const events = covered.slice(0, limit).map((k) => k.e);
+  const last = covered[Math.min(limit, covered.length) - 1];
+  const complete = bound === watermark && covered.length <= limit;
+  return { events, next: last ? last.pos + 1n : from, watermark, involved, complete };
 }

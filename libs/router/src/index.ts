@@ -10,3 +10,5 @@ export { CONTROL } from './control-keys.ts';
 export { createShardClient, type ShardClientDeps, type Shards } from './shard-client.ts';
 export { createRouterTopology, type RouterTopology } from './topology.ts';
 export { startRouter, type LocalShard, type RunningRouter } from './start.ts';
+export { createClusterAdmin } from './moves/cluster-admin.ts';
+export { planMoves, type MoveRecord, type MoveState, type MovePlan, type MoveCoordinator } from './moves/coordinator.ts';

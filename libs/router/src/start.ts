@@ -10,6 +10,7 @@ import { createRouterApp } from './app.ts';
 import type { RouterConfig } from './config.ts';
 import { createShardPeers } from './control-peers.ts';
 import { createControlPlane } from './control-plane.ts';
+import { createClusterAdmin } from './moves/cluster-admin.ts';
 import { createRedisControlStore } from './redis-control-store.ts';
 import { createRegistry } from './registry.ts';
 import { createShardClient } from './shard-client.ts';
@@ -87,7 +88,10 @@ export async function startRouter(config: RouterConfig, deps: RouterDepsOfProces
   await registry.listen();
   await topology.listen();
   await control.listen();
-  const app = await createRouterApp({ store, registry, topology, shards, control, logger, metrics: deps.metrics }, config);
+  // Membership and partition moves need Redis (the fence is a Redis script with the sequencer's keys).
+  const cluster = redis ? createClusterAdmin({ redis, topology, control, clusterSecret: config.clusterSecret, timeoutMs: config.shardTimeoutMs, log: logger.child({ component: 'moves' }) }, { cleanupGraceMs: config.moveCleanupGraceMs, stallMs: config.moveStallMs, maxBytesPerSecond: config.moveMaxBytesPerSecond }) : undefined;
+  const app = await createRouterApp({ store, registry, topology, shards, control, logger, metrics: deps.metrics, ...(cluster ? { cluster } : {}) }, config);
+  cluster?.moves.startResuming();
   const url = await app.listen({ host: config.host, port: config.port });
   return {
     app,
@@ -97,6 +101,7 @@ export async function startRouter(config: RouterConfig, deps: RouterDepsOfProces
     },
     async close() {
       await app.close();
+      await cluster?.moves.close();
       control.close();
       await shards.close();
       if (redis && subscriber) await Promise.allSettled([redis.quit(), subscriber.quit()]);

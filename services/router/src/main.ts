@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { exitOnUncaught, loadOrExit, stopOnSignals } from '@skein/http';
 import {
+  createClusterAdmin,
   createControlPlane,
   createRedisControlStore,
   createRegistry,
@@ -52,6 +53,10 @@ async function main(): Promise<void> {
   const shards = createShardClient({ topology, timeoutMs: config.shardTimeoutMs, clusterSecret: config.clusterSecret });
   const control = createControlPlane({ store, peers: createShardPeers({ shards, topology, seeds: config.shards }), log: logger.child({ component: 'control-plane' }) });
   const registry = createRegistry({ store, adminKey: config.adminKey, control });
+  const cluster = createClusterAdmin(
+    { redis, topology, control, clusterSecret: config.clusterSecret, timeoutMs: config.shardTimeoutMs, log: logger.child({ component: 'moves' }) },
+    { cleanupGraceMs: config.moveCleanupGraceMs, stallMs: config.moveStallMs, maxBytesPerSecond: config.moveMaxBytesPerSecond },
+  );
   let app;
   let url: string;
   try {
@@ -64,7 +69,8 @@ async function main(): Promise<void> {
     await registry.listen();
     await topology.listen();
     await control.listen();
-    app = await createRouterApp({ store, registry, topology, shards, control, logger, metrics: new Registry() }, config);
+    app = await createRouterApp({ store, registry, topology, shards, control, logger, metrics: new Registry(), cluster }, config);
+    cluster.moves.startResuming();
     url = await app.listen({ host: config.host, port: config.port });
   } catch (err) {
     logger.fatal({ err }, 'router could not start');
@@ -78,6 +84,7 @@ async function main(): Promise<void> {
     deadlineMs: 10_000,
     stop: async () => {
       await app.close();
+      await cluster.moves.close();
       control.close();
       await shards.close();
       await Promise.allSettled([redis.quit(), subscriber.quit()]);

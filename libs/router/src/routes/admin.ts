@@ -43,13 +43,13 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: RouteContext): vo
     const view = await topology.refresh();
     const placements = view.topology.placements ?? {};
     const shardInfo = await Promise.all(
-      view.topology.shards.map(async ({ id, url }) => {
+      view.topology.shards.map(async ({ id, url, state = 'active' }) => {
         const partitions = Object.keys(placements).filter((p) => placements[p] === id).sort();
         try {
           const info = await shards.get(id).info();
-          return { id, url, healthy: true, epoch: info.epoch, safePoint: info.safePoint.toString(), highestCommitted: info.highestCommitted.toString(), partitions };
+          return { id, url, state, healthy: true, epoch: info.epoch, safePoint: info.safePoint.toString(), highestCommitted: info.highestCommitted.toString(), partitions };
         } catch {
-          return { id, url, healthy: false, partitions };
+          return { id, url, state, healthy: false, partitions };
         }
       }),
     );

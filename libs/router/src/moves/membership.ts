@@ -1,0 +1,41 @@
+import { SkeinError } from '@skein/protocol';
+import { STALE_MARKER, type ControlPlane } from '../control-plane.ts';
+import { topologyRecordOf, type RouterTopology } from '../topology.ts';
+import type { RedisMoves } from './redis-moves.ts';
+
+/** Shard membership in the control plane (API.md, "Membership and partition moves"). */
+export interface Membership {
+  /** Adds an empty shard. @throws CONFLICT when the id exists. */
+  add(id: string, url: string): Promise<void>;
+  /** Marks the shard draining: it takes no new partition. @throws NOT_FOUND for an unknown shard. */
+  drain(id: string): Promise<void>;
+  /** Removes a shard that owns nothing. @throws SHARD_NOT_EMPTY while it owns a partition, NOT_FOUND for an unknown shard. */
+  remove(id: string): Promise<void>;
+}
+
+export function createMembership(deps: { moves: RedisMoves; control: ControlPlane; topology: RouterTopology }): Membership {
+  const { moves, control, topology } = deps;
+
+  async function change(op: 'add' | 'drain' | 'remove', id: string, url = ''): Promise<void> {
+    const result = await control.mutate(async (marker) => {
+      const r = await moves.membership(marker, op, id, url);
+      return !r.ok && r.reason === 'stale' ? STALE_MARKER : r;
+    });
+    if (!result.ok) {
+      if (result.reason === 'exists') throw new SkeinError('CONFLICT', `shard ${id} is already a member`);
+      if (result.reason === 'unknown') throw new SkeinError('NOT_FOUND', `no shard ${id}`);
+      if (result.reason === 'not-empty') throw new SkeinError('SHARD_NOT_EMPTY', `shard ${id} still owns ${result.owned} partition(s): drain it first`, { partitions: result.owned });
+      throw new SkeinError('UNAVAILABLE', 'no topology is stored', { retryAfter: 1 });
+    }
+    await topology.refresh();
+    // Recorded on the shards (a rebuilt Redis keeps the membership); the new shard included.
+    const record = topologyRecordOf(result.topology);
+    if (record && result.changed) await control.record([record]);
+  }
+
+  return {
+    add: (id, url) => change('add', id, url),
+    drain: (id) => change('drain', id),
+    remove: (id) => change('remove', id),
+  };
+}

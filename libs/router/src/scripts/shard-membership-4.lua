@@ -1,0 +1,56 @@
+--[[
+  Changes the topology's membership (API.md, "Membership and partition moves"). Every
+  change takes a new record version (the topology's control record) and is announced.
+
+    Input:
+      KEYS[1] topology   JSON { epoch, shards, placements, fenced, fences, version }
+      KEYS[2] control marker
+      KEYS[3] control version counter
+      KEYS[4] the sequencer's members set (a removed shard leaves it, so a re-seed does not wait for it)
+      ARGV[1] the control marker the caller knows
+      ARGV[2] operation: 'add' | 'drain' | 'remove'
+      ARGV[3] shard id
+      ARGV[4] shard URL ('add')
+      ARGV[5] channel to announce a change on
+
+    Output:
+      {1, topology JSON}   changed (the caller records it on the shards)
+      {0, topology JSON}   already so (drain of a draining shard)
+      {-1}                 the control marker differs or is missing
+      {-2}                 no topology stored
+      {-3}                 'add': the id exists; 'drain', 'remove': no such shard
+      {-4, count}          'remove': the shard still owns `count` partitions (or one is moving to or from it)
+]]
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return {-1} end
+local text = redis.call('GET', KEYS[1])
+if not text then return {-2} end
+local topology = cjson.decode(text)
+if type(topology.placements) ~= 'table' or next(topology.placements) == nil then topology.placements = {} end
+local op, id = ARGV[2], ARGV[3]
+local index = nil
+for i, s in ipairs(topology.shards) do if s.id == id then index = i end end
+
+if op == 'add' then
+  if index ~= nil then return {-3} end
+  table.insert(topology.shards, { id = id, url = ARGV[4] })
+  topology.epoch = topology.epoch + 1
+elseif op == 'drain' then
+  if index == nil then return {-3} end
+  if topology.shards[index].state == 'draining' then return {0, text} end
+  topology.shards[index].state = 'draining'
+elseif op == 'remove' then
+  if index == nil then return {-3} end
+  local owned = 0
+  for _, shard in pairs(topology.placements) do if shard == id then owned = owned + 1 end end
+  if owned > 0 then return {-4, owned} end
+  table.remove(topology.shards, index)
+  topology.epoch = topology.epoch + 1
+  redis.call('SREM', KEYS[4], id)
+else
+  return redis.error_reply('unknown membership operation ' .. op)
+end
+topology.version = redis.call('INCR', KEYS[3])
+text = cjson.encode(topology)
+redis.call('SET', KEYS[1], text)
+redis.call('PUBLISH', ARGV[5], tostring(topology.epoch))
+return {1, text}
