@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { EPOCH_HEADER, SkeinError, toWireEvent, type LoggedEvent, type WireEvent } from '@skein/protocol';
+import { checkOwner } from './owner-check.ts';
 import type { Ownership } from './ownership.ts';
 
 /** The caller's topology epoch, or undefined when the header is absent. */
@@ -18,10 +19,7 @@ export function callerEpoch(req: FastifyRequest): number | undefined {
  * at the caller's epoch. A caller ahead of the shard makes it re-read the topology first.
  */
 export async function ensureOwner(ownership: Ownership, req: FastifyRequest, partition: string | undefined): Promise<void> {
-  const epoch = callerEpoch(req);
-  if (epoch !== undefined && epoch > ownership.epoch) await ownership.refresh();
-  const err = ownership.check(partition, epoch);
-  if (err) throw err;
+  await checkOwner(ownership, partition, callerEpoch(req));
 }
 
 export { asSkeinError, sendProblem } from '@skein/http';

@@ -13,6 +13,7 @@ import {
 } from '@skein/protocol';
 import type { ControlRecordStore } from './control-records.ts';
 import { toWireLoggedEvent } from './http.ts';
+import { checkOwner, mayBeNewPlacement } from './owner-check.ts';
 import type { ShardMetrics } from './metrics.ts';
 import type { Ownership } from './ownership.ts';
 import type { SafePointTracker } from './safe-point.ts';
@@ -30,17 +31,6 @@ export interface ShardCore {
 }
 
 /**
- * Throws NOT_OWNER (421, with the current epoch) unless this shard serves `partition`
- * (or, with none, is at least at) the caller's epoch. A caller ahead of the shard makes it
- * re-read the topology first.
- */
-export async function checkOwner(ownership: Ownership, partition: string | undefined, epoch: number | undefined): Promise<void> {
-  if (epoch !== undefined && epoch > ownership.epoch) await ownership.refresh();
-  const err = ownership.check(partition, epoch);
-  if (err) throw err;
-}
-
-/**
  * Appends a batch: every append enters the engine's group-commit batcher in this tick, so
  * they share batches. A stale caller epoch refuses the whole batch (throws NOT_OWNER); a
  * partition this shard does not own refuses that entry only. `bytes`: the request's size
@@ -49,6 +39,8 @@ export async function checkOwner(ownership: Ownership, partition: string | undef
 export async function appendBatch(core: ShardCore, batch: readonly ShardAppend[], epoch: number | undefined, bytes = 0): Promise<ShardAppendResult[]> {
   const { engine, ownership, metrics } = core;
   await checkOwner(ownership, undefined, epoch);
+  const refused = batch.map((a) => ownership.check(a.partition, epoch));
+  if (refused.some((err) => err !== null && mayBeNewPlacement(ownership, err, epoch))) await ownership.refresh();
   const started = performance.now();
   let totalEvents = 0;
   let writtenEvents = 0;
