@@ -911,6 +911,7 @@ export function createEngine(options: EngineOptions): EventStore {
     const limit = parseLimit(opts.limit);
     const maxBytes = opts.maxBytes ?? cfg.readPageBytes;
     let bytes = 0;
+    let truncated = false;
     const from = opts.fromPosition ?? 0n;
     const to = opts.toPosition;
     const events: LoggedEvent[] = [];
@@ -943,7 +944,10 @@ export function createEngine(options: EngineOptions): EventStore {
           const r = getRecord(b, p, s, v0, skipped, first);
           if (!r || (types && !types.has(r.type))) continue;
           bytes += pageBytesOf(s, r);
-          if (bytes > maxBytes && events.length > 0) break outer;
+          if (bytes > maxBytes && events.length > 0) {
+            truncated = true;
+            break outer;
+          }
           events.push(toLogged(p, s, v0, r));
           if (events.length === limit) break outer;
           continue;
@@ -962,7 +966,10 @@ export function createEngine(options: EngineOptions): EventStore {
           }
           if (types && !types.has(r.type)) continue;
           bytes += pageBytesOf(s, r);
-          if (bytes > maxBytes && events.length > 0) break outer;
+          if (bytes > maxBytes && events.length > 0) {
+            truncated = true;
+            break outer;
+          }
           events.push(toLogged(p, s, version, r));
           if (events.length === limit) break outer;
         }
@@ -971,6 +978,7 @@ export function createEngine(options: EngineOptions): EventStore {
     const last = events[events.length - 1];
     const page: LogPage = { events, next: last ? last.position + 1n : from };
     if (skipped.length > 0) page.skipped = skipped;
+    if (truncated) page.truncated = true;
     return page;
   }
 

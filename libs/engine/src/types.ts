@@ -149,6 +149,11 @@ export interface LogPage {
   next: bigint;
   /** Records in the page's range that cannot be decoded; absent when there were none. */
   skipped?: SkippedRecord[];
+  /**
+   * The page stopped at its byte budget (maxBytes) before its limit: events may follow
+   * within the range. Absent otherwise.
+   */
+  truncated?: true;
 }
 
 /** One append that became durable, as delivered to commit listeners. */

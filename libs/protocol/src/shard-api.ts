@@ -56,12 +56,16 @@ export interface ReadLogQuery {
   limit: number;
   category?: string;
   types?: readonly string[];
+  /** Most bytes of events in the page (the shard's budget when absent); a page holds one event at least. */
+  maxBytes?: number;
 }
 
 export interface LogPageWire {
   events: LoggedWireEvent[];
   /** The fromPosition of the next page (the given one on an empty page). */
   next: bigint;
+  /** The page stopped at the shard's byte budget before its limit: events may follow below toPosition. */
+  truncated?: boolean;
 }
 
 export interface SafePointReading {

@@ -25,6 +25,13 @@ export interface GlobalPage {
   complete: boolean;
 }
 
+/**
+ * Most bytes of events in one merged page, shared among the pages it is merged from (each
+ * holds one event at least): a page of large events stays far within what one response
+ * (one JavaScript string) can hold.
+ */
+const PAGE_BYTES = 4 * 1024 * 1024;
+
 /** How long a read waits for shards to reach the position it must include. */
 const READ_YOUR_WRITES_WAIT_MS = 1000;
 
@@ -83,7 +90,9 @@ async function readGlobalAt(
   if (involved.length === 0 || watermark < from) return { events: [], next: from, watermark, involved, complete: true };
 
   const types = options.types?.split(',').filter((t) => t.length > 0);
-  const query = { fromPosition: from, toPosition: watermark, limit, ...(options.category ? { category: options.category } : {}), ...(types && types.length > 0 ? { types } : {}) };
+  const sources = options.partitions ? options.partitions.length : involved.length;
+  const maxBytes = Math.max(64 * 1024, Math.floor(PAGE_BYTES / Math.max(1, sources)));
+  const query = { fromPosition: from, toPosition: watermark, limit, maxBytes, ...(options.category ? { category: options.category } : {}), ...(types && types.length > 0 ? { types } : {}) };
   const pages = await Promise.all(
     options.partitions
       ? options.partitions.map((p) => shards.get(view.ownerOf(p)!).readLog({ ...query, partition: p }))

@@ -236,10 +236,11 @@ export function createShardClient(deps: ShardClientDeps): Shards {
           limit: String(q.limit),
           category: q.category,
           types: q.types?.join(','),
+          maxBytes: q.maxBytes === undefined ? undefined : String(q.maxBytes),
         };
         const path = q.partition === undefined ? '/log' : `/partitions/${encodeURIComponent(q.partition)}/log`;
-        const body = (await call({ method: 'GET', path, query })).body as { events: LoggedWireEvent[]; next: string };
-        return { events: body.events, next: position(body.next) };
+        const body = (await call({ method: 'GET', path, query })).body as { events: LoggedWireEvent[]; next: string; truncated?: boolean };
+        return { events: body.events, next: position(body.next), ...(body.truncated === true ? { truncated: true } : {}) };
       },
       async safePoint(wait) {
         const query = wait ? { atLeast: wait.atLeast.toString(), waitMs: String(wait.waitMs) } : {};

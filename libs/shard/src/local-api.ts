@@ -133,9 +133,9 @@ export function createLocalShardApi(core: ShardCore, callerEpoch: () => number):
     },
     async readLog(query) {
       await owned(query.partition);
-      const options = { fromPosition: query.fromPosition, toPosition: query.toPosition, limit: query.limit, category: query.category, types: query.types };
+      const options = { fromPosition: query.fromPosition, toPosition: query.toPosition, limit: query.limit, category: query.category, types: query.types, maxBytes: query.maxBytes };
       const page = query.partition === undefined ? engine.readShardLog(options) : engine.readPartitionLog(query.partition, options);
-      return { events: page.events.map(toWireLoggedEvent), next: page.next };
+      return { events: page.events.map(toWireLoggedEvent), next: page.next, ...(page.truncated ? { truncated: true } : {}) };
     },
     async safePoint(wait) {
       await owned(undefined);

@@ -176,9 +176,10 @@ export function registerSubscriptionRoutes(app: FastifyInstance, ctx: RouteConte
         sent(page.events);
         involved = page.involved;
         seen = page.watermark;
-        // A page short of the limit holds every event up to the watermark, and nothing
-        // at or below it can still commit: the next read starts above it.
-        from = page.events.length < PAGE && page.watermark + 1n > page.next ? page.watermark + 1n : page.next;
+        // A complete page holds every event up to the watermark, and nothing at or below it
+        // can still commit: the next read starts above it. A page cut short (by its limit or
+        // a shard's byte budget) goes on from its next position.
+        from = page.complete && page.watermark + 1n > page.next ? page.watermark + 1n : page.next;
         return page.events.length;
       },
       (until) => watermarks.next(involved, seen, until),

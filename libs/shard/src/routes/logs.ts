@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ReadLogOptions } from '@skein/engine';
-import { parseLimit, parsePosition } from '@skein/protocol';
+import { SkeinError, parseLimit, parsePosition } from '@skein/protocol';
 import type { RouteContext } from '../context.ts';
 import { ensureOwner, parseTypes, queryString, toWireLoggedEvent } from '../http.ts';
 
@@ -13,7 +13,16 @@ function logOptions(req: FastifyRequest): ReadLogOptions {
     limit: parseLimit(queryString(req.query, 'limit')),
     category: queryString(req.query, 'category') || undefined,
     types: parseTypes(queryString(req.query, 'types')),
+    maxBytes: parseMaxBytes(queryString(req.query, 'maxBytes')),
   };
+}
+
+/** A page's byte budget asked by the router (a share of its own); absent: the engine's. */
+function parseMaxBytes(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = /^[0-9]{1,10}$/.test(value) ? Number(value) : NaN;
+  if (!(n >= 1)) throw new SkeinError('VALIDATION_FAILED', 'maxBytes must be an integer ≥ 1', { field: 'maxBytes' });
+  return n;
 }
 
 /**
@@ -23,8 +32,9 @@ function logOptions(req: FastifyRequest): ReadLogOptions {
  * - `GET /internal/v1/partitions/:partition/log?fromPosition&toPosition&limit&category&types`
  * - `GET /internal/v1/log?fromPosition&toPosition&limit&category&types` (every partition of the shard)
  *
- * → `{ events: [event + partition], next }`; `next` is the fromPosition of the following
- * page (equal to fromPosition on an empty page). `toPosition` is inclusive: the router
+ * → `{ events: [event + partition], next, truncated? }`; `next` is the fromPosition of the following
+ * page (equal to fromPosition on an empty page); `truncated` says the page stopped at the
+ * engine's byte budget (readPageBytes) before `limit`, so events may follow. `toPosition` is inclusive: the router
  * passes the stable watermark.
  */
 export function registerLogRoutes(app: FastifyInstance, ctx: RouteContext): void {
@@ -34,12 +44,12 @@ export function registerLogRoutes(app: FastifyInstance, ctx: RouteContext): void
     const { partition } = req.params;
     await ensureOwner(ownership, req, partition);
     const page = engine.readPartitionLog(partition, logOptions(req));
-    return reply.send({ events: page.events.map(toWireLoggedEvent), next: page.next.toString() });
+    return reply.send({ events: page.events.map(toWireLoggedEvent), next: page.next.toString(), ...(page.truncated ? { truncated: true } : {}) });
   });
 
   app.get('/log', async (req, reply) => {
     await ensureOwner(ownership, req, undefined);
     const page = engine.readShardLog(logOptions(req));
-    return reply.send({ events: page.events.map(toWireLoggedEvent), next: page.next.toString() });
+    return reply.send({ events: page.events.map(toWireLoggedEvent), next: page.next.toString(), ...(page.truncated ? { truncated: true } : {}) });
   });
 }
