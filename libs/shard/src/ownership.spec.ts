@@ -14,11 +14,12 @@ function partitionsOf(shard: string, n = 1): string[] {
   for (let i = 0; out.length < n; i++) if (ring.shardFor(`t${i}`) === shard) out.push(`t${i}`);
   return out;
 }
-const topology = (epoch: number, placements?: Record<string, string>) => ({
-  epoch,
-  shards: ['a', 'b', 'c'].map((id) => ({ id, url: `http://${id}` })),
-  placements,
-});
+/** Partitions t0..t59 are placed where the ring puts them (as tenant creation records them), then `moved` applies. */
+const topology = (epoch: number, moved?: Record<string, string>) => {
+  const placements: Record<string, string> = {};
+  for (let i = 0; i < 60; i++) placements[`t${i}`] = ring.shardFor(`t${i}`)!;
+  return { epoch, shards: ['a', 'b', 'c'].map((id) => ({ id, url: `http://${id}` })), placements: { ...placements, ...moved } };
+};
 
 test('without a topology every partition is accepted', () => {
   const o = createOwnership({ shardId: 'a' });
@@ -26,7 +27,7 @@ test('without a topology every partition is accepted', () => {
   assert.equal(o.check('anything', 3), null);
 });
 
-test('the ring decides ownership, placements override it, and a stale epoch is refused with the current one', () => {
+test('recorded placements decide ownership, and a stale epoch is refused with the current one', () => {
   const o = createOwnership({ shardId: 'a' });
   const [mine] = partitionsOf('a');
   const [theirs] = partitionsOf('b');
@@ -45,6 +46,18 @@ test('the ring decides ownership, placements override it, and a stale epoch is r
   // An older topology never replaces a newer one.
   o.apply(topology(3));
   assert.equal(o.epoch, 5);
+});
+
+test('a partition with no recorded placement is refused even where the ring would put it here', () => {
+  // Placements are balanced, not the ring's, and a new one takes no new epoch: a shard that
+  // fell back to the ring for a placement it has not read yet could accept a partition that
+  // its recorded owner accepts too (seen: two writers both won the same version).
+  const o = createOwnership({ shardId: 'a' });
+  const [unplaced] = partitionsOf('a', 100).filter((p) => Number(p.slice(1)) >= 60);
+  o.apply(topology(4));
+  assert.ok(isSkeinError(o.check(unplaced, 4), 'NOT_OWNER'));
+  o.apply(topology(4, { [unplaced!]: 'a' }));
+  assert.equal(o.check(unplaced, 4), null);
 });
 
 test('before the topology was read from its source nothing is served', async () => {

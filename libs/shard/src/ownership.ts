@@ -121,7 +121,11 @@ export function createOwnership(deps: { shardId: string; source?: TopologySource
         return new SkeinError('NOT_OWNER', `topology epoch ${callerEpoch} is stale; the shard is at ${v.epoch}`, { epoch: v.epoch });
       }
       if (partition === undefined || v.ring === null) return null;
-      const owner = v.placements[partition] ?? v.ring.shardFor(partition);
+      // Only a recorded placement makes a partition this shard's. Placements are balanced
+      // and no longer follow the ring, and a new one takes no new epoch: a shard that
+      // fell back to the ring for a partition it has not seen placed could accept it while
+      // its real owner accepts it too (measured: two writers both won version n).
+      const owner = v.placements[partition];
       if (owner !== shardId) {
         return new SkeinError('NOT_OWNER', `partition ${partition} is not owned by shard ${shardId} at epoch ${v.epoch}`, { epoch: v.epoch });
       }
