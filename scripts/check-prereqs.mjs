@@ -7,12 +7,13 @@ if (major < 20) {
   console.error(`Skein needs Node.js 20 or newer; this is ${process.version}.`);
   process.exit(1);
 }
-// `npm start` with SKEIN_REDIS_URL uses that Redis and starts none of its own.
-const needsRedisServer = !(process.argv.includes('--start') && process.env.SKEIN_REDIS_URL);
+// `npm start` needs no Redis: with none it runs on the embedded control plane (LMDB).
+// The tests start their own redis-server.
+const needsRedisServer = !process.argv.includes('--start');
 const redis = needsRedisServer ? spawnSync('redis-server', ['--version'], { encoding: 'utf8' }) : { status: 0 };
 if (redis.error || redis.status !== 0) {
   console.error(
-    'Skein needs redis-server on PATH (Redis 6.2 or newer).\n' +
+    'The tests need redis-server on PATH (Redis 6.2 or newer); npm start runs without it.\n' +
       '  Debian/Ubuntu: sudo apt-get install -y redis-server\n' +
       '  macOS:         brew install redis',
   );

@@ -1,16 +1,18 @@
 #!/usr/bin/env node
-// `npm start`: a whole local cluster on one machine — a private redis-server (or
-// SKEIN_REDIS_URL) and one node process (services/node) hosting the router on
+// `npm start`: a whole local cluster on one machine — its control plane (SKEIN_REDIS_URL;
+// else a private redis-server when one is on PATH; else embedded in the node process:
+// LMDB, no Redis) and one node process (services/node) hosting the router on
 // 127.0.0.1:SKEIN_PORT (default 8080) and three shards, which it calls in-process; with
 // `--processes 3` (or SKEIN_PROCESSES=3) three shard processes and a router process
 // instead. Data in SKEIN_DATA_DIR (default ./.skein), the same layout either way. Once the cluster is up, a process that
 // exits is started again after a backoff (0.5 s doubling to 10 s; back to 0.5 s after a
 // minute of uptime); before that, one that exits stops everything with its last lines.
-// SIGINT/SIGTERM stop everything it started.
-import { spawn } from 'node:child_process';
+// SIGINT/SIGTERM stop everything it started. Each step prints a line as it happens, and a
+// step that fails prints one line saying why.
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildIfStale } from './build.mjs';
@@ -40,6 +42,42 @@ let stopping = false;
 function fail(message) {
   console.error(`skein: ${message}`);
   stop(1);
+}
+
+/** A failure before anything was started: one line, exit. */
+function abort(message) {
+  console.error(`skein: ${message}`);
+  process.exit(1);
+}
+
+/** The one-line reason a child gave for failing: its last fatal or error log line (pino JSON), if any. */
+function reasonOf(lines) {
+  for (const line of lines.slice().reverse()) {
+    try {
+      const entry = JSON.parse(line);
+      if (entry.level < 50) continue;
+      const cause = entry.err?.message ?? entry.problems?.join('; ');
+      return cause ? `${entry.msg}: ${cause}` : entry.msg;
+    } catch {
+      // not a log line (redis-server prints plain text)
+      if (/# (Failed|Can't|Could not)|Address already in use|FATAL/i.test(line)) return line.replace(/^\d+:\w \d+ \w+ \d+ [\d:.]+ # /, '');
+    }
+  }
+  return null;
+}
+
+/** Step lines from a child's log: the control plane, each shard, the router (pino JSON; redis-server's text). */
+function stepOf(name, line) {
+  if (name === 'redis') return /Ready to accept connections/.test(line) ? 'redis-server is up' : null;
+  let entry;
+  try {
+    entry = JSON.parse(line);
+  } catch {
+    return null;
+  }
+  if (entry.msg === 'shard listening') return `${entry.shard} is up (internal API ${entry.url}, data in ${entry.dataDir})`;
+  if (entry.msg === 'node listening' || entry.msg === 'router listening') return `router is up at ${entry.url}`;
+  return null;
 }
 
 function running(c) {
@@ -84,6 +122,8 @@ function supervise(name, command, args, extraEnv, stdin) {
         lines.push(line);
         if (lines.length > 50) lines.shift();
         if (env.SKEIN_VERBOSE) console.log(`[${name}] ${line}`);
+        const step = ready ? null : stepOf(name, line);
+        if (step) console.log(`skein: ${step}`);
       }
     };
     child.stdout.on('data', onData);
@@ -91,7 +131,10 @@ function supervise(name, command, args, extraEnv, stdin) {
     child.on('exit', (code, signal) => {
       if (stopping) return;
       const how = signal ? `signal ${signal}` : `code ${code}`;
-      if (!ready) return fail(`${name} exited (${how}); its last lines:\n${lines.slice(-10).join('\n')}`);
+      if (!ready) {
+        const reason = reasonOf(lines);
+        return fail(`${name} could not start${reason ? `: ${reason}` : ` (exited with ${how})`}\n  its last lines (SKEIN_VERBOSE=1 shows all):\n${lines.slice(-10).map((l) => `    ${l}`).join('\n')}`);
+      }
       if (Date.now() - startedAt >= STABLE_MS) service.delayMs = RESTART_FIRST_MS;
       const delayMs = service.delayMs;
       service.delayMs = Math.min(delayMs * 2, RESTART_MAX_MS);
@@ -124,36 +167,81 @@ async function waitFor(what, check, timeoutMs = 30_000) {
 }
 
 const fromSource = import.meta.resolve('@skein/shard').endsWith('.ts');
-if (!fromSource && !buildIfStale()) {
-  console.error('skein: the build failed (above); `npm run build` runs it again');
-  process.exit(1);
+if (fromSource) console.log('skein: build: running the TypeScript sources (skein-source condition), nothing to compile');
+else {
+  const began = Date.now();
+  if (!buildIfStale()) abort('the build failed (above); `npm run build` runs it again');
+  console.log(`skein: build: the compiled JavaScript is up to date${Date.now() - began > 1000 ? ` (built in ${((Date.now() - began) / 1000).toFixed(1)} s)` : ''}`);
 }
 const entry = (service) => (fromSource ? ['--conditions=skein-source', '--import', 'tsx', `services/${service}/src/main.ts`] : [`services/${service}/dist/main.js`]);
 
-mkdirSync(dataDir, { recursive: true });
+// The data directory must take files before anything is started in it.
+try {
+  mkdirSync(dataDir, { recursive: true });
+  const probe = join(dataDir, `.write-test-${process.pid}`);
+  writeFileSync(probe, '');
+  rmSync(probe);
+} catch (err) {
+  abort(`the data directory ${dataDir} is not writable (${err.code ?? err.message}); set SKEIN_DATA_DIR to a directory you can write to`);
+}
 const adminKey = secret(env.SKEIN_ADMIN_KEY, join(dataDir, 'admin-key'), () => `sk_admin_${randomBytes(24).toString('base64url')}`);
-if (adminKey.length < 32) fail('SKEIN_ADMIN_KEY must be at least 32 characters');
+if (adminKey.length < 32) abort('SKEIN_ADMIN_KEY must be at least 32 characters');
 // Shared by the router and the shards: a shard serves its internal API to holders only.
 const clusterSecret = secret(env.SKEIN_CLUSTER_SECRET, join(dataDir, 'cluster-secret'), () => randomBytes(32).toString('base64url'));
-if (clusterSecret.length < 32) fail('SKEIN_CLUSTER_SECRET must be at least 32 characters');
+if (clusterSecret.length < 32) abort('SKEIN_CLUSTER_SECRET must be at least 32 characters');
 
 for (let i = 0; i <= shardCount; i++) {
-  if (!(await portFree(port + i))) fail(`port ${port + i} is in use; set SKEIN_PORT to another base port`);
+  const what = i === 0 ? 'the router' : `shard-${i - 1}'s internal API`;
+  if (!(await portFree(port + i))) abort(`port ${port + i} (${what}) is in use; set SKEIN_PORT to another base port (npm start uses SKEIN_PORT to SKEIN_PORT+${shardCount})`);
 }
 
-let redisUrl = env.SKEIN_REDIS_URL;
-if (!redisUrl) {
+/** Null when a TCP connection to `url`'s host and port opens within 2 s; otherwise why not (ECONNREFUSED, ETIMEDOUT, ...). */
+function unreachable(url) {
+  let host;
+  let redisPort;
+  try {
+    const u = new URL(url);
+    host = u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1';
+    redisPort = Number(u.port || 6379);
+  } catch {
+    return Promise.resolve('not a redis:// URL');
+  }
+  return new Promise((resolve) => {
+    const socket = connect({ host, port: redisPort, timeout: 2000 });
+    socket.once('connect', () => (socket.destroy(), resolve(null)));
+    socket.once('timeout', () => (socket.destroy(), resolve('ETIMEDOUT')));
+    socket.once('error', (err) => resolve(err.code ?? err.message));
+  });
+}
+const withoutPassword = (url) => url.replace(/^([a-z]+:\/\/)[^@/]*@/i, '$1***@');
+const hasRedisServer = () => {
+  const r = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
+  return !r.error && r.status === 0;
+};
+
+let redisUrl = env.SKEIN_REDIS_URL?.trim() || undefined;
+/** No Redis at all: the node process runs the control plane itself (SKEIN_REDIS_URL unset for it). */
+let embedded = false;
+if (redisUrl) {
+  const why = await unreachable(redisUrl);
+  if (why) abort(`Redis at ${withoutPassword(redisUrl)} (SKEIN_REDIS_URL) cannot be reached (${why}); start it, fix SKEIN_REDIS_URL, or unset it to run without one`);
+  console.log(`skein: control plane: Redis at ${withoutPassword(redisUrl)} (SKEIN_REDIS_URL)`);
+} else if (hasRedisServer()) {
   const redisPort = port + 100;
-  if (!(await portFree(redisPort))) fail(`port ${redisPort} (private redis-server) is in use; set SKEIN_PORT or SKEIN_REDIS_URL`);
+  if (!(await portFree(redisPort))) abort(`port ${redisPort} (private redis-server) is in use; set SKEIN_PORT or SKEIN_REDIS_URL`);
   const redisDir = join(dataDir, 'redis');
   mkdirSync(redisDir, { recursive: true });
   // The private Redis requires a password too (other local users can reach 127.0.0.1); it
   // goes in on standard input ("-"), not on the command line where `ps` shows it.
   const password = secret(undefined, join(dataDir, 'redis-password'), () => randomBytes(24).toString('base64url'));
   const redisArgs = ['--port', String(redisPort), '--bind', '127.0.0.1', '--dir', redisDir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--daemonize', 'no', '-'];
-  console.log(`skein: starting redis-server on 127.0.0.1:${redisPort} (data in ${redisDir})`);
+  console.log(`skein: control plane: starting a private redis-server on 127.0.0.1:${redisPort} (data in ${redisDir})`);
   supervise('redis', 'redis-server', redisArgs, {}, `requirepass ${password}\n`);
   redisUrl = `redis://:${password}@127.0.0.1:${redisPort}`;
+} else {
+  if (separate) abort(`--processes ${shardCount} needs Redis (SKEIN_REDIS_URL, or redis-server on PATH): separate processes cannot share the embedded control plane`);
+  embedded = true;
+  console.log(`skein: control plane: embedded, no Redis (no SKEIN_REDIS_URL, no redis-server on PATH): sequencer, tenants, keys and placement in LMDB (${join(dataDir, 'control')}), maintenance on in-process timers`);
 }
 
 const shards = [];
@@ -164,7 +252,8 @@ if (!separate) {
     SKEIN_ROLE: 'node',
     SKEIN_ROUTER_PORT: String(port),
     SKEIN_CLUSTER_SECRET: clusterSecret,
-    SKEIN_REDIS_URL: redisUrl,
+    // Embedded: the node's own control plane; an inherited empty value means the same.
+    SKEIN_REDIS_URL: embedded ? '' : redisUrl,
     SKEIN_ADMIN_KEY: adminKey,
     SKEIN_NODE_SHARDS: shardIds.join(','),
     SKEIN_NODE_DATA_DIR: dataDir,
@@ -197,7 +286,8 @@ const url = `http://127.0.0.1:${port}`;
 await waitFor('the cluster', async () => (await fetch(`${url}/readyz`)).ok, 60_000);
 if (!stopping) {
   ready = true;
-  console.log(`Skein is running at ${url}  (${separate ? `${shardCount} shard processes and a router` : `one node process hosting ${shardCount} shards`}; data: ${dataDir})
+  const controlPlane = embedded ? 'embedded control plane, no Redis' : 'control plane in Redis';
+  console.log(`Skein is running at ${url}  (${separate ? `${shardCount} shard processes and a router` : `one node process hosting ${shardCount} shards`}; ${controlPlane}; data: ${dataDir})
 admin key: ${adminKey}
 
 Try it:
