@@ -44,6 +44,11 @@ export interface Cluster {
   readonly secret: string;
   /** The first router's base URL. */
   readonly url: string;
+  /**
+   * Starts one more shard process (`shard-<n>`, on a fixed free port, so a restart keeps its
+   * URL) and adds it to `shards`. It joins no topology: add it with `POST /v1/admin/cluster/shards`.
+   */
+  startShard(): Promise<{ id: string; url: string; process: ServiceProcess }>;
   stop(): Promise<void>;
 }
 
@@ -65,6 +70,19 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   const shards: ServiceProcess[] = [];
   const routers: ServiceProcess[] = [];
   const nodes: ServiceProcess[] = [];
+  async function startShard(): Promise<{ id: string; url: string; process: ServiceProcess }> {
+    const id = `shard-${shards.length}`;
+    const port = await freePort();
+    const process = await startServiceProcess({
+      name: id,
+      main: SHARD_MAIN,
+      ...(options.shardNodeArgs ? { nodeArgs: options.shardNodeArgs } : {}),
+      listeningMessage: 'shard listening',
+      env: { ...common, SKEIN_SHARD_ID: id, SKEIN_SHARD_PORT: String(port), SKEIN_SHARD_DATA_DIR: options.shardDataDirs?.[id] ?? `${data.path}/${id}`, ...options.shardEnv },
+    });
+    shards.push(process);
+    return { id, url: `http://127.0.0.1:${port}`, process };
+  }
   const stop = async () => {
     // Routers stop gracefully (so profilers and logs flush), shards are killed.
     await Promise.all([...routers, ...shards].map((p) => p.kill('SIGTERM')));
@@ -89,20 +107,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       routers.push(node);
       // Other routers find the node's shards in the topology it registered.
     }
-    for (let i = 0; i < (options.topology === 'node' ? 0 : count); i++) {
-      const id = `shard-${i}`;
-      const port = await freePort();
-      shards.push(
-        await startServiceProcess({
-          name: id,
-          main: SHARD_MAIN,
-          ...(options.shardNodeArgs ? { nodeArgs: options.shardNodeArgs } : {}),
-          listeningMessage: 'shard listening',
-          env: { ...common, SKEIN_SHARD_ID: id, SKEIN_SHARD_PORT: String(port), SKEIN_SHARD_DATA_DIR: options.shardDataDirs?.[id] ?? `${data.path}/${id}`, ...options.shardEnv },
-        }),
-      );
-      shardList.push(`${id}=http://127.0.0.1:${port}`);
-    }
+    for (let i = 0; i < (options.topology === 'node' ? 0 : count); i++) shardList.push(await startShard().then((s) => `${s.id}=${s.url}`));
     for (let i = routers.length; i < (options.routers ?? 1); i++) {
       routers.push(
         await startServiceProcess({
@@ -125,5 +130,5 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     await stop();
     throw err;
   }
-  return { redis, shards, routers, nodes, adminKey, secret, url: routers[0]!.url, stop };
+  return { redis, shards, routers, nodes, adminKey, secret, url: routers[0]!.url, startShard, stop };
 }

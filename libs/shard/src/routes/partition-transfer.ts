@@ -45,7 +45,7 @@ export function registerPartitionTransferRoutes(app: FastifyInstance, deps: { tr
 
   async function notOwnedHere(partition: string, what: string): Promise<void> {
     await ownership.refresh();
-    if (ownership.check(partition, undefined) === null || ownership.isFenced(partition)) {
+    if (ownership.check(partition, undefined) === null) {
       throw new SkeinError('CONFLICT', `partition ${partition} is owned by this shard: ${what} refused`);
     }
   }
