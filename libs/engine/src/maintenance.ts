@@ -22,8 +22,8 @@ export interface Maintenance {
   closedBuckets(): string[];
   /** Rewrites closed bucket `id` with a compacting copy, verified, then swapped in. */
   compact(id: string): Promise<CompactionResult>;
-  /** A hot, consistent copy of the store into `dir` (see `restoreBackup`). */
-  backup(dir: string): Promise<BackupManifest>;
+  /** A hot, consistent copy of the store into `dir/<id>` (see `restoreBackup`); `id` default: made from the time. */
+  backup(dir: string, options?: { id?: string }): Promise<BackupManifest>;
 }
 
 export interface RetentionOptions {
@@ -322,9 +322,10 @@ function createMaintenance(deps: MaintenanceDeps): Maintenance {
 
   // ---- backup ----
 
-  async function backup(dir: string): Promise<BackupManifest> {
+  async function backup(dir: string, options: { id?: string } = {}): Promise<BackupManifest> {
     const createdAt = clock();
-    const id = `${new Date(createdAt).toISOString().replace(/[-:.]/g, '')}-${randomBytes(3).toString('hex')}`;
+    if (options.id !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(options.id)) throw new Error(`backup id ${JSON.stringify(options.id)} is not a plain name`);
+    const id = options.id ?? `${new Date(createdAt).toISOString().replace(/[-:.]/g, '')}-${randomBytes(3).toString('hex')}`;
     const target = join(dir, id);
     const objects = join(dir, 'objects');
     mkdirSync(objects, { recursive: true });
@@ -379,7 +380,7 @@ function createMaintenance(deps: MaintenanceDeps): Maintenance {
     retain: (p, options) => serially(() => retain(p, options)),
     closedBuckets: () => buckets.all.slice(0, -1).map((b) => b.id),
     compact: (id) => serially(() => compact(id)),
-    backup: (dir) => serially(() => backup(dir)),
+    backup: (dir, options) => serially(() => backup(dir, options)),
   };
 }
 

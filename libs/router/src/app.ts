@@ -14,6 +14,7 @@ import { registerAdminRoutes } from './routes/admin.ts';
 import { registerClusterRoutes } from './routes/cluster.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerLogRoutes } from './routes/logs.ts';
+import { registerMaintenanceRoutes } from './routes/maintenance.ts';
 import { registerStreamRoutes } from './routes/streams.ts';
 import { registerSubscriptionRoutes } from './routes/subscribe.ts';
 
@@ -83,6 +84,7 @@ export async function createRouterApp(deps: RouterDeps, options: RouterOptions):
       registerSubscriptionRoutes(v1, ctx);
       registerAdminRoutes(v1, ctx);
       if (deps.cluster) registerClusterRoutes(v1, ctx, deps.cluster);
+      if (deps.jobs) registerMaintenanceRoutes(v1, ctx, deps.jobs);
     },
     { prefix: '/v1' },
   );

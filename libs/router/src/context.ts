@@ -5,6 +5,7 @@ import type { Registry as MetricsRegistry } from 'prom-client';
 import type { AppendBudget } from './append-budget.ts';
 import type { AppendCoalescer } from './coalescer.ts';
 import type { ControlPlane } from './control-plane.ts';
+import type { JobQueues } from './jobs.ts';
 import type { MoveCoordinator } from './moves/coordinator.ts';
 import type { Membership } from './moves/membership.ts';
 import type { RouterMetrics } from './metrics.ts';
@@ -27,6 +28,8 @@ export interface RouterDeps {
   metrics: MetricsRegistry;
   /** Membership and partition moves (Redis only). Absent: those admin routes are not served. */
   cluster?: { moves: MoveCoordinator; membership: Membership };
+  /** Maintenance jobs on the shards' queues (Redis only). Absent: those admin routes are not served. */
+  jobs?: JobQueues;
 }
 
 /** The router's settings (config.ts documents each). */

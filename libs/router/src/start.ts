@@ -9,6 +9,7 @@ import type { ControlStore, ShardApi } from '@skein/protocol';
 import { createRouterApp } from './app.ts';
 import type { RouterConfig } from './config.ts';
 import { createShardPeers } from './control-peers.ts';
+import { createBullJobQueues } from './jobs.ts';
 import { createControlPlane } from './control-plane.ts';
 import { createClusterAdmin } from './moves/cluster-admin.ts';
 import { createRedisControlStore } from './redis-control-store.ts';
@@ -90,7 +91,8 @@ export async function startRouter(config: RouterConfig, deps: RouterDepsOfProces
   await control.listen();
   // Membership and partition moves need Redis (the fence is a Redis script with the sequencer's keys).
   const cluster = redis ? createClusterAdmin({ redis, topology, control, clusterSecret: config.clusterSecret, timeoutMs: config.shardTimeoutMs, log: logger.child({ component: 'moves' }) }, { cleanupGraceMs: config.moveCleanupGraceMs, stallMs: config.moveStallMs, maxBytesPerSecond: config.moveMaxBytesPerSecond }) : undefined;
-  const app = await createRouterApp({ store, registry, topology, shards, control, logger, metrics: deps.metrics, ...(cluster ? { cluster } : {}) }, config);
+  const jobs = redisUrl === null ? undefined : createBullJobQueues({ redisUrl, redisOptions: config.redisOptions });
+  const app = await createRouterApp({ store, registry, topology, shards, control, logger, metrics: deps.metrics, ...(cluster ? { cluster } : {}), ...(jobs ? { jobs } : {}) }, config);
   cluster?.moves.startResuming();
   const url = await app.listen({ host: config.host, port: config.port });
   return {
@@ -102,6 +104,7 @@ export async function startRouter(config: RouterConfig, deps: RouterDepsOfProces
     async close() {
       await app.close();
       await cluster?.moves.close();
+      await jobs?.close();
       control.close();
       await shards.close();
       if (redis && subscriber) await Promise.allSettled([redis.quit(), subscriber.quit()]);

@@ -1,6 +1,6 @@
 import { readSettings, type RedisSettings } from '@skein/http';
 import { APPEND_BATCH_LIMITS } from '@skein/protocol';
-import { isAbsolute, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 
 export { ConfigError } from '@skein/http';
 
@@ -64,6 +64,23 @@ export interface ShardConfig {
    * respect. Default 0 (off).
    */
   readonly testAllocationDelayMs: number;
+  /**
+   * `SKEIN_SHARD_MAINTENANCE_INTERVAL_MS`, default 3600000 (an hour): how often the sweep
+   * enqueues retention of every owned partition and a compaction of the closed buckets.
+   */
+  readonly maintenanceIntervalMs: number;
+  /**
+   * `SKEIN_SHARD_JOB_LOCK_MS`, default 30000: a maintenance job's BullMQ lock and its
+   * partition lease last this long unless renewed (every third of it); a job of a killed
+   * process runs again after about twice this.
+   */
+  readonly jobLockMs: number;
+  /** `SKEIN_SHARD_BACKUP_DIR`, default `<data dir>/backups`: where backups of this shard go (production: another volume). */
+  readonly backupDir: string;
+  /** `SKEIN_SHARD_TEST_JOB_PAUSE_MS` (tests only): the first run of a compaction pauses this long after its first bucket. Default 0. */
+  readonly testJobPauseMs: number;
+  /** `SKEIN_SHARD_TEST_CLOCK_OFFSET_MS` (tests only): the engine's clock runs this far ahead (closes buckets, ages events). Default 0. */
+  readonly testClockOffsetMs: number;
 }
 
 const SHARD_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -104,6 +121,11 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: { redisOptional?: bo
     storageProbeIntervalMs: read.integer('SKEIN_SHARD_STORAGE_PROBE_INTERVAL_MS', 1000, 10, 60_000),
     logLevel: read.logLevel(),
     testAllocationDelayMs: read.integer('SKEIN_SHARD_TEST_ALLOCATION_DELAY_MS', 0, 0, 10_000),
+    maintenanceIntervalMs: read.integer('SKEIN_SHARD_MAINTENANCE_INTERVAL_MS', 3_600_000, 1000),
+    jobLockMs: read.integer('SKEIN_SHARD_JOB_LOCK_MS', 30_000, 1000, 600_000),
+    backupDir: ((raw) => (raw && !isAbsolute(raw) ? resolve(raw) : raw))(read.string('SKEIN_SHARD_BACKUP_DIR', dataDirRaw ? join(dataDirRaw, 'backups') : '')),
+    testJobPauseMs: read.integer('SKEIN_SHARD_TEST_JOB_PAUSE_MS', 0, 0, 600_000),
+    testClockOffsetMs: read.integer('SKEIN_SHARD_TEST_CLOCK_OFFSET_MS', 0, 0, 10 * 365 * 86_400_000),
   };
   if (config.maxPendingBytes < config.maxBodyBytes) read.violation('SKEIN_SHARD_MAX_PENDING_BYTES must be at least SKEIN_SHARD_MAX_BODY_BYTES (or no batch of the largest size is ever admitted)');
   read.done();

@@ -40,6 +40,8 @@ export interface Ownership {
   readonly fenceGeneration: number;
   /** Whether the partition is fenced for a move in the topology known: no write is taken for it. */
   isFenced(partition: string): boolean;
+  /** The partitions placed on this shard in the topology known, sorted (maintenance sweeps them). */
+  owned(): string[];
   /** Reads the topology from Redis now (single-flight). Keeps the last one on failure. */
   refresh(): Promise<void>;
   /** Applies a topology (from Redis, or a test); an older epoch than the known one is ignored. */
@@ -113,6 +115,10 @@ export function createOwnership(deps: { shardId: string; source?: TopologySource
     },
     isFenced(partition) {
       return view.fenced[partition] !== undefined;
+    },
+    owned() {
+      const { placements } = view;
+      return Object.keys(placements).filter((p) => placements[p] === shardId).sort();
     },
     check(partition, callerEpoch) {
       const v = view;

@@ -2,8 +2,9 @@ import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { createEngine, partitionTransferOf, type EventStore } from '@skein/engine';
-import type { PositionRange, Sequencer, ShardApi } from '@skein/protocol';
+import { createEngine, partitionTransferOf, type EngineOptions, type EventStore } from '@skein/engine';
+import type { Marked, PositionRange, Sequencer, ShardApi, StoredTenant } from '@skein/protocol';
+import type { TimerJobs } from '@skein/http';
 import { createRedisSequencer, type RedisSequencer } from '@skein/sequencer';
 import { createShardApp } from './app.ts';
 import type { ShardConfig } from './config.ts';
@@ -15,6 +16,7 @@ import { createOwnership, type Ownership, type TopologySource, type TopologySubs
 import { createSafePointTracker, type SafePointTracker } from './safe-point.ts';
 import { openSequencerStateFile, type SequencerStateFile } from './sequencer-state.ts';
 import { createWriteGate, type WriteGate } from './write-gate.ts';
+import { startShardMaintenance, type ShardMaintenance } from './jobs/shard-maintenance.ts';
 
 /** A wired shard: its HTTP app (not listening yet) and the parts tests look at. */
 export interface Shard {
@@ -26,6 +28,8 @@ export interface Shard {
   readonly ownership: Ownership;
   readonly stateFile: SequencerStateFile;
   readonly controlRecords: ControlRecordStore;
+  /** Retention, compaction and backup jobs (BullMQ with Redis, timers embedded). */
+  readonly maintenance: ShardMaintenance;
   /** This shard as a ShardApi for a router in the same process, routing at `callerEpoch()`. */
   localApi(callerEpoch: () => number): ShardApi;
   /**
@@ -45,6 +49,14 @@ export interface ShardDeps {
    * (`config.redisUrl`, required then).
    */
   control?: EmbeddedShardControl;
+  /**
+   * How the engine commits: `commitThread` for a shard sharing its process (a node:
+   * a commit's fdatasync then holds neither the router nor the other shards);
+   * `testCommitDelayMs` for tests only. Default: inline commits, no delay.
+   */
+  engineOptions?: Pick<EngineOptions, 'commitThread' | 'testCommitDelayMs'>;
+  /** With `control`: the node's in-process timers, which run this shard's maintenance (BullMQ's job schedulers otherwise). */
+  timerJobs?: TimerJobs;
 }
 
 /** What a shard takes from an embedded control store (`EmbeddedControlStore` satisfies it). */
@@ -52,6 +64,7 @@ export interface EmbeddedShardControl {
   readonly sequencer: EmbeddedSequencer;
   readonly topologySource: TopologySource;
   readonly topologySubscriber: TopologySubscriber;
+  readTenant(tenant: string): Promise<Marked<StoredTenant>>;
 }
 
 /** How often the topology is re-read even without an announcement (missed while disconnected). */
@@ -102,14 +115,17 @@ export async function createShard(config: ShardConfig, deps: ShardDeps): Promise
     environmentBytes: () => (engine ? engine.environmentSizes().reduce((sum, e) => sum + e.bytes, 0) : 0),
   });
 
+  const clockOffsetMs = config.testClockOffsetMs;
   engine = createEngine({
     path: config.dataDir,
+    ...(clockOffsetMs > 0 ? { clock: () => Date.now() + clockOffsetMs } : {}),
     sequencer,
     mapSizeBytes: config.mapSizeBytes,
     storageReserveBytes: config.storageReserveBytes,
     storageProbeIntervalMs: config.storageProbeIntervalMs,
     logger: logger.child({ component: 'engine' }),
     observer: metrics.engineObserver,
+    ...deps.engineOptions,
   });
   const store = engine;
   let gate: WriteGate | undefined;
@@ -203,6 +219,18 @@ export async function createShard(config: ShardConfig, deps: ShardDeps): Promise
     });
   }
   await ownership.refresh();
+  const maintenance = await startShardMaintenance(
+    {
+      shardId: config.shardId,
+      engine: store,
+      ownership,
+      registry,
+      logger,
+      ...(redisUrl !== null && !embedded ? { redis: { url: redisUrl, options: config.redisOptions } } : {}),
+      ...(embedded && deps.timerJobs ? { embedded: { timers: deps.timerJobs, tenants: embedded } } : {}),
+    },
+    { sweepEveryMs: config.maintenanceIntervalMs, lockMs: config.jobLockMs, backupDir: config.backupDir, testPauseMs: config.testJobPauseMs },
+  );
   // A restarted shard publishes a fresh counter read at once: past what it abandoned.
   await safePoint.refresh();
   safePoint.start();
@@ -216,6 +244,7 @@ export async function createShard(config: ShardConfig, deps: ShardDeps): Promise
     ownership,
     stateFile,
     controlRecords,
+    maintenance,
     localApi: (callerEpoch) =>
       createLocalShardApi(
         { shardId: config.shardId, engine: gated, ownership, safePoint, metrics, controlRecords, safePointMaxWaitMs: config.safePointMaxWaitMs },
@@ -225,6 +254,7 @@ export async function createShard(config: ShardConfig, deps: ShardDeps): Promise
       closing ??= (async () => {
         clearInterval(topologyTimer);
         await app.close();
+        await maintenance.close();
         open = false;
         safePoint.stop();
         await store.close();

@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import { createTimerJobs, exitOnUncaught, loadOrExit, stopOnSignals } from '@skein/http';
+import { createTimerJobs, exitOnUncaught, loadOrExit, stopOnSignals, type TimerJobs } from '@skein/http';
 import { loadRouterConfig, startRouter, type RunningRouter } from '@skein/router';
 import { createShard, loadShardConfig, openEmbeddedControlStore, type EmbeddedControlStore, type Shard, type ShardConfig } from '@skein/shard';
 import { loadNodeConfig, type NodeConfig } from './config.ts';
@@ -38,12 +38,12 @@ function hostedShardConfigs(node: NodeConfig, env: NodeJS.ProcessEnv): ShardConf
 }
 
 /** Opens a shard (its own engine, batcher, safe point, sequencer state, registry) and serves its internal API. */
-async function openShard(config: ShardConfig, logger: Logger, defaultMetrics: boolean, control?: EmbeddedControlStore): Promise<{ shard: Shard; url: string }> {
+async function openShard(config: ShardConfig, logger: Logger, defaultMetrics: boolean, control?: EmbeddedControlStore, timerJobs?: TimerJobs, commitThread = false): Promise<{ shard: Shard; url: string }> {
   const registry = new Registry();
   registry.setDefaultLabels({ shard: config.shardId });
   // Standard names (process_*, nodejs_*) so stock Node.js dashboards work; once per process.
   if (defaultMetrics) collectDefaultMetrics({ register: registry });
-  const shard = await createShard(config, { logger: logger.child({ shard: config.shardId }), registry, ...(control ? { control } : {}) });
+  const shard = await createShard(config, { logger: logger.child({ shard: config.shardId }), registry, engineOptions: { commitThread }, ...(control ? { control } : {}), ...(timerJobs ? { timerJobs } : {}) });
   const url = await shard.app.listen({ host: config.host, port: config.port });
   logger.info({ shard: config.shardId, url, dataDir: config.dataDir, epoch: shard.ownership.epoch, safePoint: shard.safePoint.current().toString() }, 'shard listening');
   return { shard, url };
@@ -86,7 +86,9 @@ async function main(): Promise<void> {
     }
     const advertised: { id: string; url: string }[] = [];
     for (const [i, config] of shardConfigs.entries()) {
-      const opened = await openShard(config, logger, i === 0 && routerConfig === null, control);
+      // In a node, each shard commits on a thread of its own: one shard's fdatasync holds
+      // neither the router nor the other shards. A shard alone commits inline.
+      const opened = await openShard(config, logger, i === 0 && routerConfig === null, control, timerJobs ?? undefined, node.role === 'node');
       shards.push(opened.shard);
       advertised.push({ id: config.shardId, url: `http://${node.advertiseHost}:${new URL(opened.url).port}` });
     }

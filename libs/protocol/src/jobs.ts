@@ -1,0 +1,118 @@
+// Maintenance jobs (DESIGN.md, "Maintenance"; API.md, "Maintenance, jobs and backups"):
+// what the router that enqueues and lists them and the shard that runs them agree on.
+// The queue is BullMQ's in a cluster (one per shard, run by the process hosting the
+// shard), in-process timers on a node without Redis; neither is named here.
+
+/** Kinds of job. `move` is the partition-move coordinator's (kinds are a registry: see the shard's job runner). */
+export const JOB_KINDS = ['retention', 'compact', 'backup', 'move'] as const;
+export type JobKind = (typeof JOB_KINDS)[number];
+
+/** Kinds an operator may run now with `POST /v1/admin/maintenance`. */
+export const MAINTENANCE_KINDS = ['retention', 'compact'] as const;
+export type MaintenanceKind = (typeof MAINTENANCE_KINDS)[number];
+
+/** States as the API reports them (BullMQ's `delayed` and `prioritized` report as `waiting`). */
+export const JOB_STATES = ['waiting', 'active', 'completed', 'failed'] as const;
+export type JobState = (typeof JOB_STATES)[number];
+
+/**
+ * What a job carries. `partition`: retention's unit; compaction and backup act on every
+ * bucket of the shard, which holds all its partitions (`partition` absent). `epoch`: the
+ * topology epoch the job was made at (a lease refuses a job older than the newest epoch
+ * that ran on its unit).
+ */
+export interface JobData {
+  kind: JobKind;
+  shard: string;
+  partition?: string;
+  epoch: number;
+  /** `backup`: the cluster-wide backup id, shared by the jobs of every shard. */
+  backupId?: string;
+}
+
+/** A job as `GET /v1/admin/jobs` shows it. */
+export interface JobView {
+  /** `<shard>:<queue job id>`: names the shard queue it is in. */
+  id: string;
+  kind: JobKind;
+  partition?: string;
+  shard?: string;
+  state: JobState;
+  /** 0–100. */
+  progress: number;
+  attempts: number;
+  createdAt: string;
+  finishedAt?: string;
+  result?: unknown;
+  error?: string;
+}
+
+/** One shard's part of a backup. */
+export interface BackupShardView {
+  shard: string;
+  /** Every event at or below this global position (retention aside) is in the backup. */
+  position: string;
+  bytes: number;
+}
+
+export interface BackupView {
+  id: string;
+  createdAt: string;
+  /** True once every shard named at creation reported its part. */
+  complete: boolean;
+  shards: BackupShardView[];
+}
+
+/** The BullMQ queue of shard `shard`'s jobs. */
+export const maintenanceQueueName = (shard: string): string => `skein-maintenance-${shard}`;
+
+/** `<shard>:<queue job id>`. Shard ids never hold `:`. */
+export const jobIdOf = (shard: string, queueJobId: string): string => `${shard}:${queueJobId}`;
+
+/** The shard and the queue's job id of a job id; null for one not of that form. */
+export function parseJobId(id: string): { shard: string; queueJobId: string } | null {
+  const at = id.indexOf(':');
+  if (at <= 0 || at === id.length - 1) return null;
+  return { shard: id.slice(0, at), queueJobId: id.slice(at + 1) };
+}
+
+/** Redis keys of backups: a sorted set of ids by creation time, a hash per backup (`meta`, then one field per shard reporting). */
+export const BACKUPS_KEY = 'skein:backups';
+export const backupKey = (id: string): string => `skein:backup:${id}`;
+
+/** Backup ids (also directory names): sortable by time, no path separators. */
+export const BACKUP_ID_RE = /^[0-9]{8}T[0-9]{9}Z-[0-9a-f]{6}$/;
+
+/**
+ * The deduplication id of a job: while one job of a kind waits or runs for a unit (a
+ * partition, or a shard's buckets), adding another returns that one.
+ */
+export function deduplicationIdOf(data: JobData): string {
+  if (data.kind === 'backup') return `backup:${data.backupId ?? ''}:${data.shard}`;
+  return `${data.kind}:${data.partition ?? `shard/${data.shard}`}`;
+}
+
+/** Job options every enqueuer uses (plain values, the queue's own option names): retries with backoff, bounded history. */
+export const JOB_DEFAULTS = Object.freeze({
+  attempts: 3,
+  backoff: { type: 'exponential', delay: 5000 },
+  removeOnComplete: { count: 1000 },
+  removeOnFail: { count: 1000 },
+});
+
+/** The job data in `value`, or null when it is not a job's (checked at the queue's edge: Redis holds what anyone wrote). */
+export function parseJobData(value: unknown): JobData | null {
+  if (value === null || typeof value !== 'object') return null;
+  const v = value as Record<string, unknown>;
+  if (typeof v.kind !== 'string' || !(JOB_KINDS as readonly string[]).includes(v.kind)) return null;
+  if (typeof v.shard !== 'string' || typeof v.epoch !== 'number') return null;
+  if (v.partition !== undefined && typeof v.partition !== 'string') return null;
+  if (v.backupId !== undefined && typeof v.backupId !== 'string') return null;
+  return {
+    kind: v.kind as JobKind,
+    shard: v.shard,
+    epoch: v.epoch,
+    ...(typeof v.partition === 'string' ? { partition: v.partition } : {}),
+    ...(typeof v.backupId === 'string' ? { backupId: v.backupId } : {}),
+  };
+}

@@ -1,0 +1,161 @@
+import { randomBytes } from 'node:crypto';
+import { Queue, type Job, type JobType } from 'bullmq';
+import { Redis, type RedisOptions } from 'ioredis';
+import {
+  BACKUPS_KEY,
+  JOB_DEFAULTS,
+  JOB_KINDS,
+  backupKey,
+  deduplicationIdOf,
+  jobIdOf,
+  maintenanceQueueName,
+  parseJobData,
+  parseJobId,
+  type BackupShardView,
+  type BackupView,
+  type JobData,
+  type JobKind,
+  type JobState,
+  type JobView,
+} from '@skein/protocol';
+
+/** A job as `POST /v1/admin/maintenance` and `POST /v1/admin/backups` answer it. */
+export interface EnqueuedJob {
+  id: string;
+  kind: JobKind;
+  partition?: string;
+  shard: string;
+}
+
+/**
+ * The router's side of maintenance jobs: it enqueues them on the owning shards' queues
+ * and reads them back; it never runs one (the shard hosting a queue does).
+ */
+export interface JobQueues {
+  /** Adds each job to its shard's queue; a job already waiting or running for the same unit is returned instead of a new one. */
+  enqueue(jobs: readonly JobData[]): Promise<EnqueuedJob[]>;
+  /** Jobs of the shards' queues, newest first. */
+  list(shards: readonly string[], filter: { state?: JobState; kind?: JobKind; limit: number }): Promise<JobView[]>;
+  /** Null when no such job (or its shard queue) exists. */
+  get(id: string): Promise<JobView | null>;
+  /** Starts a backup of every shard in `shards`: one `backup` job per shard queue, one backup id. */
+  createBackup(shards: readonly string[], epoch: number): Promise<{ id: string; jobs: EnqueuedJob[] }>;
+  /** Backups, newest first. */
+  listBackups(limit: number): Promise<BackupView[]>;
+  close(): Promise<void>;
+}
+
+const STATE_TYPES: Record<JobState, JobType[]> = {
+  waiting: ['waiting', 'delayed', 'prioritized', 'waiting-children'],
+  active: ['active'],
+  completed: ['completed'],
+  failed: ['failed'],
+};
+
+function stateOf(state: string): JobState {
+  if (state === 'active' || state === 'completed' || state === 'failed') return state;
+  return 'waiting';
+}
+
+async function viewOf(shard: string, job: Job): Promise<JobView | null> {
+  const data = parseJobData(job.data);
+  if (!data) return null;
+  const state = stateOf(await job.getState());
+  const progress = typeof job.progress === 'number' ? Math.max(0, Math.min(100, Math.round(job.progress))) : 0;
+  return {
+    id: jobIdOf(shard, job.id ?? ''),
+    kind: data.kind,
+    ...(data.partition !== undefined ? { partition: data.partition } : {}),
+    shard,
+    state,
+    progress: state === 'completed' ? 100 : progress,
+    attempts: job.attemptsStarted,
+    createdAt: new Date(job.timestamp).toISOString(),
+    ...(job.finishedOn ? { finishedAt: new Date(job.finishedOn).toISOString() } : {}),
+    ...(state === 'completed' && job.returnvalue !== undefined ? { result: job.returnvalue } : {}),
+    ...(job.failedReason ? { error: job.failedReason } : {}),
+  };
+}
+
+const newBackupId = () => `${new Date().toISOString().replace(/[-:.]/g, '')}-${randomBytes(3).toString('hex')}`;
+
+/** Job queues in Redis (BullMQ's `skein-maintenance-<shard>`), one connection for all of them. */
+export function createBullJobQueues(deps: { redisUrl: string; redisOptions: RedisOptions }): JobQueues {
+  const connection = new Redis(deps.redisUrl, { ...deps.redisOptions, maxRetriesPerRequest: null, enableOfflineQueue: true, retryStrategy: (n) => Math.min(n * 100, 2000) });
+  connection.on('error', () => {});
+  const queues = new Map<string, Queue>();
+  const queueOf = (shard: string) => {
+    let q = queues.get(shard);
+    if (!q) {
+      q = new Queue(maintenanceQueueName(shard), { connection });
+      q.on('error', () => {});
+      queues.set(shard, q);
+    }
+    return q;
+  };
+
+  async function enqueue(jobs: readonly JobData[]): Promise<EnqueuedJob[]> {
+    const out: EnqueuedJob[] = [];
+    for (const data of jobs) {
+      const job = await queueOf(data.shard).add(data.kind, data, { ...JOB_DEFAULTS, deduplication: { id: deduplicationIdOf(data) } });
+      out.push({ id: jobIdOf(data.shard, job.id ?? ''), kind: data.kind, ...(data.partition !== undefined ? { partition: data.partition } : {}), shard: data.shard });
+    }
+    return out;
+  }
+
+  return {
+    enqueue,
+    async list(shards, { state, kind, limit }) {
+      const types = state ? STATE_TYPES[state] : (['waiting', 'delayed', 'prioritized', 'active', 'completed', 'failed'] as JobType[]);
+      const all: JobView[] = [];
+      for (const shard of shards) {
+        // Each queue's newest `limit` of each type; the sweep's own jobs are not maintenance jobs.
+        const jobs = await queueOf(shard).getJobs(types, 0, limit - 1, false);
+        for (const job of jobs) {
+          if (!job || !(JOB_KINDS as readonly string[]).includes(job.name)) continue;
+          if (kind && job.name !== kind) continue;
+          const view = await viewOf(shard, job);
+          if (view && (!state || view.state === state)) all.push(view);
+        }
+      }
+      all.sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0));
+      return all.slice(0, limit);
+    },
+    async get(id) {
+      const parsed = parseJobId(id);
+      if (!parsed) return null;
+      const job = await queueOf(parsed.shard).getJob(parsed.queueJobId);
+      return job ? viewOf(parsed.shard, job) : null;
+    },
+    async createBackup(shards, epoch) {
+      const id = newBackupId();
+      const createdAt = Date.now();
+      // Named first: a shard that never reports leaves the backup incomplete, visibly.
+      await connection.multi().hset(backupKey(id), 'meta', JSON.stringify({ createdAt, shards })).zadd(BACKUPS_KEY, createdAt, id).exec();
+      const jobs = await enqueue(shards.map((shard) => ({ kind: 'backup' as const, shard, epoch, backupId: id })));
+      return { id, jobs };
+    },
+    async listBackups(limit) {
+      const ids = await connection.zrevrange(BACKUPS_KEY, 0, limit - 1);
+      const out: BackupView[] = [];
+      for (const id of ids) {
+        const h = await connection.hgetall(backupKey(id));
+        if (!h.meta) continue;
+        const meta = JSON.parse(h.meta) as { createdAt: number; shards: string[] };
+        const shards: BackupShardView[] = [];
+        for (const shard of meta.shards) {
+          const part = h[`shard:${shard}`];
+          if (!part) continue;
+          const p = JSON.parse(part) as { position: string; bytes: number };
+          shards.push({ shard, position: p.position, bytes: p.bytes });
+        }
+        out.push({ id, createdAt: new Date(meta.createdAt).toISOString(), complete: shards.length === meta.shards.length, shards });
+      }
+      return out;
+    },
+    async close() {
+      await Promise.allSettled([...queues.values()].map((q) => q.close()));
+      connection.disconnect();
+    },
+  };
+}
