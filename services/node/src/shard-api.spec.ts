@@ -158,7 +158,9 @@ for (const [name, make] of implementations) {
       const api = make();
       const store = new Redis(redis.url);
       try {
-        await store.set(TOPOLOGY_KEY, JSON.stringify({ epoch: 50, shards: [{ id: SHARD, url }] }));
+        // Only recorded placements make partitions the shard's (ownership.ts).
+        const placements = Object.fromEntries(['tl', 'tl~1', 'tr', 'tr~1'].map((partition) => [partition, SHARD]));
+        await store.set(TOPOLOGY_KEY, JSON.stringify({ epoch: 50, shards: [{ id: SHARD, url }], placements }));
         await shard.ownership.refresh();
         callerEpoch = 49;
         await assert.rejects(api.append([{ partition: p, streamId: 'late-1', expectedVersion: 'any', events: [event(1)] }]), (err) => isSkeinError(err, 'NOT_OWNER'));
