@@ -12,3 +12,4 @@ export { createRouterTopology, type RouterTopology } from './topology.ts';
 export { startRouter, type LocalShard, type RunningRouter } from './start.ts';
 export { createClusterAdmin } from './moves/cluster-admin.ts';
 export { planMoves, type MoveRecord, type MoveState, type MovePlan, type MoveCoordinator } from './moves/coordinator.ts';
+export { createBullJobQueues, type JobQueues, type EnqueuedJob } from './jobs.ts';

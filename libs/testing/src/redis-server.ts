@@ -121,6 +121,8 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
     '--dir', dir,
     '--save', '',
     '--appendonly', appendonly ? 'yes' : 'no',
+    // As production must (README, "Redis"): a shard refuses maintenance (BullMQ) on a Redis that may evict.
+    '--maxmemory-policy', 'noeviction',
     '--daemonize', 'no',
     '--logfile', logfile,
   ];

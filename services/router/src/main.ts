@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { exitOnUncaught, loadOrExit, stopOnSignals } from '@skein/http';
 import {
+  createBullJobQueues,
   createClusterAdmin,
   createControlPlane,
   createRedisControlStore,
@@ -57,6 +58,7 @@ async function main(): Promise<void> {
     { redis, topology, control, clusterSecret: config.clusterSecret, timeoutMs: config.shardTimeoutMs, log: logger.child({ component: 'moves' }) },
     { cleanupGraceMs: config.moveCleanupGraceMs, stallMs: config.moveStallMs, maxBytesPerSecond: config.moveMaxBytesPerSecond },
   );
+  const jobs = createBullJobQueues({ redisUrl: config.redisUrl, redisOptions: config.redisOptions });
   let app;
   let url: string;
   try {
@@ -69,7 +71,7 @@ async function main(): Promise<void> {
     await registry.listen();
     await topology.listen();
     await control.listen();
-    app = await createRouterApp({ store, registry, topology, shards, control, logger, metrics: new Registry(), cluster }, config);
+    app = await createRouterApp({ store, registry, topology, shards, control, logger, metrics: new Registry(), cluster, jobs }, config);
     cluster.moves.startResuming();
     url = await app.listen({ host: config.host, port: config.port });
   } catch (err) {
@@ -85,6 +87,7 @@ async function main(): Promise<void> {
     stop: async () => {
       await app.close();
       await cluster.moves.close();
+      await jobs.close();
       control.close();
       await shards.close();
       await Promise.allSettled([redis.quit(), subscriber.quit()]);
