@@ -116,8 +116,16 @@ async function until(what: string, check: () => boolean, timeoutMs = 30_000): Pr
   }
 }
 
+interface RoundTrip {
+  printed: string;
+  apiKey: string;
+  /** `skein read demo order-1` and `skein log demo` at the end. */
+  stream: Record<string, unknown>[];
+  log: Record<string, unknown>[];
+}
+
 /** Starts, creates a tenant, appends, reads and tails with the CLI, stops, starts again and reads the same. */
-async function roundTrip(cwd: string, env: NodeJS.ProcessEnv, controlLine: RegExp): Promise<string> {
+async function roundTrip(cwd: string, env: NodeJS.ProcessEnv, controlLine: RegExp): Promise<RoundTrip> {
   const port = await basePort();
   let run: Run | undefined = await start(cwd, port, env);
   try {
@@ -163,7 +171,7 @@ async function roundTrip(cwd: string, env: NodeJS.ProcessEnv, controlLine: RegEx
     // Appends continue above every position handed out before.
     const after = JSON.parse(await skein(['append', 'demo', 'order-1', '--expected-version', '3', '{"type":"Closed","data":{}}'], again));
     assert.ok(BigInt(after.firstPosition) > positions.reduce((a, b) => (a > b ? a : b)), 'positions keep growing across the restart');
-    return printed;
+    return { printed, apiKey: created.apiKey, stream: lines(await skein(['read', 'demo', 'order-1'], again)), log: lines(await skein(['log', 'demo'], again)) };
   } finally {
     if (run) await stop(run).catch(() => undefined);
   }
@@ -184,7 +192,7 @@ test('npm start with a private redis-server from PATH: a tenant, appends, reads 
   }
 });
 
-test('npm start with no redis-* program on PATH runs on the embedded control plane and says so in one line; the same round trip and restart hold', { timeout: 300_000 }, async () => {
+test('npm start with no redis-* program on PATH runs on the embedded control plane and says so in one line; the same round trip and restart hold; the data then starts with a private redis-server, everything there', { timeout: 300_000 }, async () => {
   const dir = await tempDir('skein-start-embedded-');
   try {
     const bin = pathWithoutRedis(join(dir.path, 'bin'));
@@ -195,11 +203,30 @@ test('npm start with no redis-* program on PATH runs on the embedded control pla
     assert.ok(!readdirSync(bin).some((n) => n.startsWith('redis')));
     const work = join(dir.path, 'work');
     mkdirSync(work);
-    const printed = await roundTrip(work, env, /skein: control plane: embedded, no Redis \(no SKEIN_REDIS_URL, no redis-server on PATH\)/);
+    const { printed, apiKey, stream, log } = await roundTrip(work, env, /skein: control plane: embedded, no Redis \(no SKEIN_REDIS_URL, no redis-server on PATH\)/);
     assert.equal(printed.match(/control plane: /g)?.length, 1, 'one line says which control plane');
     assert.ok(existsSync(join(work, '.skein', 'control')), 'the embedded control store is in ./.skein/control');
     assert.ok(!existsSync(join(work, '.skein', 'redis')), 'no Redis data');
     assert.doesNotMatch(printed, /redis-server is up/);
+
+    // The same data directory with redis-server back on PATH: the private Redis's control
+    // plane is rebuilt from the shards' records; the tenant, its key, the events and their
+    // positions are all there, and new positions continue above them.
+    const withRedis: NodeJS.ProcessEnv = { ...process.env };
+    delete withRedis.SKEIN_REDIS_URL;
+    delete withRedis.SKEIN_DATA_DIR;
+    const port = await basePort();
+    const run = await start(work, port, withRedis);
+    try {
+      assert.match(run.output(), /skein: control plane: starting a private redis-server/);
+      const as = { ...withRedis, SKEIN_URL: run.url, SKEIN_API_KEY: apiKey };
+      assert.deepEqual(lines(await skein(['read', 'demo', 'order-1'], as)), stream);
+      assert.deepEqual(lines(await skein(['log', 'demo'], as)), log);
+      const next = JSON.parse(await skein(['append', 'demo', 'order-1', '--expected-version', String(stream.length), '{"type":"Reopened","data":{}}'], as));
+      assert.ok(BigInt(next.firstPosition) > BigInt(log.at(-1)!.position as string), 'positions continue above the embedded ones');
+    } finally {
+      await stop(run);
+    }
   } finally {
     await dir.remove();
   }
