@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type RootDatabase } from 'lmdb';
+import { environmentOptions } from './environment.ts';
 import { SkeinError } from '@skein/protocol';
 import { GLOBAL, positionOfKey, type Key } from './keys.ts';
 import { BloomFilter, type Hash } from './bloom.ts';
@@ -76,19 +77,7 @@ export function bucketIdOf(ts: number, span: BucketSpan): string {
 
 function openEnv(path: string, mapSizeBytes: number): RootDatabase<unknown, Key> {
   try {
-    // Durability is not configurable: the engine commits with synchronous transactions,
-    // which sync before returning. overlappingSync stays on: it fixes the environment's
-    // meta-page layout (existing files were made with it) and lets the catalog's async
-    // writes sync off-thread. Never noSync, never mapAsync.
-    return open<unknown, Key>({
-      path,
-      mapSize: mapSizeBytes,
-      encoding: 'msgpack',
-      keyEncoding: 'ordered-binary',
-      compression: false,
-      overlappingSync: true,
-      sharedStructuresKey: Symbol.for('skein.structures'),
-    });
+    return open<unknown, Key>(environmentOptions(path, mapSizeBytes));
   } catch (err) {
     throw new SkeinError('INTERNAL', `cannot open LMDB environment at ${path}`, {}, { cause: err });
   }

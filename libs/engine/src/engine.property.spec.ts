@@ -242,11 +242,11 @@ function compareRead(m: Model, e: EventStore, r: Read) {
   }
 }
 
-test('the engine behaves like the in-memory model under random interleavings', async () => {
+for (const commitThread of [false, true]) test(`the engine behaves like the in-memory model under random interleavings${commitThread ? ' (commits on a thread)' : ''}`, async () => {
   await fc.assert(
     fc.asyncProperty(fc.array(stepArb, { minLength: 10, maxLength: 60, size: 'max' }), async (steps) => {
       const dir = mkdtempSync(join(tmpdir(), 'skein-prop-'));
-      const engine = createEngine({ path: dir });
+      const engine = createEngine({ path: dir, commitThread });
       const model = new Model();
       try {
         for (const step of steps) {
@@ -268,7 +268,8 @@ test('the engine behaves like the in-memory model under random interleavings', a
         rmSync(dir, { recursive: true, force: true });
       }
     }),
-    { numRuns: Number(process.env.SKEIN_PROPERTY_RUNS ?? 100) },
+    // Each store with a commit thread starts one: fewer runs of those.
+    { numRuns: Math.ceil(Number(process.env.SKEIN_PROPERTY_RUNS ?? 100) / (commitThread ? 5 : 1)) },
   );
 });
 

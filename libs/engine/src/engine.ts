@@ -23,6 +23,7 @@ import {
   categoryOf,
 } from '@skein/protocol';
 import { BucketSet, spanEndOf, type Bucket } from './buckets.ts';
+import { startCommitThread, type CommitWriter } from './commit-writer.ts';
 import { createEmbeddedSequencer } from './embedded-sequencer.ts';
 import {
   GLOBAL,
@@ -74,8 +75,12 @@ export const defaultEngineOptions = Object.freeze({
   storageProbeIntervalMs: 1000,
   readPageBytes: 4 * 1024 * 1024,
   maxOpenBuckets: 64,
+  commitThread: false,
+  testCommitDelayMs: 0,
 });
 
+/** Where the test-only commit delay sleeps (Atomics.wait on a value that never changes). */
+const commitPause = new Int32Array(new SharedArrayBuffer(4));
 const noopLogger: EngineLogger = { debug() {}, info() {}, warn() {}, error() {} };
 const EMPTY_HEAD: HeadRecord = Object.freeze({ v: 0 });
 
@@ -131,12 +136,17 @@ interface Decision {
   answer: () => unknown;
 }
 
-/** State of the batch being decided: what earlier ops of the same batch changed. Lookups see it before the committed state. */
+/**
+ * State of the batch being decided: what earlier ops of the same batch changed, and what
+ * the batch still committing on the commit thread (`prev`, at most one) will have
+ * changed. Lookups see both before the committed state.
+ */
 interface BatchState {
   heads: Map<string, HeadRecord>;
   idem: Map<string, { fingerprint: string; decision: Decision }>;
   /** Records accepted in this batch, by stream key and version. */
   records: Map<string, EventRecord>;
+  prev?: BatchState | undefined;
 }
 
 /** A batch whose ops are decided, waiting for its positions. */
@@ -232,6 +242,7 @@ export function createEngine(options: EngineOptions): EventStore {
   const heads = new LruCache<string, HeadRecord>(cfg.headCacheSize);
   const listeners = new Set<(appends: readonly CommittedAppend[]) => void>();
   const limits = { maxEventBytes: cfg.maxEventBytes, maxEventsPerAppend: cfg.maxEventsPerAppend };
+  const writer: CommitWriter | null = cfg.commitThread ? startCommitThread({ mapSizeBytes: cfg.mapSizeBytes, testCommitDelayMs: cfg.testCommitDelayMs }) : null;
 
   let highestCommitted = recoverHighestCommitted();
   /** A sequencer allocation is on the wire (there is at most one). */
@@ -257,7 +268,7 @@ export function createEngine(options: EngineOptions): EventStore {
 
   function loadHead(p: string, s: string, st?: BatchState): HeadRecord {
     const ref = streamRef(p, s);
-    const pending = st?.heads.get(ref);
+    const pending = st?.heads.get(ref) ?? st?.prev?.heads.get(ref);
     if (pending) return pending;
     const cached = heads.get(ref);
     if (cached) return cached;
@@ -286,7 +297,8 @@ export function createEngine(options: EngineOptions): EventStore {
   }
 
   function loadRecord(p: string, s: string, v: number, st?: BatchState): EventRecord | undefined {
-    const pending = st?.records.get(versionRef(p, s, v));
+    const ref = versionRef(p, s, v);
+    const pending = st?.records.get(ref) ?? st?.prev?.records.get(ref);
     if (pending) return pending;
     for (const b of streamBuckets(loadHead(p, s, st)).slice().reverse()) {
       const found = getRecord(b, p, s, v);
@@ -455,7 +467,7 @@ export function createEngine(options: EngineOptions): EventStore {
 
     const idemRef = op.idempotencyKey === undefined ? undefined : `${streamRef(p, s)}\u0000${op.idempotencyKey}`;
     if (idemRef !== undefined) {
-      const inBatch = st.idem.get(idemRef);
+      const inBatch = st.idem.get(idemRef) ?? st.prev?.idem.get(idemRef);
       if (inBatch) {
         if (inBatch.fingerprint !== op.fingerprint) return answerOnly(op, { ok: false, code: 'IDEMPOTENCY_KEY_REUSED' });
         const original = inBatch.decision;
@@ -579,6 +591,8 @@ export function createEngine(options: EngineOptions): EventStore {
 
   async function runMaintenanceWrite(w: MaintenanceWrite): Promise<void> {
     if (fault && !(await probeStorage())) return w.reject(storageUnavailable(fault, 1));
+    // The commit thread holds no environment a maintenance write changes or swaps.
+    if (writer) await writer.release().catch(() => undefined);
     try {
       buckets.prepareWrite(w.bucket);
     } catch (err) {
@@ -615,34 +629,69 @@ export function createEngine(options: EngineOptions): EventStore {
   /**
    * The batcher loop: take every queued op, decide them in order against the committed
    * state, allocate the batch's positions (one sequencer round trip, during which new
-   * ops queue up for the next batch), commit, answer, repeat. One batch at a time: the
-   * commit is synchronous (see `commit`), so a second batch allocating meanwhile would
-   * only make batches smaller and fsyncs more frequent (measured: a two-deep pipeline
-   * cut single-event throughput by about 10%, three-deep by 30%; sending the next
-   * batch's allocation just before this commit, to overlap the two, gained nothing).
+   * ops queue up for the next batch), commit, answer, repeat.
+   *
+   * Inline (the default), the commit is synchronous on this thread (see `commit`): one
+   * batch at a time, since a second batch allocating meanwhile would only make batches
+   * smaller and fsyncs more frequent (measured: a two-deep pipeline cut single-event
+   * throughput by about 10%, three-deep by 30%; sending the next batch's allocation just
+   * before this commit, to overlap the two, gained nothing).
+   *
+   * With a commit thread (`commitThread`), the next batch is decided (seeing the
+   * committing batch's state through `BatchState.prev`) and allocated while one commits,
+   * and committed once that one is durable; if it failed, the next is refused as well
+   * (it was decided against writes that never happened).
    */
   async function drain(): Promise<void> {
     // Let callers of the same tick join the first batch.
     await new Promise<void>((r) => setImmediate(r));
+    let inFlight: { st: BatchState; durable: Promise<boolean> } | null = null;
+    const settled = async (): Promise<boolean> => {
+      if (!inFlight) return true;
+      const ok = await inFlight.durable;
+      inFlight = null;
+      return ok;
+    };
     try {
       // The periodic probe runs here too, so it never overlaps a batch.
       if (fault) await probeStorage();
-      while (queue.length > 0 || maintenanceWrites.length > 0) {
+      for (;;) {
         if (maintenanceWrites.length > 0) {
+          await settled();
           const [w, ...rest] = maintenanceWrites;
           maintenanceWrites = rest;
           await runMaintenanceWrite(w!);
           continue;
         }
+        if (queue.length === 0) {
+          if (!inFlight) break;
+          await settled();
+          continue;
+        }
         const ops = queue.length <= cfg.maxBatchOps ? queue : queue.slice(0, cfg.maxBatchOps);
         queue = queue.length <= cfg.maxBatchOps ? [] : queue.slice(cfg.maxBatchOps);
+        if (fault) await settled();
         if (fault && !(await probeStorage())) {
           refuse(ops, storageUnavailable(fault, 1));
           continue;
         }
-        const decided = decideBatch(ops);
+        const decided = decideBatch(ops, inFlight?.st);
         const prepared = decided && (await allocate(decided));
-        if (prepared) commit(prepared);
+        if (!writer) {
+          if (prepared) commit(prepared);
+          continue;
+        }
+        if (!(await settled())) {
+          if (prepared) {
+            release(prepared.range);
+            refuse(prepared.ops, fault ? storageUnavailable(fault, 1) : new SkeinError('UNAVAILABLE', 'the batch before this one failed to commit', { retryAfter: 1 }));
+          }
+          continue;
+        }
+        if (!prepared) continue;
+        // The batch before is durable and cached: nothing needs to see through to it any more.
+        prepared.st.prev = undefined;
+        inFlight = { st: prepared.st, durable: commitOnThread(writer, prepared) };
       }
     } finally {
       running = null;
@@ -707,10 +756,10 @@ export function createEngine(options: EngineOptions): EventStore {
   let highestAllocated = highestCommitted;
 
   /** Decides every op of the batch, in order. Undefined when the batch failed as a whole. */
-  function decideBatch(ops: Op[]): DecidedBatch | undefined {
+  function decideBatch(ops: Op[], prev: BatchState | undefined): DecidedBatch | undefined {
     const started = performance.now();
     const now = clock();
-    const st: BatchState = { heads: new Map(), idem: new Map(), records: new Map() };
+    const st: BatchState = { heads: new Map(), idem: new Map(), records: new Map(), prev };
     const decisions: Decision[] = [];
     let eventCount = 0;
     for (const op of ops) {
@@ -768,38 +817,90 @@ export function createEngine(options: EngineOptions): EventStore {
    * costs this thread the page writes and the fdatasync (0.2 to 1 ms per batch here)
    * and saves two event-loop hops per batch (about 2 ms under load, since the async
    * transaction's callback must come back to this thread); measured, it gives 10-15%
-   * more single-event appends/s at a lower p99.
+   * more single-event appends/s at a lower p99 in a process of its own.
    */
   function commit(batch: PreparedBatch): void {
-    const { ops, st, decisions, range, now } = batch;
+    const written = writesOf(batch);
+    if (written === null) return answer(batch, []);
+    const bucket = guardedBucket(batch);
+    if (!bucket) return;
+    const db = bucket.db;
+    try {
+      // Tests only: a slow fdatasync, holding this thread as a real one would.
+      if (cfg.testCommitDelayMs > 0) Atomics.wait(commitPause, 0, 0, cfg.testCommitDelayMs);
+      db.transactionSync(() => {
+        for (const [key, value] of written.puts) db.putSync(key, value);
+      });
+    } catch (err) {
+      return commitFailed(batch, bucket, err);
+    }
+    answer(batch, written.committed);
+  }
+
+  /**
+   * The same as `commit`, with the transaction on the commit thread: this thread stays
+   * free (in a node process, for the router and the other shards) while it syncs, and
+   * answers once it is durable. One hop back per batch (the thread's answer). Resolves
+   * false when the batch was refused.
+   */
+  async function commitOnThread(writer: CommitWriter, batch: PreparedBatch): Promise<boolean> {
+    const written = writesOf(batch);
+    if (written === null) {
+      answer(batch, []);
+      return true;
+    }
+    const bucket = guardedBucket(batch);
+    if (!bucket) return false;
+    try {
+      await writer.commit(buckets.directoryOf(bucket), written.puts);
+    } catch (err) {
+      commitFailed(batch, bucket, err);
+      return false;
+    }
+    // This thread's read snapshot predates the commit: reads from now on see it.
+    bucket.db.resetReadTxn();
+    answer(batch, written.committed);
+    return true;
+  }
+
+  /** Every write of a prepared batch, in order; null when it writes nothing. */
+  function writesOf(batch: PreparedBatch): { puts: [Key, unknown][]; committed: CommittedAppend[] } | null {
+    if (!batch.decisions.some((d) => d.puts)) return null;
+    const puts: [Key, unknown][] = [];
     const committed: CommittedAppend[] = [];
-    if (decisions.some((d) => d.puts)) {
-      let bucket: Bucket;
-      try {
-        bucket = buckets.current(now);
-        buckets.prepareWrite(bucket);
-      } catch (err) {
-        release(range);
-        refuse(ops, storageFailed(err, 'the disk refused a write before the commit'));
-        return;
-      }
-      const db = bucket.db;
-      try {
-        db.transactionSync(() => {
-          for (const d of decisions) {
-            if (d.records) writeAppend(db, d, now, committed);
-            if (d.puts) for (const [key, value] of d.puts) db.putSync(key, value);
-          }
-        });
-      } catch (err) {
-        // Aborted, nothing of it durable. The environment may be in MDB_FATAL_ERROR,
-        // where lmdb-js's next transaction would use an uninitialised txn (storage.ts):
-        // it is reopened before anything is written to it again.
-        buckets.commitFailed(bucket);
-        release(range);
-        refuse(ops, storageFailed(err, 'a commit failed'));
-        return;
-      }
+    for (const d of batch.decisions) {
+      if (d.records) appendWrites(d, batch.now, puts, committed);
+      if (d.puts) for (const put of d.puts) puts.push(put);
+    }
+    return { puts, committed };
+  }
+
+  /** The bucket the batch is written to, guarded for the commit (storage.ts); undefined when the batch was refused. */
+  function guardedBucket(batch: PreparedBatch): Bucket | undefined {
+    try {
+      const bucket = buckets.current(batch.now);
+      buckets.prepareWrite(bucket);
+      return bucket;
+    } catch (err) {
+      release(batch.range);
+      refuse(batch.ops, storageFailed(err, 'the disk refused a write before the commit'));
+      return undefined;
+    }
+  }
+
+  function commitFailed(batch: PreparedBatch, bucket: Bucket, err: unknown): void {
+    // Aborted, nothing of it durable. The environment may be in MDB_FATAL_ERROR,
+    // where lmdb-js's next transaction would use an uninitialised txn (storage.ts):
+    // it is reopened before anything is written to it again.
+    buckets.commitFailed(bucket);
+    release(batch.range);
+    refuse(batch.ops, storageFailed(err, 'a commit failed'));
+  }
+
+  /** Answers a durable batch's ops and tells the commit listeners. */
+  function answer(batch: PreparedBatch, committed: CommittedAppend[]): void {
+    const { ops, st, decisions, range } = batch;
+    if (committed.length > 0 || decisions.some((d) => d.puts)) {
       for (const [ref, head] of st.heads) heads.set(ref, head);
       if (range) highestCommitted = range.last;
       release(range);
@@ -809,17 +910,17 @@ export function createEngine(options: EngineOptions): EventStore {
     options.observer?.batch?.({ ops: ops.length, events: batch.eventCount, seconds: (performance.now() - batch.started) / 1000 });
   }
 
-  function writeAppend(db: Bucket['db'], d: Decision, now: number, committed: CommittedAppend[]): void {
+  function appendWrites(d: Decision, now: number, puts: [Key, unknown][], committed: CommittedAppend[]): void {
     const op = d.op as AppendOp;
     const { partition: p, streamId: s } = op;
     const records = d.records!;
     let version = d.firstVersion!;
-    for (const r of records) db.putSync(streamKey(p, s, version++), r);
+    for (const r of records) puts.push([streamKey(p, s, version++), r]);
     const first = records[0]!.pos;
     const last = records[records.length - 1]!.pos;
     // One log entry per append: its positions are consecutive (see keys.ts).
-    db.putSync(logKey(p, first), [s, d.firstVersion!, records.length]);
-    db.putSync(globalKey(first), [p, s, d.firstVersion!, records.length]);
+    puts.push([logKey(p, first), [s, d.firstVersion!, records.length]]);
+    puts.push([globalKey(first), [p, s, d.firstVersion!, records.length]]);
     if (op.idempotencyKey !== undefined) {
       const idem: IdempotencyRecord = {
         h: op.fingerprint!,
@@ -830,7 +931,7 @@ export function createEngine(options: EngineOptions): EventStore {
         firstPosition: first,
         lastPosition: last,
       };
-      db.putSync(idemKey(p, s, op.idempotencyKey), idem);
+      puts.push([idemKey(p, s, op.idempotencyKey), idem]);
     }
     committed.push({ partition: p, streamId: s, firstVersion: d.firstVersion!, lastVersion: version - 1, firstPosition: first, lastPosition: last });
   }
@@ -1117,6 +1218,7 @@ export function createEngine(options: EngineOptions): EventStore {
       closed = true;
       if (probeTimer) clearInterval(probeTimer);
       while (running) await running;
+      await writer?.close();
       if (ownSequencer) await sequencer.close();
       await buckets.close();
     },

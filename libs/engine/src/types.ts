@@ -84,6 +84,20 @@ export interface EngineOptions {
    * stays open. Default 64.
    */
   maxOpenBuckets?: number;
+  /**
+   * Commit batches on a thread of their own (commit-writer.ts) instead of this one: the
+   * page writes and fdatasync of a commit then never hold this thread's event loop, and
+   * the next batch is decided and allocated while one commits. Answers still follow
+   * durability. For a process that hosts more than the store (a node: the router and
+   * other shards share its loop). Default false: a store alone in its process commits
+   * inline, which saves a thread hop per batch.
+   */
+  commitThread?: boolean;
+  /**
+   * Tests only: sleep this long right before each batch commit, on the thread that
+   * commits (a slow fdatasync). Default 0.
+   */
+  testCommitDelayMs?: number;
   /** Streams whose state is cached in memory. Default 100,000. */
   headCacheSize?: number;
   /** Per-event and per-append limits. Default: protocol's DEFAULT_LIMITS. */

@@ -1,0 +1,129 @@
+// Commits on a thread of their own (EngineOptions.commitThread): what a node process's
+// shards do. Real LMDB files in temp directories.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createEngine, type EngineOptions, type EventStore } from './index.ts';
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+async function withEngines(options: Partial<EngineOptions>[], fn: (engines: EventStore[]) => Promise<void>): Promise<void> {
+  const dirs = options.map(() => mkdtempSync(join(tmpdir(), 'skein-commit-thread-')));
+  const engines = options.map((o, i) => createEngine({ path: dirs[i]!, ...o }));
+  try {
+    await fn(engines);
+  } finally {
+    await Promise.all(engines.map((e) => e.close()));
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  }
+}
+
+const event = (i: number) => ({ type: 'T', data: { i, pad: 'x'.repeat(200) } });
+
+test('batches decided while one commits see its writes: exact versions, idempotent repeats and reads agree', () =>
+  withEngines([{ commitThread: true }], async ([e]) => {
+    const engine = e!;
+    const streams = 20;
+    const rounds = 30;
+    const versions = new Array<number>(streams).fill(0);
+    const positions = new Set<bigint>();
+    // Appends arrive over many ticks, so batches overlap commits: every append expects
+    // the version the one before it on its stream produced.
+    await Promise.all(
+      Array.from({ length: streams }, async (_, s) => {
+        for (let r = 0; r < rounds; r++) {
+          const key = `k-${s}-${r}`;
+          const request = { expectedVersion: versions[s]!, events: [event(r)], idempotencyKey: key };
+          const first = engine.append('p', `s-${s}`, request);
+          // The same request again, in the next tick: a duplicate of the first, whether
+          // that one is still committing or already durable.
+          await new Promise<void>((r) => setImmediate(r));
+          const again = engine.append('p', `s-${s}`, request);
+          const [a, b] = await Promise.all([first, again]);
+          assert.ok(a.ok && b.ok, `stream ${s} round ${r}: ${JSON.stringify([a, b], (_k, v) => (typeof v === 'bigint' ? String(v) : v))}`);
+          assert.equal(a.firstVersion, r + 1);
+          assert.equal(b.duplicate, true);
+          assert.equal(b.firstPosition, a.firstPosition);
+          assert.ok(!positions.has(a.firstPosition), 'a position given twice');
+          positions.add(a.firstPosition);
+          versions[s] = a.lastVersion;
+          // Acknowledged means readable.
+          const read = engine.readStream('p', `s-${s}`, { from: a.firstVersion, limit: 1 });
+          assert.ok(read.ok && read.events[0]?.position === a.firstPosition, 'an acknowledged event is not read back');
+        }
+      }),
+    );
+    const log = engine.readShardLog({ limit: streams * rounds + 1 });
+    assert.equal(log.events.length, streams * rounds);
+    assert.deepEqual(
+      log.events.map((x) => x.position),
+      [...positions].sort((a, b) => (a < b ? -1 : 1)),
+    );
+  }));
+
+/**
+ * Three stores in one process, as a node hosts three shards; one has a slow fdatasync
+ * (testCommitDelayMs). Appends to the other two, made one after another, are timed.
+ */
+async function latenciesBesideSlowCommits(commitThread: boolean, rounds: number): Promise<{ slow: number[]; others: number[] }> {
+  const delayMs = 300;
+  const slow: number[] = [];
+  const others: number[] = [];
+  await withEngines([{ commitThread, testCommitDelayMs: delayMs }, { commitThread }, { commitThread }], async (engines) => {
+    const [slowEngine, ...fast] = engines;
+    // Each commit thread has started (loading its script) before anything is timed.
+    await Promise.all(engines.map((e) => e.append('p', 'warm-up', { events: [event(0)] })));
+    let running = true;
+    const slowLoop = (async () => {
+      for (let i = 0; running; i++) {
+        const started = performance.now();
+        const outcome = await slowEngine!.append('p', `slow-${i % 4}`, { events: [event(i)] });
+        assert.ok(outcome.ok);
+        slow.push(performance.now() - started);
+      }
+    })();
+    await sleep(50);
+    await Promise.all(
+      fast.map(async (engine, k) => {
+        for (let i = 0; i < rounds; i++) {
+          const started = performance.now();
+          const outcome = await engine.append('p', `fast-${k}-${i % 8}`, { events: [event(i)] });
+          assert.ok(outcome.ok);
+          others.push(performance.now() - started);
+          await sleep(10);
+        }
+      }),
+    );
+    running = false;
+    await slowLoop;
+  });
+  return { slow, others };
+}
+
+const summary = (ms: number[]) => {
+  const sorted = [...ms].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!.toFixed(1);
+  return `n=${ms.length} p50=${at(0.5)} ms p99=${at(0.99)} ms max=${sorted[sorted.length - 1]!.toFixed(1)} ms`;
+};
+
+test('a slow fdatasync on one store delays no append to the other stores of the process (commit threads)', async () => {
+  const { slow, others } = await latenciesBesideSlowCommits(true, 60);
+  console.log(`commit threads: slow store ${summary(slow)}; other stores ${summary(others)}`);
+  // The delay is real: every commit of the slow store waited it out.
+  assert.ok(Math.min(...slow) >= 290, `slow store appends took ${summary(slow)}`);
+  // Generous for a loaded machine, yet below one slow commit (300 ms): no append of the
+  // other stores ever waited for one.
+  const sorted = [...others].sort((a, b) => a - b);
+  assert.ok(sorted[Math.floor(sorted.length * 0.99)]! < 150, `other stores' appends: ${summary(others)}`);
+});
+
+test('the measurement can fail: with inline commits the slow store stalls the other stores', async () => {
+  const { slow, others } = await latenciesBesideSlowCommits(false, 10);
+  console.log(`inline commits: slow store ${summary(slow)}; other stores ${summary(others)}`);
+  // An inline commit holds the one event loop for its delay: appends to the other stores
+  // wait for it (a fast append can slip in between two slow commits, not most of them).
+  const sorted = [...others].sort((a, b) => a - b);
+  assert.ok(sorted[Math.floor(sorted.length * 0.5)]! >= 150, `other stores' appends: ${summary(others)}`);
+});
