@@ -1,6 +1,6 @@
 import { undiciFetch } from './undici-transport.ts';
 import { isSkeinError, validateIdempotencyKey } from '@skein/protocol';
-import type { StreamMetadata } from '@skein/protocol';
+import type { BackupView, JobKind, JobState, JobView, MaintenanceKind, StreamMetadata } from '@skein/protocol';
 import { decodeAppendResult, decodeLogPage, decodeStreamPage, positionParam } from './decode.ts';
 import { createTransport } from './http.ts';
 import type { FetchFunction, HttpRequest, QueryValue } from './http.ts';
@@ -82,6 +82,32 @@ export interface AdminClient {
   deleteKey(tenant: string, keyId: string, options?: CallOptions): Promise<void>;
   /** `GET /v1/admin/cluster`. */
   cluster(options?: CallOptions): Promise<ClusterStatus>;
+  /** `PATCH /v1/admin/tenants/{tenant}`: `null` removes a setting, an absent one is kept. Throws `TENANT_NOT_FOUND`. */
+  updateTenant(tenant: string, change: TenantChange, options?: CallOptions): Promise<TenantInfo>;
+  /** `POST /v1/admin/maintenance`: runs retention or compaction now on the owning shards; answers the jobs enqueued. */
+  runMaintenance(request: { kind: MaintenanceKind; tenant?: string; partition?: string }, options?: CallOptions): Promise<{ jobs: EnqueuedJob[] }>;
+  /** `GET /v1/admin/jobs`: recent jobs of every shard queue, newest first. */
+  jobs(filter?: { state?: JobState; kind?: JobKind; limit?: number }, options?: CallOptions): Promise<JobView[]>;
+  /** `GET /v1/admin/jobs/{id}`; `null` when there is no such job. */
+  job(id: string, options?: CallOptions): Promise<JobView | null>;
+  /** `POST /v1/admin/backups`: a backup of every shard (one job per shard). */
+  createBackup(options?: CallOptions): Promise<{ id: string; jobs: EnqueuedJob[] }>;
+  /** `GET /v1/admin/backups`, newest first. */
+  backups(options?: CallOptions): Promise<BackupView[]>;
+}
+
+/** A change of a tenant's settings: `null` removes one, an absent one is kept. */
+export interface TenantChange {
+  retention?: { maxAge?: number | null };
+  quota?: { eventsPerSecond: number } | null;
+}
+
+/** A job as enqueued: `id` is `<shard>:<queue job id>`. */
+export interface EnqueuedJob {
+  id: string;
+  kind: JobKind;
+  partition?: string;
+  shard: string;
 }
 
 /**
@@ -259,6 +285,33 @@ export function createClient(options: ClientOptions): SkeinClient {
     },
     async cluster(o) {
       return (await get('/v1/admin/cluster', undefined, o?.signal)) as ClusterStatus;
+    },
+    async updateTenant(tenant, change, o) {
+      const res = await transport.request({ method: 'PATCH', path: `/v1/admin/tenants/${seg(tenant)}`, body: change, retry: false, signal: o?.signal });
+      return res.body as TenantInfo;
+    },
+    async runMaintenance(request, o) {
+      const res = await transport.request({ method: 'POST', path: '/v1/admin/maintenance', body: request, retry: false, signal: o?.signal });
+      return res.body as { jobs: EnqueuedJob[] };
+    },
+    async jobs(filter, o) {
+      const query: Record<string, QueryValue> = { state: filter?.state, kind: filter?.kind, limit: filter?.limit };
+      return ((await get('/v1/admin/jobs', query, o?.signal)) as { jobs: JobView[] }).jobs;
+    },
+    async job(id, o) {
+      try {
+        return (await get(`/v1/admin/jobs/${seg(id)}`, undefined, o?.signal)) as JobView;
+      } catch (err) {
+        if (isSkeinError(err, 'NOT_FOUND')) return null;
+        throw err;
+      }
+    },
+    async createBackup(o) {
+      const res = await transport.request({ method: 'POST', path: '/v1/admin/backups', retry: false, signal: o?.signal });
+      return res.body as { id: string; jobs: EnqueuedJob[] };
+    },
+    async backups(o) {
+      return ((await get('/v1/admin/backups', undefined, o?.signal)) as { backups: BackupView[] }).backups;
     },
   };
 

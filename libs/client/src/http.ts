@@ -33,7 +33,7 @@ export interface TransportOptions {
 export type QueryValue = string | number | undefined;
 
 export interface HttpRequest {
-  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   /** Already percent-encoded, from the base URL's path on. */
   path: string;
   query?: Record<string, QueryValue>;

@@ -1,5 +1,5 @@
 export { createClient, DEFAULT_CLIENT_OPTIONS } from './client.ts';
-export type { ClientOptions, SkeinClient, AdminClient, SubscribeStreamOptions, SubscribeLogOptions } from './client.ts';
+export type { ClientOptions, SkeinClient, AdminClient, SubscribeStreamOptions, SubscribeLogOptions, TenantChange, EnqueuedJob } from './client.ts';
 export type { Subscription, SubscribeOptions, ReconnectInfo } from './subscription.ts';
 export type { FetchFunction, FetchInit, FetchResponse } from './http.ts';
 export { errorFromResponse } from './http.ts';
@@ -35,3 +35,4 @@ export type {
 } from './types.ts';
 export { SkeinError, isSkeinError, ERROR_CODES } from '@skein/protocol';
 export type { ErrorCode } from '@skein/protocol';
+export type { JobView, JobKind, JobState, MaintenanceKind, BackupView, BackupShardView } from '@skein/protocol';

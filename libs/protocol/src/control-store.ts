@@ -68,6 +68,14 @@ export interface ControlStore {
   readApiKey(digest: string): Promise<Marked<StoredApiKey>>;
   /** Creates a tenant and its first key, once: `exists` for a tenant stored before (or restored by a rebuild). */
   createTenant(marker: string, input: NewTenant): Promise<{ ok: true; tenantVersion: number; keyVersion: number } | Refusal<'exists'>>;
+  /**
+   * Changes an existing tenant's `retention.maxAge` and quota (undefined: kept; null:
+   * removed) with a new record version; answers the tenant as stored now. `no-tenant` otherwise.
+   */
+  updateTenant(
+    marker: string,
+    input: { tenant: string; maxAge?: number | null; quota?: { eventsPerSecond: number } | null },
+  ): Promise<{ ok: true; tenant: StoredTenant } | Refusal<'no-tenant'>>;
   /** Adds a key to an existing tenant; `no-tenant` otherwise. */
   mintKey(marker: string, input: { tenant: string; keyId: string; digest: string }): Promise<{ ok: true; version: number } | Refusal<'no-tenant'>>;
   /** The live key's digest (null when none), and a revocation not yet finished (its tombstone). */

@@ -10,6 +10,7 @@ const script = (name: string) => readFileSync(new URL(`./scripts/${name}`, impor
 type ScriptedRedis = Redis & {
   skeinCreateTenant(...args: string[]): Promise<[number, number?, number?]>;
   skeinMintKey(...args: string[]): Promise<[number, number?]>;
+  skeinUpdateTenant(...args: string[]): Promise<[number, number?, string?, string?, string?, string?]>;
   skeinRevokeKey(...args: string[]): Promise<[number, string?]>;
   skeinPlacePartitions(key: string, marker: string, version: string, knownMarker: string, epoch: string, placements: string): Promise<[number, string?]>;
   skeinEnsureShards(key: string, marker: string, version: string, knownMarker: string, shards: string, channel: string): Promise<[number, string?]>;
@@ -52,6 +53,7 @@ export function createRedisControlStore(deps: { redis: Redis; subscriber?: Redis
   const { subscriber } = deps;
   redis.defineCommand('skeinCreateTenant', { numberOfKeys: 5, lua: script('create-tenant-5.lua') });
   redis.defineCommand('skeinMintKey', { numberOfKeys: 5, lua: script('mint-key-5.lua') });
+  redis.defineCommand('skeinUpdateTenant', { numberOfKeys: 3, lua: script('update-tenant-3.lua') });
   redis.defineCommand('skeinRevokeKey', { numberOfKeys: 5, lua: script('revoke-key-5.lua') });
   redis.defineCommand('skeinPlacePartitions', { numberOfKeys: 3, lua: script('place-partitions-3.lua') });
   redis.defineCommand('skeinEnsureShards', { numberOfKeys: 3, lua: script('ensure-shards-3.lua') });
@@ -90,6 +92,15 @@ export function createRedisControlStore(deps: { redis: Redis; subscriber?: Redis
       if (code === -1) return { ok: false, reason: 'stale' };
       if (code === -2) return { ok: false, reason: 'exists' };
       return { ok: true, tenantVersion: tenantVersion!, keyVersion: keyVersion! };
+    },
+    async updateTenant(marker, { tenant, maxAge, quota }) {
+      const arg = <T>(v: T | null | undefined, text: (v: T) => string) => (v === undefined ? '' : v === null ? 'null' : text(v));
+      const [code, version, partitions, retention, quotaJson, createdAt] = await redis.skeinUpdateTenant(
+        CONTROL.marker, CONTROL.version, TENANT(tenant), marker, arg(maxAge, String), arg(quota, (q) => JSON.stringify(q)),
+      );
+      if (code === -1) return { ok: false, reason: 'stale' };
+      if (code === -3) return { ok: false, reason: 'no-tenant' };
+      return { ok: true, tenant: tenantOf({ partitions: partitions!, retention: retention!, quota: quotaJson!, createdAt: createdAt!, version: String(version) })! };
     },
     async mintKey(marker, { tenant, keyId, digest }) {
       const [code, version] = await redis.skeinMintKey(CONTROL.marker, CONTROL.version, TENANT(tenant), TENANT_KEYS(tenant), API_KEY(digest), marker, tenant, keyId, digest);

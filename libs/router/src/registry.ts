@@ -30,6 +30,11 @@ export interface Registry {
    * tenant's record is announced as changed.
    */
   getTenant(tenant: string): Promise<Tenant | null>;
+  /**
+   * `PATCH /v1/admin/tenants/{tenant}`: changes `retention.maxAge` and `quota` (null removes
+   * one, absent keeps it), recorded on the shards like a creation. Null: no such tenant.
+   */
+  updateTenant(tenant: string, input: unknown): Promise<Tenant | null>;
   createKey(tenant: string): Promise<{ keyId: string; apiKey: string }>;
   /** False when the tenant has no such key. */
   deleteKey(tenant: string, keyId: string): Promise<boolean>;
@@ -76,6 +81,34 @@ function parseCreateTenant(input: unknown): { tenant: string; partitions: number
     throw validationError('quota.eventsPerSecond', 'quota.eventsPerSecond must be an integer ≥ 1');
   }
   return { tenant: tenant as string, partitions, retention: out, quota: { eventsPerSecond } };
+}
+
+function parseUpdateTenant(input: unknown): { maxAge?: number | null; quota?: { eventsPerSecond: number } | null } {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) throw validationError('body', 'the body must be a JSON object');
+  const { retention, quota, ...rest } = input as Record<string, unknown>;
+  const unknown = Object.keys(rest)[0];
+  if (unknown !== undefined) throw validationError(unknown, unknown === 'partitions' ? 'partitions cannot change' : `unknown member "${unknown}"`);
+  const out: { maxAge?: number | null; quota?: { eventsPerSecond: number } | null } = {};
+  if (retention !== undefined) {
+    if (retention === null || typeof retention !== 'object' || Array.isArray(retention)) throw validationError('retention', 'retention must be an object');
+    const { maxAge, ...other } = retention as Record<string, unknown>;
+    const extra = Object.keys(other)[0];
+    if (extra !== undefined) throw validationError(`retention.${extra}`, `unknown member "${extra}"`);
+    if (maxAge !== undefined) {
+      if (maxAge !== null && (typeof maxAge !== 'number' || !Number.isSafeInteger(maxAge) || maxAge < 1)) throw validationError('retention.maxAge', 'retention.maxAge must be an integer ≥ 1 (seconds) or null');
+      out.maxAge = maxAge;
+    }
+  }
+  if (quota === null) out.quota = null;
+  else if (quota !== undefined) {
+    if (typeof quota !== 'object' || Array.isArray(quota)) throw validationError('quota', 'quota must be an object or null');
+    const { eventsPerSecond, ...beyond } = quota as Record<string, unknown>;
+    const beyondKey = Object.keys(beyond)[0];
+    if (beyondKey !== undefined) throw validationError(`quota.${beyondKey}`, `unknown member "${beyondKey}"`);
+    if (typeof eventsPerSecond !== 'number' || !Number.isSafeInteger(eventsPerSecond) || eventsPerSecond < 1) throw validationError('quota.eventsPerSecond', 'quota.eventsPerSecond must be an integer ≥ 1');
+    out.quota = { eventsPerSecond };
+  }
+  return out;
 }
 
 /** The tenant's control record as stored; null for one stored before records existed (no version). */
@@ -155,6 +188,21 @@ export function createRegistry(deps: { store: ControlStore; adminKey: string; co
       };
       if (stored.createdAt && marker !== null && marker === control.marker) tenants.set(tenant, t);
       return t;
+    },
+
+    async updateTenant(tenant, input) {
+      const change = parseUpdateTenant(input);
+      const stored = await control.mutate(async (marker) => {
+        const r = await store.updateTenant(marker, { tenant, ...change });
+        if (!r.ok && r.reason === 'stale') return STALE_MARKER;
+        return r.ok ? r.tenant : null;
+      });
+      if (stored === null) return null;
+      // Recorded on a majority of shards before the answer, as a creation is; the announcement clears every router's cache.
+      const record = tenantRecordOf(tenant, stored);
+      if (record) await control.record([record]);
+      tenants.delete(tenant);
+      return { tenant, partitions: stored.partitions, retention: stored.retention, ...(stored.quota ? { quota: stored.quota } : {}), createdAt: stored.createdAt };
     },
 
     async createKey(tenant) {

@@ -207,6 +207,8 @@ export const createTenantSchema = {
   },
 } as const;
 export const getTenantSchema = { summary: 'Read a tenant (admin)', tags: ['admin'], security, params: tenantParams, response: { '4xx': problem } } as const;
+/** Validated by the registry (null removes a setting), so that every violation names its field. */
+export const updateTenantSchema = { summary: 'Change a tenant\'s retention or quota (admin)', tags: ['admin'], security, params: tenantParams, response: { '4xx': problem } } as const;
 export const createKeySchema = {
   summary: 'Create an API key for a tenant (admin)',
   tags: ['admin'],

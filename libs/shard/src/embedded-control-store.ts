@@ -158,6 +158,23 @@ export function openEmbeddedControlStore(path: string, options: EmbeddedControlS
         return { ok: true, tenantVersion, keyVersion } as const;
       });
     },
+    updateTenant(known, { tenant, maxAge, quota }) {
+      return db.transaction(() => {
+        if (marker() !== known) return { ok: false, reason: 'stale' } as const;
+        const stored = get<StoredTenant>(TENANT(tenant));
+        if (stored === null) return { ok: false, reason: 'no-tenant' } as const;
+        const { quota: oldQuota, ...rest } = stored;
+        const nextQuota = quota === undefined ? oldQuota : quota ?? undefined;
+        const next: StoredTenant = {
+          ...rest,
+          retention: maxAge === undefined ? stored.retention : maxAge === null ? {} : { maxAge },
+          ...(nextQuota ? { quota: nextQuota } : {}),
+          version: nextVersion(),
+        };
+        void db.put(TENANT(tenant), next);
+        return { ok: true, tenant: next } as const;
+      });
+    },
     mintKey(known, { tenant, keyId, digest }) {
       return db.transaction(() => {
         if (marker() !== known) return { ok: false, reason: 'stale' } as const;

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { ParseArgsConfig } from 'node:util';
-import { SkeinError, isSkeinError, parseExpectedVersion, parsePosition } from '@skein/protocol';
-import type { ExpectedVersion, ProposedEvent } from '@skein/protocol';
+import { JOB_KINDS, JOB_STATES, SkeinError, isSkeinError, parseExpectedVersion, parsePosition } from '@skein/protocol';
+import type { ExpectedVersion, JobKind, JobState, ProposedEvent } from '@skein/protocol';
 import { createClient } from '../client.ts';
 import type { SkeinClient } from '../client.ts';
 import { describeError } from '../errors.ts';
@@ -32,6 +32,16 @@ commands:
   tenant create <tenant> [--partitions N] [--quota EVENTS_PER_SEC]
                                           create a tenant (admin key); prints its API key
   tenant get <tenant>                       show a tenant (admin key)
+  tenant update <tenant> [--max-age SECONDS|none] [--quota EVENTS_PER_SEC|none]
+                                          change retention or quota (admin key)
+  maintenance run <retention|compact>       run maintenance now on the owning shards
+         [--tenant T] [--partition P]       (admin key; default every partition)
+  jobs [id] [--state S] [--kind K]          recent jobs and failures, or one job (admin key)
+       [--limit N]
+  backup create                             back up every shard (admin key)
+  backup list                               backups and their position per shard (admin key)
+  backup restore --backup-dir DIR           restore a shard's backup into an empty data
+         --data-dir DIR [--id ID]           directory (offline, on the shard's host; newest by default)
   append <tenant> <stream> [json]           append events: {type,data}, an array of them, or raw
          [--type T] [--expected-version V]  data with --type; JSON from the argument or stdin
          [--idempotency-key K]
@@ -51,6 +61,31 @@ global options:
   -V, --version    the version of this command line (@skein/client)
 
 exit codes: 0 ok, 1 API or network error, 2 usage error`;
+
+/** What `skein backup restore` calls: the engine's restoreBackup, present where a shard is installed. */
+interface RestoringEngine {
+  restoreBackup(backupDir: string, dataDir: string, id?: string): { id: string; highestPosition: string };
+}
+
+/**
+ * Restores on this host with the engine of an installed shard (@skein/engine): the client
+ * package does not carry LMDB, so the module is loaded only here, by name.
+ */
+async function restoreOnThisHost(backupDir: string, dataDir: string, id: string | undefined): Promise<{ id: string; highestPosition: string }> {
+  const name = '@skein/engine';
+  let engine: Partial<RestoringEngine>;
+  try {
+    engine = (await import(name)) as Partial<RestoringEngine>;
+  } catch {
+    throw new SkeinError('UNAVAILABLE', 'skein backup restore runs on a shard\'s host: it needs @skein/engine (installed with the shard) to write LMDB files');
+  }
+  if (typeof engine.restoreBackup !== 'function') throw new SkeinError('UNAVAILABLE', '@skein/engine has no restoreBackup');
+  try {
+    return engine.restoreBackup(backupDir, dataDir, id);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
 
 /** A mistake on the command line: exit 2 with a hint. */
 class UsageError extends Error {
@@ -77,6 +112,14 @@ const COMMAND_OPTIONS = {
   'from-position': { type: 'string' },
   category: { type: 'string' },
   types: { type: 'string' },
+  'max-age': { type: 'string' },
+  tenant: { type: 'string' },
+  partition: { type: 'string' },
+  state: { type: 'string' },
+  kind: { type: 'string' },
+  'backup-dir': { type: 'string' },
+  'data-dir': { type: 'string' },
+  id: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 type OptionName = keyof typeof COMMAND_OPTIONS;
@@ -90,7 +133,22 @@ const ACCEPTS: Record<string, OptionName[]> = {
   log: ['from-position', 'category', 'types', 'limit'],
   tail: ['from', 'category', 'types'],
   status: [],
+  'tenant update': ['max-age', 'quota'],
+  'maintenance run': ['tenant', 'partition'],
+  jobs: ['state', 'kind', 'limit'],
+  'backup create': [],
+  'backup list': [],
+  'backup restore': ['backup-dir', 'data-dir', 'id'],
 };
+
+/** Commands of two words: `tenant create`, `backup list`, … */
+const GROUPS: Record<string, string[]> = { tenant: ['create', 'get', 'update'], maintenance: ['run'], backup: ['create', 'list', 'restore'] };
+
+/** An integer option that `none` clears (null). */
+function clearableOption(value: string | undefined, name: string): number | null | undefined {
+  if (value === 'none') return null;
+  return integerOption(value, name, 1);
+}
 
 type Values = { [K in OptionName]?: (typeof COMMAND_OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
 
@@ -272,6 +330,79 @@ const COMMANDS: Record<string, (ctx: Context) => Promise<void>> = {
     }
   },
 
+  async 'tenant update'(ctx) {
+    arity(ctx.args, 1, 1, 'tenant update <tenant> [--max-age SECONDS|none] [--quota EVENTS_PER_SEC|none]');
+    const maxAge = clearableOption(ctx.values['max-age'], 'max-age');
+    const quota = clearableOption(ctx.values.quota, 'quota');
+    if (maxAge === undefined && quota === undefined) throw new UsageError('give --max-age or --quota (a number, or none to remove it)');
+    const updated = await ctx.client.admin.updateTenant(
+      ctx.args[0]!,
+      { ...(maxAge !== undefined ? { retention: { maxAge } } : {}), ...(quota !== undefined ? { quota: quota === null ? null : { eventsPerSecond: quota } } : {}) },
+      { signal: ctx.io.signal },
+    );
+    out(ctx, ctx.json ? toJson(updated) : formatTree(updated).join('\n'));
+  },
+
+  async 'maintenance run'(ctx) {
+    arity(ctx.args, 1, 1, 'maintenance run <retention|compact> [--tenant T] [--partition P]');
+    const kind = ctx.args[0]!;
+    if (kind !== 'retention' && kind !== 'compact') throw new UsageError(`the kind is retention or compact, got ${JSON.stringify(kind)}`);
+    const { jobs } = await ctx.client.admin.runMaintenance(
+      { kind, ...(ctx.values.tenant !== undefined ? { tenant: ctx.values.tenant } : {}), ...(ctx.values.partition !== undefined ? { partition: ctx.values.partition } : {}) },
+      { signal: ctx.io.signal },
+    );
+    if (ctx.json) return out(ctx, toJson({ jobs }));
+    for (const j of jobs) out(ctx, `${j.id}  ${j.kind}  ${j.partition ?? '(shard)'}  on ${j.shard}`);
+    if (jobs.length === 0) out(ctx, 'no partition to run it on');
+  },
+
+  async jobs(ctx) {
+    arity(ctx.args, 0, 1, 'jobs [id] [--state S] [--kind K] [--limit N]');
+    if (ctx.args[0] !== undefined) {
+      const job = await ctx.client.admin.job(ctx.args[0], { signal: ctx.io.signal });
+      if (job === null) throw new SkeinError('NOT_FOUND', `no job ${ctx.args[0]}`);
+      return out(ctx, ctx.json ? toJson(job) : formatTree(job).join('\n'));
+    }
+    const state = ctx.values.state;
+    if (state !== undefined && !(JOB_STATES as readonly string[]).includes(state)) throw new UsageError(`--state is one of ${JOB_STATES.join(', ')}`);
+    const kind = ctx.values.kind;
+    if (kind !== undefined && !(JOB_KINDS as readonly string[]).includes(kind)) throw new UsageError(`--kind is one of ${JOB_KINDS.join(', ')}`);
+    const limit = integerOption(ctx.values.limit, 'limit', 1);
+    const jobs = await ctx.client.admin.jobs(
+      { ...(state !== undefined ? { state: state as JobState } : {}), ...(kind !== undefined ? { kind: kind as JobKind } : {}), ...(limit !== undefined ? { limit } : {}) },
+      { signal: ctx.io.signal },
+    );
+    for (const j of jobs) {
+      if (ctx.json) out(ctx, toJson(j));
+      else out(ctx, `${j.id}  ${j.kind}  ${j.partition ?? '(shard)'}  ${j.state}  ${j.progress}%  attempts ${j.attempts}  ${j.createdAt}${j.error ? `  error: ${j.error}` : ''}`);
+    }
+  },
+
+  async 'backup create'(ctx) {
+    arity(ctx.args, 0, 0, 'backup create');
+    const backup = await ctx.client.admin.createBackup({ signal: ctx.io.signal });
+    if (ctx.json) return out(ctx, toJson(backup));
+    out(ctx, `backup ${backup.id}: ${backup.jobs.length} shard job(s) ${backup.jobs.map((j) => j.id).join(', ')}`);
+  },
+
+  async 'backup list'(ctx) {
+    arity(ctx.args, 0, 0, 'backup list');
+    for (const b of await ctx.client.admin.backups({ signal: ctx.io.signal })) {
+      if (ctx.json) out(ctx, toJson(b));
+      else out(ctx, `${b.id}  ${b.createdAt}  ${b.complete ? 'complete' : 'incomplete'}  ${b.shards.map((s) => `${s.shard}@${s.position} (${s.bytes} B)`).join('  ')}`);
+    }
+  },
+
+  async 'backup restore'(ctx) {
+    arity(ctx.args, 0, 0, 'backup restore --backup-dir DIR --data-dir DIR [--id ID]');
+    const from = ctx.values['backup-dir'];
+    const into = ctx.values['data-dir'];
+    if (from === undefined || into === undefined) throw new UsageError('give --backup-dir (the shard\'s SKEIN_SHARD_BACKUP_DIR) and --data-dir (an empty directory)');
+    const restored = await restoreOnThisHost(from, into, ctx.values.id);
+    if (ctx.json) return out(ctx, toJson(restored));
+    out(ctx, `restored backup ${restored.id} (events up to position ${restored.highestPosition}) into ${into}; start a shard on it`);
+  },
+
   async status(ctx) {
     arity(ctx.args, 0, 0, 'status');
     const status = await ctx.client.admin.cluster({ signal: ctx.io.signal });
@@ -303,10 +434,11 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     }
     const first = positionals[0];
     if (first === undefined) throw new UsageError('no command given');
-    const name = first === 'tenant' ? `tenant ${positionals[1] ?? ''}`.trim() : first;
+    const group = GROUPS[first];
+    const name = group ? `${first} ${positionals[1] ?? ''}`.trim() : first;
     const command = COMMANDS[name];
     if (!command) {
-      throw new UsageError(first === 'tenant' ? `unknown tenant command ${JSON.stringify(positionals[1] ?? '')} (create, get)` : `unknown command ${JSON.stringify(first)}`);
+      throw new UsageError(group ? `unknown ${first} command ${JSON.stringify(positionals[1] ?? '')} (${group.join(', ')})` : `unknown command ${JSON.stringify(first)}`);
     }
     for (const key of Object.keys(values)) {
       if (key in GLOBAL_OPTIONS) continue;
@@ -315,7 +447,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     const url = values.url ?? io.env.SKEIN_URL ?? 'http://127.0.0.1:8080';
     if (!/^https?:\/\/[^/]/.test(url)) throw new UsageError(`--url must be an http(s) URL, got ${JSON.stringify(url)}`);
     const client = createClient({ url, apiKey: values['api-key'] ?? io.env.SKEIN_API_KEY, fetch: io.fetch });
-    await command({ client, json: values.json === true, io, values: values as Values, args: positionals.slice(first === 'tenant' ? 2 : 1) });
+    await command({ client, json: values.json === true, io, values: values as Values, args: positionals.slice(group ? 2 : 1) });
     return EXIT.ok;
   } catch (err) {
     if (err instanceof UsageError) {

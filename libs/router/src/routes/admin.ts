@@ -27,6 +27,13 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: RouteContext): vo
     return reply.send({ ...tenant, placement: Object.fromEntries(partitionsOf(tenant.tenant, tenant.partitions).map((p) => [p, view.ownerOf(p)])) });
   });
 
+  app.patch<{ Params: { tenant: string }; Body: unknown }>('/admin/tenants/:tenant', { schema: schemas.updateTenantSchema, onRequest: guard.admin }, async (req, reply) => {
+    const updated = await registry.updateTenant(req.params.tenant, req.body);
+    if (!updated) throw new SkeinError('TENANT_NOT_FOUND', `no tenant ${req.params.tenant}`);
+    req.log.info({ tenant: updated.tenant, retention: updated.retention, quota: updated.quota ?? null }, 'tenant updated');
+    return reply.send(updated);
+  });
+
   app.post<{ Params: { tenant: string } }>('/admin/tenants/:tenant/keys', { schema: schemas.createKeySchema, onRequest: guard.admin }, async (req, reply) => {
     if (!(await registry.getTenant(req.params.tenant))) throw new SkeinError('TENANT_NOT_FOUND', `no tenant ${req.params.tenant}`);
     return reply.code(201).send(await registry.createKey(req.params.tenant));
