@@ -366,3 +366,18 @@ test('close answers everything queued, then refuses new writes with UNAVAILABLE'
   await again.close();
   rmSync(dir, { recursive: true, force: true });
 });
+
+test('appendParsed takes an append validated by the caller: its measured sizes are kept, this store\'s limits still hold', () =>
+  withEngine(async (e) => {
+    const events = [{ type: 'A', data: { n: 1 }, metadata: null }];
+    const a = ok(await e.appendParsed('acme', 'parsed-1', { expectedVersion: 'no_stream', events, sizes: [10] }));
+    assert.deepEqual([a.firstVersion, a.lastVersion], [1, 1]);
+    const read = ok(e.readStream('acme', 'parsed-1'));
+    assert.deepEqual(read.events.map((x) => [x.version, x.type, x.data]), [[1, 'A', { n: 1 }]]);
+    ok(await e.appendParsed('acme', 'parsed-1', { expectedVersion: 1, events, sizes: [10], idempotencyKey: 'k' }));
+    const again = ok(await e.appendParsed('acme', 'parsed-1', { expectedVersion: 1, events, sizes: [10], idempotencyKey: 'k' }));
+    assert.equal(again.duplicate, true);
+    await rejectsWith(e.appendParsed('acme', 'parsed-1', { expectedVersion: 'any', events, sizes: [65] }), 'PAYLOAD_TOO_LARGE');
+    await rejectsWith(e.appendParsed('acme', 'parsed-1', { expectedVersion: 'any', events: [...events, ...events, ...events], sizes: [1, 1, 1] }), 'VALIDATION_FAILED');
+    assert.equal(ok(e.readStream('acme', 'parsed-1')).version, 2);
+  }, { maxEventBytes: 64, maxEventsPerAppend: 2 }));

@@ -12,6 +12,7 @@ import {
   validateProposedEvents,
   validateStreamId,
   validateStreamMetadata,
+  validationError,
   type AppendSuccess,
   type DeleteMode,
   type ExpectedVersion,
@@ -1090,6 +1091,18 @@ export function createEngine(options: EngineOptions): EventStore {
   // ---- the public surface ----
 
   const store: EventStore = {
+    appendParsed(partition, streamId, append) {
+      const { events, sizes, expectedVersion: expected, idempotencyKey } = append;
+      if (events.length > limits.maxEventsPerAppend) return Promise.reject(validationError('events', `at most ${limits.maxEventsPerAppend} events per append`));
+      for (let i = 0; i < sizes.length; i++) {
+        if (sizes[i]! > limits.maxEventBytes) {
+          return Promise.reject(new SkeinError('PAYLOAD_TOO_LARGE', `events[${i}] is ${sizes[i]} bytes; at most ${limits.maxEventBytes} allowed`, { field: `events[${i}]`, limit: limits.maxEventBytes }));
+        }
+      }
+      const fingerprint = idempotencyKey === undefined ? undefined : fingerprintOf(streamId, expected, events);
+      return enqueue<AppendOutcome>((pending) => ({ kind: 'append', partition, streamId, expected, events, sizes: sizes as number[], idempotencyKey, fingerprint, ...pending }));
+    },
+
     append(partition: string, streamId: string, request: AppendRequest): Promise<AppendOutcome> {
       try {
         validatePartition(partition);

@@ -9,6 +9,7 @@ export type { StorageFault } from './storage.ts';
 export type {
   AppendOutcome,
   AppendRequest,
+  ParsedAppend,
   Clock,
   CommittedAppend,
   DeleteOutcome,

@@ -190,9 +190,27 @@ export interface WriterState {
   highestCommitted: bigint;
 }
 
+/**
+ * An append parsed and validated by the caller (validateProposedEvents, with `sizes`),
+ * in the same process: `EventStore.appendParsed` trusts it.
+ */
+export interface ParsedAppend {
+  expectedVersion: ExpectedVersion;
+  events: ProposedEvent[];
+  /** Each event's measured size, as validateProposedEvents reported it. */
+  sizes: readonly number[];
+  idempotencyKey?: string;
+}
+
 /** The embedded event store: everything the API needs from storage, per partition. */
 export interface EventStore {
   append(partition: string, streamId: string, request: AppendRequest): Promise<AppendOutcome>;
+  /**
+   * `append` for an append validated at the edge of this process (ParsedAppend): its
+   * events are not walked or measured again; only this store's limits are checked on
+   * their count and measured sizes.
+   */
+  appendParsed(partition: string, streamId: string, append: ParsedAppend): Promise<AppendOutcome>;
   readStream(partition: string, streamId: string, options?: ReadStreamOptions): ReadStreamOutcome;
   readPartitionLog(partition: string, options?: ReadLogOptions): LogPage;
   readShardLog(options?: ReadLogOptions): LogPage;

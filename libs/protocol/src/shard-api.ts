@@ -16,6 +16,12 @@ export interface ShardAppend {
   expectedVersion: ExpectedVersion;
   events: ProposedEvent[];
   idempotencyKey?: string;
+  /**
+   * Each event's measured size (validateProposedEvents' `sizes`), where the append was
+   * validated in this process: an in-process shard's engine trusts the append and does
+   * not measure it again. Never sent over HTTP (the shard validates what it receives).
+   */
+  sizes?: readonly number[];
 }
 
 /**
@@ -88,6 +94,13 @@ export interface ShardInfo {
  */
 export interface ShardApi {
   readonly id: string;
+  /**
+   * How many append batches a caller may have under way to this shard at once. Default 1:
+   * over HTTP, appends arriving meanwhile gather into the next, larger request. In-process
+   * the engine's batcher gathers them itself, and decides its next batch while one
+   * commits only if it has one.
+   */
+  readonly appendsInFlight?: number;
   /**
    * Appends, answered in order, one result each. Every append enters the shard's
    * group-commit batcher together. Throws (for the whole batch) only when nothing was

@@ -30,7 +30,11 @@ interface Waiting {
   resolve(success: AppendSuccess): void;
   reject(err: unknown): void;
 }
-/** Batch requests under way to one shard at once (1 gave the largest batches and the best throughput measured; 2 was within noise). */
+/**
+ * Batch requests under way to one shard at once, unless the shard says otherwise
+ * (ShardApi.appendsInFlight): over HTTP 1 gave the largest batches and the best
+ * throughput measured; 2 was within noise.
+ */
 const MAX_IN_FLIGHT = 1;
 /**
  * Re-routes of one append after 421s: a move's fence and flip each bump the epoch once and
@@ -123,7 +127,7 @@ export function createAppendCoalescer(
 
   /**
    * Sends what waits for each shard, keeping at most MAX_IN_FLIGHT requests per shard
-   * under way: under load, appends arriving meanwhile gather into the next, larger
+   * (or the shard's appendsInFlight) under way: under load, appends arriving meanwhile gather into the next, larger
    * request (the shard's group commit then sees large batches); when idle, an append
    * leaves at once.
    */
@@ -131,7 +135,8 @@ export function createAppendCoalescer(
     scheduled = false;
     for (const [shardId, list] of pending) {
       let busy = inFlight.get(shardId) ?? 0;
-      while (list.length > 0 && busy < MAX_IN_FLIGHT) {
+      const most = shards.get(shardId).appendsInFlight ?? MAX_IN_FLIGHT;
+      while (list.length > 0 && busy < most) {
         const batch = takeBatch(list);
         if (batch.length === 0) continue;
         busy++;

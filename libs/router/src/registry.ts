@@ -126,10 +126,29 @@ export function createRegistry(deps: { store: ControlStore; adminKey: string; co
   const adminDigest = createHash('sha256').update(deps.adminKey).digest();
   // Entries belong to the control epoch they were read in: a new marker clears both.
   const tenants = new Map<string, Tenant>();
+  /**
+   * Authenticated keys by the key as sent: a request whose key is cached costs one map
+   * lookup, no hash. Revocations name a key by its digest (`forget`): `byDigest` finds
+   * the entry from it. `forgotten` counts revocations, so a store read that a revocation
+   * overtook is not cached.
+   */
   const authCache = new Map<string, { principal: Principal; until: number }>();
+  const byDigest = new Map<string, string>();
+  let forgotten = 0;
+  const forget = (digest: string) => {
+    forgotten++;
+    const apiKey = byDigest.get(digest);
+    if (apiKey === undefined) return;
+    byDigest.delete(digest);
+    authCache.delete(apiKey);
+  };
+  const forgetAll = () => {
+    authCache.clear();
+    byDigest.clear();
+  };
   control.onEpoch(() => {
     tenants.clear();
-    authCache.clear();
+    forgetAll();
   });
   control.onChange((recordKey) => {
     if (recordKey.startsWith('tenant/')) tenants.delete(recordKey.slice('tenant/'.length));
@@ -150,6 +169,32 @@ export function createRegistry(deps: { store: ControlStore; adminKey: string; co
       await control.ready();
     }
     throw rebuilding();
+  }
+
+  /** A key not cached (or cached too long ago): its digest against the admin key's, then the store. */
+  async function authenticateByDigest(apiKey: string, now: number): Promise<Principal | null> {
+    const digest = createHash('sha256').update(apiKey).digest();
+    const hex = digest.toString('hex');
+    if (authCache.size > 10_000) forgetAll();
+    if (digest.length === adminDigest.length && timingSafeEqual(digest, adminDigest)) {
+      const principal: Principal = { kind: 'admin' };
+      remember(apiKey, hex, principal, Infinity);
+      return principal;
+    }
+    const revocationsBefore = forgotten;
+    const { value: key, marker } = await lookup(() => store.readApiKey(hex));
+    if (key === null) {
+      forget(hex);
+      return null;
+    }
+    const principal: Principal = { kind: 'tenant', tenant: key.tenant, keyId: key.keyId };
+    if (marker === control.marker && forgotten === revocationsBefore) remember(apiKey, hex, principal, now + AUTH_CACHE_MS);
+    return principal;
+  }
+
+  function remember(apiKey: string, digest: string, principal: Principal, until: number): void {
+    authCache.set(apiKey, { principal, until });
+    byDigest.set(digest, apiKey);
   }
 
   return {
@@ -230,7 +275,7 @@ export function createRegistry(deps: { store: ControlStore; adminKey: string; co
           if (digest === null) return revoking;
           const r = await store.revokeKey(marker, { tenant, keyId, digest, recordKey: apiKeyRecordKey(digest), channel: REVOKED_CHANNEL });
           if (!r.ok && r.reason === 'stale') return STALE_MARKER;
-          authCache.delete(digest);
+          forget(digest);
           if (r.ok) return r.tombstone;
           // changed: another revocation of the same key ran in between; read again.
         }
@@ -242,26 +287,15 @@ export function createRegistry(deps: { store: ControlStore; adminKey: string; co
       return true;
     },
 
-    async authenticate(apiKey) {
-      const digest = createHash('sha256').update(apiKey).digest();
-      if (digest.length === adminDigest.length && timingSafeEqual(digest, adminDigest)) return { kind: 'admin' };
-      const hex = digest.toString('hex');
+    authenticate(apiKey) {
       const now = clock();
-      const cached = authCache.get(hex);
-      if (cached && cached.until > now) return cached.principal;
-      const { value: key, marker } = await lookup(() => store.readApiKey(hex));
-      if (key === null) {
-        authCache.delete(hex);
-        return null;
-      }
-      const principal: Principal = { kind: 'tenant', tenant: key.tenant, keyId: key.keyId };
-      if (authCache.size > 10_000) authCache.clear();
-      if (marker === control.marker) authCache.set(hex, { principal, until: now + AUTH_CACHE_MS });
-      return principal;
+      const cached = authCache.get(apiKey);
+      if (cached !== undefined && cached.until > now) return Promise.resolve(cached.principal);
+      return authenticateByDigest(apiKey, now);
     },
 
     async listen() {
-      await store.subscribe(REVOKED_CHANNEL, (digest) => authCache.delete(digest));
+      await store.subscribe(REVOKED_CHANNEL, forget);
     },
   };
 }

@@ -186,7 +186,8 @@ export function createShardClient(deps: ShardClientDeps): Shards {
           bytes = ENVELOPE_BYTES;
         };
         for (const [i, a] of batch.entries()) {
-          const piece = JSON.stringify(a);
+          const { sizes: _measuredHere, ...sent } = a;
+          const piece = JSON.stringify(sent);
           const size = Buffer.byteLength(piece);
           if (size + ENVELOPE_BYTES > APPEND_BATCH_LIMITS.maxBytes) {
             const limit = APPEND_BATCH_LIMITS.maxBytes - ENVELOPE_BYTES;

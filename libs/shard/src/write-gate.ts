@@ -66,6 +66,7 @@ export function createWriteGate(engine: EventStore, ownership: Ownership): Write
   const store: EventStore = {
     ...engine,
     append: (p, s, request) => admit(p, () => engine.append(p, s, request)),
+    appendParsed: (p, s, append) => admit(p, () => engine.appendParsed(p, s, append)),
     deleteStream: (p, s, options) => admit(p, () => engine.deleteStream(p, s, options)),
     setMetadata: (p, s, metadata) => admit(p, () => engine.setMetadata(p, s, metadata)),
     putSnapshot: (p, s, version, data) => admit(p, () => engine.putSnapshot(p, s, version, data)),

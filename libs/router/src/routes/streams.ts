@@ -105,11 +105,13 @@ export function registerStreamRoutes(app: FastifyInstance, ctx: RouteContext): v
     const header = req.headers['idempotency-key'];
     const idempotencyKey = header === undefined ? undefined : validateIdempotencyKey(header);
     const expectedVersion = parseExpectedVersion(req.body.expectedVersion);
-    // Validated once here, at the edge: the shard gets the typed append (ShardAppend).
-    const events = validateProposedEvents(req.body.events);
+    // Validated and measured once here, at the edge: the shard gets the typed append
+    // (ShardAppend), an in-process one with its events' sizes.
+    const sizes: number[] = [];
+    const events = validateProposedEvents(req.body.events, undefined, sizes);
     const tenant = tenantOf(req);
     if (tenant.quota) await quota.admit(tenant.tenant, tenant.quota.eventsPerSecond, events.length);
-    const success = await coalescer.append({ partition, streamId: stream, expectedVersion, events, ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) });
+    const success = await coalescer.append({ partition, streamId: stream, expectedVersion, events, sizes, ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) });
     return reply.code(success.duplicate ? 200 : 201).send(toWireAppendResult(success));
   }
 
