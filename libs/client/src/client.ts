@@ -94,6 +94,39 @@ export interface AdminClient {
   createBackup(options?: CallOptions): Promise<{ id: string; jobs: EnqueuedJob[] }>;
   /** `GET /v1/admin/backups`, newest first. */
   backups(options?: CallOptions): Promise<BackupView[]>;
+  /** `POST /v1/admin/cluster/shards`: an empty shard joins. Throws `CONFLICT` when the id exists. */
+  addShard(shard: { id: string; url: string }, options?: CallOptions): Promise<void>;
+  /** `POST /v1/admin/cluster/shards/{id}/drain`: moves every partition away; answers the moves started. */
+  drainShard(id: string, options?: CallOptions): Promise<{ moves: PlannedMove[] }>;
+  /** `DELETE /v1/admin/cluster/shards/{id}`. Throws `SHARD_NOT_EMPTY` while it owns a partition. */
+  removeShard(id: string, options?: CallOptions): Promise<void>;
+  /** `POST /v1/admin/partitions/{partition}/move`: starts a move; `move(id)` follows it. */
+  movePartition(partition: string, to: string, options?: CallOptions): Promise<PartitionMove>;
+  /** `GET /v1/admin/moves/{id}`; `null` when there is no such move. */
+  move(id: string, options?: CallOptions): Promise<PartitionMove | null>;
+  /** `POST /v1/admin/cluster/rebalance`: the plan (`dryRun`), or the moves started. */
+  rebalance(request: { dryRun?: boolean }, options?: CallOptions): Promise<{ moves: PlannedMove[] }>;
+}
+
+/** A move a rebalance or drain plans (`id` once started). */
+export interface PlannedMove {
+  id?: string;
+  partition: string;
+  from: string;
+  to: string;
+}
+
+/** API.md, "Membership and partition moves". */
+export interface PartitionMove {
+  id: string;
+  partition: string;
+  from: string;
+  to: string;
+  state: 'copying' | 'tailing' | 'fencing' | 'done' | 'rolled_back';
+  copiedBytes: number;
+  pauseMs?: number;
+  reason?: string;
+  [member: string]: unknown;
 }
 
 /** A change of a tenant's settings: `null` removes one, an absent one is kept. */
@@ -312,6 +345,29 @@ export function createClient(options: ClientOptions): SkeinClient {
     },
     async backups(o) {
       return ((await get('/v1/admin/backups', undefined, o?.signal)) as { backups: BackupView[] }).backups;
+    },
+    async addShard(shard, o) {
+      await transport.request({ method: 'POST', path: '/v1/admin/cluster/shards', body: shard, retry: false, signal: o?.signal });
+    },
+    async drainShard(id, o) {
+      return (await transport.request({ method: 'POST', path: `/v1/admin/cluster/shards/${seg(id)}/drain`, retry: false, signal: o?.signal })).body as { moves: PlannedMove[] };
+    },
+    async removeShard(id, o) {
+      await write({ method: 'DELETE', path: `/v1/admin/cluster/shards/${seg(id)}`, signal: o?.signal });
+    },
+    async movePartition(partition, to, o) {
+      return (await transport.request({ method: 'POST', path: `/v1/admin/partitions/${seg(partition)}/move`, body: { to }, retry: false, signal: o?.signal })).body as PartitionMove;
+    },
+    async move(id, o) {
+      try {
+        return (await get(`/v1/admin/moves/${seg(id)}`, undefined, o?.signal)) as PartitionMove;
+      } catch (err) {
+        if (isSkeinError(err, 'NOT_FOUND')) return null;
+        throw err;
+      }
+    },
+    async rebalance(request, o) {
+      return (await transport.request({ method: 'POST', path: '/v1/admin/cluster/rebalance', body: request, retry: false, signal: o?.signal })).body as { moves: PlannedMove[] };
     },
   };
 

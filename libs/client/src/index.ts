@@ -1,5 +1,5 @@
 export { createClient, DEFAULT_CLIENT_OPTIONS } from './client.ts';
-export type { ClientOptions, SkeinClient, AdminClient, SubscribeStreamOptions, SubscribeLogOptions, TenantChange, EnqueuedJob } from './client.ts';
+export type { ClientOptions, SkeinClient, AdminClient, SubscribeStreamOptions, SubscribeLogOptions, TenantChange, EnqueuedJob, PartitionMove, PlannedMove } from './client.ts';
 export type { Subscription, SubscribeOptions, ReconnectInfo } from './subscription.ts';
 export type { FetchFunction, FetchInit, FetchResponse } from './http.ts';
 export { errorFromResponse } from './http.ts';

@@ -286,3 +286,45 @@ test('under 32 writers and a tenant-log subscriber: a partition moves, a 4th sha
     }),
   );
 });
+
+for (const victim of ['source', 'target'] as const) {
+  test(`SIGKILL of the ${victim} during a move: afterwards exactly one shard owns the partition, the move completed or rolled back, nothing acknowledged is lost`, async () => {
+    const c = await startCluster({
+      shards: 3,
+      // A slow copy (the bandwidth limit) keeps the move in progress long enough to kill a shard in it.
+      routerEnv: { SKEIN_ROUTER_MOVE_CLEANUP_GRACE_MS: '200', SKEIN_ROUTER_MOVE_STALL_MS: '3000', SKEIN_ROUTER_MOVE_MAX_BYTES_PER_SECOND: '20000' },
+    });
+    clusters.push(c);
+    const tenant = tenantName(`kill-${victim}`);
+    assert.equal((await admin(c, 'POST', '/v1/admin/tenants', { tenant, partitions: 3 })).status, 201);
+    const load = startWriters({ url: c.url, key: c.adminKey, tenant, writers: 32 });
+    await sleep(3000);
+    const before = await placements(c);
+    const partition = `${tenant}~0`;
+    const source = Object.entries(before).find(([, ps]) => ps.includes(partition))![0];
+    const target = Object.keys(before).find((s) => s !== source)!;
+    const started = await admin(c, 'POST', `/v1/admin/partitions/${partition}/move`, { to: target });
+    assert.equal(started.status, 202, JSON.stringify(started.body));
+    for (let until = Date.now() + 20_000; ; ) {
+      const m = (await admin(c, 'GET', `/v1/admin/moves/${started.body.id}`)).body as Move;
+      // Killed while it copies the snapshot or tails what commits meanwhile (before the fence).
+      if ((m.state === 'copying' || m.state === 'tailing') && m.copiedBytes > 0) break;
+      assert.ok(Date.now() < until && (m.state === 'copying' || m.state === 'tailing'), `the move reached the fence before the kill: ${JSON.stringify(m)}`);
+      await sleep(20);
+    }
+    const killed = c.shards.find((s) => s.name === (victim === 'source' ? source : target))!;
+    await killed.kill('SIGKILL');
+    await sleep(4000);
+    await killed.restart();
+    const end = await waitMove(c, started.body.id);
+    assert.ok(end.state === 'rolled_back' || end.state === 'done', end.state);
+    const owner = end.state === 'done' ? target : source;
+    assert.deepEqual(await ownersServing(c, partition), [owner]);
+    const now = await placements(c);
+    assert.ok(now[owner]!.includes(partition));
+    await sleep(1500);
+    const report = await load.stop();
+    await verifyAcknowledged({ url: c.url, key: c.adminKey, tenant }, report);
+    console.log(JSON.stringify({ figures: `kill ${victim}`, state: end.state, reason: (end as { reason?: string }).reason, acks: report.acks.length, statuses: report.statuses }));
+  });
+}

@@ -52,6 +52,13 @@ commands:
   tail <tenant> [stream] [--from N|end]     follow a stream or the tenant's log until Ctrl-C
          [--category C] [--types A,B]       (--from defaults to end: new events only)
   status                                    cluster status (admin key)
+  cluster status                            the same
+  cluster add <id> <url>                    an empty shard joins (admin key)
+  cluster drain <id>                        move every partition off a shard (admin key)
+  cluster remove <id>                       remove a drained shard (admin key)
+  cluster rebalance [--plan]                move partitions to where rendezvous placement
+                                          asks, a few at a time; --plan only prints them
+  partition move <partition> <shard>        move a partition online; follows it to the end
 
 global options:
   --url URL        router URL (default: $SKEIN_URL or http://127.0.0.1:8080)
@@ -120,6 +127,7 @@ const COMMAND_OPTIONS = {
   'backup-dir': { type: 'string' },
   'data-dir': { type: 'string' },
   id: { type: 'string' },
+  plan: { type: 'boolean' },
 } as const satisfies ParseArgsConfig['options'];
 
 type OptionName = keyof typeof COMMAND_OPTIONS;
@@ -139,10 +147,22 @@ const ACCEPTS: Record<string, OptionName[]> = {
   'backup create': [],
   'backup list': [],
   'backup restore': ['backup-dir', 'data-dir', 'id'],
+  'cluster status': [],
+  'cluster add': [],
+  'cluster drain': [],
+  'cluster remove': [],
+  'cluster rebalance': ['plan'],
+  'partition move': [],
 };
 
 /** Commands of two words: `tenant create`, `backup list`, … */
-const GROUPS: Record<string, string[]> = { tenant: ['create', 'get', 'update'], maintenance: ['run'], backup: ['create', 'list', 'restore'] };
+const GROUPS: Record<string, string[]> = {
+  tenant: ['create', 'get', 'update'],
+  maintenance: ['run'],
+  backup: ['create', 'list', 'restore'],
+  cluster: ['status', 'add', 'drain', 'remove', 'rebalance'],
+  partition: ['move'],
+};
 
 /** An integer option that `none` clears (null). */
 function clearableOption(value: string | undefined, name: string): number | null | undefined {
@@ -408,7 +428,59 @@ const COMMANDS: Record<string, (ctx: Context) => Promise<void>> = {
     const status = await ctx.client.admin.cluster({ signal: ctx.io.signal });
     out(ctx, ctx.json ? toJson(status) : formatTree(status).join('\n'));
   },
+
+  async 'cluster status'(ctx) {
+    arity(ctx.args, 0, 0, 'cluster status');
+    const status = await ctx.client.admin.cluster({ signal: ctx.io.signal });
+    out(ctx, ctx.json ? toJson(status) : formatTree(status).join('\n'));
+  },
+
+  async 'cluster add'(ctx) {
+    arity(ctx.args, 2, 2, 'cluster add <id> <url>');
+    await ctx.client.admin.addShard({ id: ctx.args[0]!, url: ctx.args[1]! }, { signal: ctx.io.signal });
+    out(ctx, ctx.json ? toJson({ id: ctx.args[0], url: ctx.args[1], state: 'active' }) : `shard ${ctx.args[0]} joined (empty); run skein cluster rebalance to move partitions to it`);
+  },
+
+  async 'cluster drain'(ctx) {
+    arity(ctx.args, 1, 1, 'cluster drain <id>');
+    const { moves } = await ctx.client.admin.drainShard(ctx.args[0]!, { signal: ctx.io.signal });
+    printMoves(ctx, moves, `shard ${ctx.args[0]} draining`);
+  },
+
+  async 'cluster remove'(ctx) {
+    arity(ctx.args, 1, 1, 'cluster remove <id>');
+    await ctx.client.admin.removeShard(ctx.args[0]!, { signal: ctx.io.signal });
+    out(ctx, ctx.json ? toJson({ removed: ctx.args[0] }) : `shard ${ctx.args[0]} removed`);
+  },
+
+  async 'cluster rebalance'(ctx) {
+    arity(ctx.args, 0, 0, 'cluster rebalance [--plan]');
+    const { moves } = await ctx.client.admin.rebalance({ dryRun: ctx.values.plan === true }, { signal: ctx.io.signal });
+    printMoves(ctx, moves, ctx.values.plan ? 'plan' : 'rebalancing');
+  },
+
+  async 'partition move'(ctx) {
+    arity(ctx.args, 2, 2, 'partition move <partition> <shard>');
+    let move = await ctx.client.admin.movePartition(ctx.args[0]!, ctx.args[1]!, { signal: ctx.io.signal });
+    if (!ctx.json) out(ctx, `move ${move.id}: ${move.partition} ${move.from} -> ${move.to}`);
+    let shown = '';
+    while (move.state !== 'done' && move.state !== 'rolled_back') {
+      const line = `${move.state} ${move.copiedBytes} bytes`;
+      if (!ctx.json && line !== shown) out(ctx, (shown = line));
+      await new Promise((r) => setTimeout(r, 200));
+      move = (await ctx.client.admin.move(move.id, { signal: ctx.io.signal })) ?? move;
+    }
+    if (ctx.json) return out(ctx, toJson(move));
+    out(ctx, move.state === 'done' ? `done: ${move.copiedBytes} bytes copied, writes paused ${move.pauseMs ?? 0} ms` : `rolled back: ${move.reason ?? ''}`);
+    if (move.state === 'rolled_back') throw new SkeinError('CONFLICT', `the move rolled back: ${move.reason ?? 'unknown reason'}`);
+  },
 };
+
+function printMoves(ctx: Context, moves: { id?: string; partition: string; from: string; to: string }[], title: string): void {
+  if (ctx.json) return moves.forEach((m) => out(ctx, toJson(m)));
+  out(ctx, `${title}: ${moves.length} move(s)`);
+  for (const m of moves) out(ctx, `  ${m.partition}  ${m.from} -> ${m.to}${m.id ? `  (${m.id})` : ''}`);
+}
 
 /**
  * Runs one `skein` command line (without `node` and the script) and resolves to the exit

@@ -162,8 +162,10 @@ export function createMoveCoordinator(
         });
       }
       case 'tailing': {
+        const started = Date.now();
         const changes = await transfer.changes(source, move.partition, BigInt(move.tailFrom!), { maxEntries: 2000, mutable: false });
         if (changes.entries > 0) await transfer.importPage(target, move.partition, changes.page);
+        if (maxBytesPerSecond > 0) await sleep(Math.max(0, (changes.bytes / maxBytesPerSecond) * 1000 - (Date.now() - started)));
         const saved = await step('save', move, { tailFrom: changes.next.toString(), copiedBytes: move.copiedBytes + changes.bytes, copiedEntries: move.copiedEntries + changes.entries });
         if (changes.appends >= fenceBelow) return saved;
         const fenced = await step('fence', saved, { fencedAt: Date.now() });
