@@ -186,3 +186,32 @@ test('eventsFromJson accepts an event, an array of events, or raw data with a ty
   assert.throws(() => eventsFromJson('{"data":1}', undefined), /--type/);
   assert.throws(() => eventsFromJson('{nope', 'T'), /not valid JSON/);
 });
+
+test('cluster add, rebalance --plan, drain, remove and partition move call the membership routes', async () => {
+  const move = { id: 'm1', partition: 'acme~0', from: 'shard-0', to: 'shard-3', copiedBytes: 0 };
+  const api = await serve([
+    json(201, { id: 'shard-3', url: 'http://10.0.0.4:7000', state: 'active' }),
+    json(200, { moves: [{ partition: 'acme~0', from: 'shard-0', to: 'shard-3' }] }),
+    json(202, { moves: [{ id: 'm2', partition: 'acme~1', from: 'shard-1', to: 'shard-2' }] }),
+    problem(409, 'SHARD_NOT_EMPTY', 'shard shard-1 still owns 1 partition(s): drain it first'),
+    json(202, { ...move, state: 'copying' }),
+    json(200, { ...move, state: 'done', copiedBytes: 1234, pauseMs: 87 }),
+  ]);
+  const add = await skein(['cluster', 'add', 'shard-3', 'http://10.0.0.4:7000'], { url: api.url });
+  assert.equal(add.code, 0, add.stderr);
+  assert.deepEqual(JSON.parse(api.requests[0]!.body), { id: 'shard-3', url: 'http://10.0.0.4:7000' });
+  const plan = await skein(['cluster', 'rebalance', '--plan'], { url: api.url });
+  assert.equal(plan.code, 0, plan.stderr);
+  assert.equal(plan.stdout, 'plan: 1 move(s)\n  acme~0  shard-0 -> shard-3\n');
+  assert.deepEqual(JSON.parse(api.requests[1]!.body), { dryRun: true });
+  const drain = await skein(['cluster', 'drain', 'shard-1'], { url: api.url });
+  assert.equal(drain.code, 0, drain.stderr);
+  assert.equal(api.requests[2]!.url, '/v1/admin/cluster/shards/shard-1/drain');
+  const remove = await skein(['cluster', 'remove', 'shard-1'], { url: api.url });
+  assert.equal(remove.code, 1);
+  assert.match(remove.stderr, /SHARD_NOT_EMPTY|drain it first/);
+  const moved = await skein(['partition', 'move', 'acme~0', 'shard-3'], { url: api.url });
+  assert.equal(moved.code, 0, moved.stderr);
+  assert.match(moved.stdout, /done: 1234 bytes copied, writes paused 87 ms\n$/);
+  assert.equal(api.requests[5]!.url, '/v1/admin/moves/m1');
+});
