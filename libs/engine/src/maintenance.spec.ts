@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { open } from 'lmdb';
 import { createEngine, maintenanceOf, restoreBackup, type EngineOptions, type EventStore } from './index.ts';
 
@@ -206,5 +206,41 @@ test('a backup taken during continuous appends restores into a new directory tha
     await e.close();
     await r?.close();
     for (const d of [dir, backups, join(restored, '..')]) rmSync(d, { recursive: true, force: true });
+  }
+});
+
+test('a closed bucket unchanged since its last compaction is not copied again; retention changing it makes the next compaction copy it', async () => {
+  const dir = tempDir('compact-again');
+  let now = T0;
+  const e = engineAt(dir, () => now);
+  try {
+    for (let s = 0; s < 20; s++) must(await e.append('acme', `s-${s}`, { events: Array.from({ length: 50 }, (_, j) => ({ type: 'T', data: { j, pad: 'p'.repeat(100) } })) }));
+    now = T0 + DAY;
+    must(await e.append('acme', 'later', { events: [{ type: 'T', data: 1 }] }));
+    const m = maintenanceOf(e);
+    assert.deepEqual(m.closedBuckets(), ['2026-03-01']);
+    const file = join(dir, 'bucket-2026-03-01', 'data.mdb');
+    const before = json(e.readStream('acme', 's-3', { limit: 100 }));
+
+    const first = await m.compact('2026-03-01');
+    assert.equal(first.copied, true);
+    assert.ok(first.entries > 1000);
+    const inode = statSync(file).ino;
+    const second = await m.compact('2026-03-01');
+    assert.deepEqual([second.copied, second.entries, second.bytesAfter], [false, 0, first.bytesAfter]);
+    assert.equal(statSync(file).ino, inode, 'the data file was not replaced');
+    assert.equal(existsSync(`${dirname(file)}-compacting`), false, 'no compacting copy was made');
+    assert.equal(json(e.readStream('acme', 's-3', { limit: 100 })), before);
+
+    assert.deepEqual(await e.setMetadata('acme', 's-0', { maxCount: 1 }), { ok: true });
+    assert.equal((await m.retain('acme')).events, 49);
+    const third = await m.compact('2026-03-01');
+    assert.equal(third.copied, true, 'retention changed the bucket: compacted again');
+    assert.notEqual(statSync(file).ino, inode);
+    assert.equal((await m.compact('2026-03-01')).copied, false);
+    assert.equal(json(e.readStream('acme', 's-3', { limit: 100 })), before);
+  } finally {
+    await e.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

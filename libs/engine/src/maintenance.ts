@@ -20,7 +20,10 @@ export interface Maintenance {
   retain(partition: string, options?: RetentionOptions): Promise<RetentionResult>;
   /** Ids of the closed buckets (every bucket but the newest), oldest first: those `compact` takes. */
   closedBuckets(): string[];
-  /** Rewrites closed bucket `id` with a compacting copy, verified, then swapped in. */
+  /**
+   * Rewrites closed bucket `id` with a compacting copy, verified, then swapped in; a bucket
+   * unchanged since its last compaction (same generation) is left as it is (`copied: false`).
+   */
   compact(id: string): Promise<CompactionResult>;
   /** A hot, consistent copy of the store into `dir/<id>` (see `restoreBackup`); `id` default: made from the time. */
   backup(dir: string, options?: { id?: string }): Promise<BackupManifest>;
@@ -49,7 +52,10 @@ export interface CompactionResult {
   bucket: string;
   bytesBefore: number;
   bytesAfter: number;
+  /** Entries copied (0 when not copied). */
   entries: number;
+  /** False: the bucket had not changed since its last compaction and was not copied. */
+  copied: boolean;
 }
 
 /** What a backup holds (`<dir>/<id>/manifest.json`; every backup is listed in `<dir>/backups.json`). */
@@ -84,6 +90,9 @@ export function maintenanceOf(store: EventStore): Maintenance {
 export function attachMaintenance(store: EventStore, deps: MaintenanceDeps): void {
   maintenances.set(store, createMaintenance(deps));
 }
+
+/** Catalog key of the generation a closed bucket had when it was last compacted. */
+const compactedKey = (id: string): Key => ['compacted', id];
 
 type LogEntry = [streamId: string, firstVersion: number, count: number];
 
@@ -241,6 +250,7 @@ function createMaintenance(deps: MaintenanceDeps): Maintenance {
       });
     }
     await buckets.drop(b);
+    buckets.catalog.removeSync(compactedKey(b.id));
     deps.log.info({ bucket: b.id, heads: carried.length }, 'bucket dropped by retention');
   }
 
@@ -288,6 +298,12 @@ function createMaintenance(deps: MaintenanceDeps): Maintenance {
     if (!b) throw new Error(`no bucket ${id}`);
     if (b === buckets.newest()) throw new Error(`bucket ${id} is the current bucket; only closed buckets are compacted`);
     const dir = buckets.directoryOf(b);
+    // A closed bucket changes only through maintenance, which bumps its generation.
+    const generation = buckets.generation(b);
+    if (buckets.catalog.get(compactedKey(id)) === generation) {
+      const bytes = statSync(join(dir, 'data.mdb')).size;
+      return { bucket: id, bytesBefore: bytes, bytesAfter: bytes, entries: 0, copied: false };
+    }
     // No dot in the name: lmdb-js takes a path with an extension for a file, not a directory.
     const work = `${dir}-compacting`;
     rmSync(work, { recursive: true, force: true });
@@ -315,9 +331,11 @@ function createMaintenance(deps: MaintenanceDeps): Maintenance {
     }
     await buckets.replaceDataFile(b, join(work, 'data.mdb'));
     rmSync(work, { recursive: true, force: true });
+    // Written after the swap: a crash before it costs one more copy, never a skipped one.
+    buckets.catalog.putSync(compactedKey(id), generation);
     const bytesAfter = statSync(join(dir, 'data.mdb')).size;
     deps.log.info({ bucket: id, bytesBefore, bytesAfter, entries }, 'bucket compacted');
-    return { bucket: id, bytesBefore, bytesAfter, entries };
+    return { bucket: id, bytesBefore, bytesAfter, entries, copied: true };
   }
 
   // ---- backup ----
@@ -427,11 +445,14 @@ export function restoreBackup(backupDir: string, dataDir: string, id?: string): 
   try {
     const stale: string[] = [];
     for (const key of catalog.getKeys({ start: ['bucket'], end: ['bucket', '\uffff'] })) if (!kept.has((key as Key)[1] as string)) stale.push((key as Key)[1] as string);
+    // Backups copy closed buckets without compacting them: every bucket is compacted again.
+    const compacted = [...catalog.getKeys({ start: ['compacted'], end: ['compacted', '\uffff'] })];
     catalog.transactionSync(() => {
       for (const b of stale) {
         catalog.removeSync(['bucket', b]);
         catalog.removeSync(['heads', b]);
       }
+      for (const key of compacted) catalog.removeSync(key);
     });
   } finally {
     void catalog.close();

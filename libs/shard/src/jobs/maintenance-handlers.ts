@@ -44,11 +44,11 @@ export function maintenanceHandlers(deps: MaintenanceHandlerDeps): JobHandlers {
     unit: shardUnit,
     async run(job) {
       const closed = maintenance.closedBuckets();
-      const buckets: { bucket: string; bytesBefore: number; bytesAfter: number }[] = [];
+      const buckets: { bucket: string; bytesBefore: number; bytesAfter: number; copied: boolean }[] = [];
       for (const [i, id] of closed.entries()) {
         if (!job.lease.held) throw new Error('the lease was lost; the compaction stops (a later run goes on)');
         const r = await maintenance.compact(id);
-        buckets.push({ bucket: r.bucket, bytesBefore: r.bytesBefore, bytesAfter: r.bytesAfter });
+        buckets.push({ bucket: r.bucket, bytesBefore: r.bytesBefore, bytesAfter: r.bytesAfter, copied: r.copied });
         await job.progress(Math.floor(((i + 1) * 100) / (closed.length + 1)));
         if (i === 0 && job.attempt === 1 && (deps.testPauseMs ?? 0) > 0) await sleep(deps.testPauseMs!);
       }
