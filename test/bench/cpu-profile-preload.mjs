@@ -4,9 +4,11 @@
 import { Session } from 'node:inspector';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { isMainThread } from 'node:worker_threads';
 
 const dir = process.env.SKEIN_BENCH_CPU_PROFILE_DIR;
-if (dir) {
+// Main threads only: a worker (an engine's commit thread) would write its profile under the process's pid.
+if (dir && isMainThread) {
   const session = new Session();
   session.connect();
   session.post('Profiler.enable');
