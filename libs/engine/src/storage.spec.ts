@@ -136,9 +136,9 @@ function assertAllReadBack(engine: EventStore, partition: string, acks: Ack[]): 
 }
 
 /** The fault scenario on `fs`: `inject()` breaks the disk under load, `clear()` mends it. */
-async function faultAndRecover(dir: string, inject: (dataDir: string) => void, clear: () => void, expectedCodes: string[]) {
+async function faultAndRecover(dir: string, inject: (dataDir: string) => void, clear: () => void, expectedCodes: string[], commitThread: boolean) {
   const dataDir = join(dir, 'store');
-  let engine = createEngine({ path: dataDir, storageReserveBytes: 2 * 1024 * 1024, storageProbeIntervalMs: 100 });
+  let engine = createEngine({ path: dataDir, storageReserveBytes: 2 * 1024 * 1024, storageProbeIntervalMs: 100, commitThread });
   try {
     const load = startWriters(engine, 'p1');
     await until('16 writers acknowledged events', () => load.acks.length >= 200, 30_000);
@@ -170,41 +170,46 @@ async function faultAndRecover(dir: string, inject: (dataDir: string) => void, c
   }
 }
 
-test('a full disk fails appends with UNAVAILABLE, acknowledges nothing it did not write, and recovers when space is freed', async (t) => {
-  const fs = mountSmall('tmpfs', 24);
-  if (typeof fs === 'string') return t.skip(fs);
-  let filler = '';
-  try {
-    await faultAndRecover(
-      fs.dir,
-      () => (filler = fillDisk(fs.dir)),
-      () => unlinkSync(filler),
-      ['ENOSPC'],
-    );
-  } finally {
-    fs.unmount();
-  }
-});
+for (const commitThread of [false, true]) {
+    const how = commitThread ? 'committing on a thread (as in a node process)' : 'committing on the main thread';
+  test(`${how}: a full disk fails appends with UNAVAILABLE, acknowledges nothing it did not write, and recovers when space is freed`, async (t) => {
+    const fs = mountSmall('tmpfs', 24);
+    if (typeof fs === 'string') return t.skip(fs);
+    let filler = '';
+    try {
+      await faultAndRecover(
+        fs.dir,
+        () => (filler = fillDisk(fs.dir)),
+        () => unlinkSync(filler),
+        ['ENOSPC'],
+        commitThread,
+      );
+    } finally {
+      fs.unmount();
+    }
+  });
 
-test('an immutable data file (chattr +i) fails appends with UNAVAILABLE and recovers when the flag is cleared', async (t) => {
-  const fs = mountSmall('ext4', 64);
-  if (typeof fs === 'string') return t.skip(fs);
-  let locked = '';
-  try {
-    await faultAndRecover(
-      fs.dir,
-      (dataDir) => {
-        locked = join(dataDir, execFileSync('ls', [dataDir]).toString().split('\n').find((n) => n.startsWith('bucket-'))!, 'data.mdb');
-        execFileSync('chattr', ['+i', locked]);
-      },
-      () => execFileSync('chattr', ['-i', locked]),
-      ['EPERM'],
-    );
-  } finally {
-    if (locked) run('chattr', ['-i', locked]);
-    fs.unmount();
-  }
-});
+  test(`${how}: an immutable data file (chattr +i) fails appends with UNAVAILABLE and recovers when the flag is cleared`, async (t) => {
+    const fs = mountSmall('ext4', 64);
+    if (typeof fs === 'string') return t.skip(fs);
+    let locked = '';
+    try {
+      await faultAndRecover(
+        fs.dir,
+        (dataDir) => {
+          locked = join(dataDir, execFileSync('ls', [dataDir]).toString().split('\n').find((n) => n.startsWith('bucket-'))!, 'data.mdb');
+          execFileSync('chattr', ['+i', locked]);
+        },
+        () => execFileSync('chattr', ['-i', locked]),
+        ['EPERM'],
+        commitThread,
+      );
+    } finally {
+      if (locked) run('chattr', ['-i', locked]);
+      fs.unmount();
+    }
+  });
+}
 
 test('storage errors are named by their errno or LMDB code, wherever they come from', () => {
   // lmdb-js: the code as a number; Node's fs: the name, and -errno.
