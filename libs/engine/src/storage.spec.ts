@@ -171,7 +171,8 @@ async function faultAndRecover(dir: string, inject: (dataDir: string) => void, c
 }
 
 for (const commitThread of [false, true]) {
-    const how = commitThread ? 'committing on a thread (as in a node process)' : 'committing on the main thread';
+  const how = commitThread ? 'committing on a thread (as in a node process)' : 'committing on the main thread';
+
   test(`${how}: a full disk fails appends with UNAVAILABLE, acknowledges nothing it did not write, and recovers when space is freed`, async (t) => {
     const fs = mountSmall('tmpfs', 24);
     if (typeof fs === 'string') return t.skip(fs);
