@@ -3,11 +3,10 @@
 // @skein/testing (separate shard processes and a router).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startCluster, type ClusterOptions } from '@skein/testing';
+import { freeStartPort, startCluster, type ClusterOptions } from '@skein/testing';
 import { descendants, labelOf } from './proc.ts';
 
 const START = fileURLToPath(new URL('../../scripts/start.mjs', import.meta.url));
@@ -22,23 +21,7 @@ export interface Topology {
   stop(): Promise<void>;
 }
 
-function free(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
 
-/** A base port with the ports `npm start` takes above it free (port … port+9, port+100). */
-async function basePort(): Promise<number> {
-  for (let tries = 0; tries < 50; tries++) {
-    const p = 20_000 + Math.floor(Math.random() * 20_000);
-    const ports = [...Array.from({ length: 10 }, (_, i) => p + i), p + 100];
-    if ((await Promise.all(ports.map(free))).every(Boolean)) return p;
-  }
-  throw new Error('no free port range for npm start');
-}
 
 export interface NpmStartOptions {
   /** Arguments after `--` (`npm start -- --processes 3`). */
@@ -56,7 +39,7 @@ export interface NpmStartOptions {
  */
 export async function startNpmStart(options: NpmStartOptions = {}): Promise<Topology> {
   const dataDir = mkdtempSync(join(tmpdir(), 'skein-bench-'));
-  const port = await basePort();
+  const port = await freeStartPort();
   const nodeArgs = options.fromSource ? ['--conditions=skein-source'] : [];
   const inherited: NodeJS.ProcessEnv = { ...process.env };
   // The bench itself may run with --conditions=skein-source in NODE_OPTIONS; a user's `npm start` does not.

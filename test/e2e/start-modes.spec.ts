@@ -11,26 +11,12 @@ import { existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from '
 import { createServer, type Server } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, tempDir, type TempDir } from '@skein/testing';
+import { freePort, freeStartPort, isPortFree, tempDir, type TempDir } from '@skein/testing';
 
 const START = fileURLToPath(new URL('../../scripts/start.mjs', import.meta.url));
 const CLI = fileURLToPath(new URL('../../libs/client/bin/skein.mjs', import.meta.url));
 
-function free(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
 
-async function basePort(): Promise<number> {
-  for (let tries = 0; tries < 50; tries++) {
-    const p = 20000 + Math.floor(Math.random() * 20000);
-    if ((await Promise.all([p, p + 1, p + 2, p + 3, p + 100].map(free))).every(Boolean)) return p;
-  }
-  throw new Error('no free port range');
-}
 
 /** A PATH with node, npm and npx only (symlinks in a temp bin dir): no redis-server, no redis-cli. */
 function pathWithoutRedis(bin: string): string {
@@ -126,7 +112,7 @@ interface RoundTrip {
 
 /** Starts, creates a tenant, appends, reads and tails with the CLI, stops, starts again and reads the same. */
 async function roundTrip(cwd: string, env: NodeJS.ProcessEnv, controlLine: RegExp): Promise<RoundTrip> {
-  const port = await basePort();
+  const port = await freeStartPort();
   let run: Run | undefined = await start(cwd, port, env);
   try {
     const printed = run.output();
@@ -162,7 +148,7 @@ async function roundTrip(cwd: string, env: NodeJS.ProcessEnv, controlLine: RegEx
 
     await stop(run);
     run = undefined;
-    for (const p of [port, port + 1, port + 2, port + 3]) assert.ok(await free(p), `port ${p} was released on SIGINT`);
+    for (const p of [port, port + 1, port + 2, port + 3]) assert.ok(await isPortFree(p), `port ${p} was released on SIGINT`);
 
     run = await start(cwd, port, env);
     const again = { ...env, SKEIN_URL: run.url, SKEIN_API_KEY: created.apiKey };
@@ -215,7 +201,7 @@ test('npm start with no redis-* program on PATH runs on the embedded control pla
     const withRedis: NodeJS.ProcessEnv = { ...process.env };
     delete withRedis.SKEIN_REDIS_URL;
     delete withRedis.SKEIN_DATA_DIR;
-    const port = await basePort();
+    const port = await freeStartPort();
     const run = await start(work, port, withRedis);
     try {
       assert.match(run.output(), /skein: control plane: starting a private redis-server/);
@@ -253,7 +239,7 @@ test('a start that cannot work fails at once with one line saying why: port in u
   try {
     const base: NodeJS.ProcessEnv = { ...process.env };
     delete base.SKEIN_REDIS_URL;
-    const port = await basePort();
+    const port = await freeStartPort();
     occupied = createServer();
     await new Promise<void>((r) => occupied!.listen(port + 2, '127.0.0.1', () => r()));
     const inUse = await failing(dir.path, { ...base, SKEIN_PORT: String(port), SKEIN_DATA_DIR: join(dir.path, 'a') });
@@ -263,12 +249,12 @@ test('a start that cannot work fails at once with one line saying why: port in u
 
     const file = join(dir.path, 'a-file');
     writeFileSync(file, '');
-    const notWritable = await failing(dir.path, { ...base, SKEIN_PORT: String(await basePort()), SKEIN_DATA_DIR: join(file, 'data') });
+    const notWritable = await failing(dir.path, { ...base, SKEIN_PORT: String(await freeStartPort()), SKEIN_DATA_DIR: join(file, 'data') });
     assert.equal(notWritable.code, 1);
     assert.match(notWritable.output, /^skein: the data directory .*a-file\/data is not writable \(ENOTDIR\); set SKEIN_DATA_DIR to a directory you can write to$/m);
 
     const closed = await freePort();
-    const refused = await failing(dir.path, { ...base, SKEIN_PORT: String(await basePort()), SKEIN_DATA_DIR: join(dir.path, 'b'), SKEIN_REDIS_URL: `redis://:secret@127.0.0.1:${closed}` });
+    const refused = await failing(dir.path, { ...base, SKEIN_PORT: String(await freeStartPort()), SKEIN_DATA_DIR: join(dir.path, 'b'), SKEIN_REDIS_URL: `redis://:secret@127.0.0.1:${closed}` });
     assert.equal(refused.code, 1);
     assert.match(refused.output, new RegExp(`^skein: Redis at redis://\\*\\*\\*@127\\.0\\.0\\.1:${closed} \\(SKEIN_REDIS_URL\\) cannot be reached \\(ECONNREFUSED\\)`, 'm'));
     assert.doesNotMatch(refused.output, /secret/, 'the password is never printed');

@@ -6,32 +6,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createClient } from '@skein/client';
 import { partitionOf } from '@skein/protocol';
-import { tempDir } from '@skein/testing';
+import { freeStartPort, isPortFree, tempDir } from '@skein/testing';
 import { call } from './support.ts';
 
 const START = fileURLToPath(new URL('../../scripts/start.mjs', import.meta.url));
 
-function free(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
 
-async function basePort(): Promise<number> {
-  for (let tries = 0; tries < 50; tries++) {
-    const p = 20000 + Math.floor(Math.random() * 20000);
-    const ports = [p, p + 1, p + 2, p + 3, p + 100];
-    if ((await Promise.all(ports.map(free))).every(Boolean)) return p;
-  }
-  throw new Error('no free port range');
-}
 
 interface Started {
   child: ChildProcess;
@@ -65,7 +49,7 @@ function start(dataDir: string, port: number, args: string[] = []): Promise<Star
 
 test('npm start survives SIGKILL of its process group without losing an acknowledged event, and SIGINT stops everything', { timeout: 180_000 }, async () => {
   const dir = await tempDir('skein-start-');
-  const port = await basePort();
+  const port = await freeStartPort();
   try {
     let run = await start(dir.path, port);
     assert.deepEqual([...children(run.child.pid!).keys()].sort(), ['node', 'redis'], 'one node process beside redis-server');
@@ -100,7 +84,7 @@ test('npm start survives SIGKILL of its process group without losing an acknowle
     process.kill(-run.child.pid!, 'SIGINT');
     await new Promise((r) => run.child.once('exit', r));
     await new Promise((r) => setTimeout(r, 500));
-    for (const p of [port, port + 1, port + 2, port + 3, port + 100]) assert.ok(await free(p), `port ${p} was released`);
+    for (const p of [port, port + 1, port + 2, port + 3, port + 100]) assert.ok(await isPortFree(p), `port ${p} was released`);
   } finally {
     await dir.remove();
   }
@@ -148,7 +132,7 @@ const alive = (pid: number) => {
 
 test('npm start -- --processes 3 restarts a SIGKILLed shard with a backoff and says so; its partitions take appends again; SIGINT stops everything', { timeout: 240_000 }, async () => {
   const dir = await tempDir('skein-start-restart-');
-  const port = await basePort();
+  const port = await freeStartPort();
   let run: Started | undefined;
   try {
     run = await start(dir.path, port, ['--processes', '3']);
@@ -196,7 +180,7 @@ test('npm start -- --processes 3 restarts a SIGKILLed shard with a backoff and s
     process.kill(run.child.pid!, 'SIGINT');
     await exited;
     await until('every child gone', () => (last.every((pid) => !alive(pid)) ? true : undefined), 15_000);
-    for (const p of [port, port + 1, port + 2, port + 3, port + 100]) assert.ok(await free(p), `port ${p} was released`);
+    for (const p of [port, port + 1, port + 2, port + 3, port + 100]) assert.ok(await isPortFree(p), `port ${p} was released`);
     run = undefined;
   } finally {
     if (run?.child.pid && alive(run.child.pid)) process.kill(-run.child.pid, 'SIGKILL');

@@ -1,4 +1,4 @@
-export { freePort } from './ports.ts';
+export { freePort, freeStartPort, isPortFree } from './ports.ts';
 export { tempDir } from './temp-dir.ts';
 export type { TempDir } from './temp-dir.ts';
 export { startRedis } from './redis-server.ts';

@@ -17,3 +17,26 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/** Whether `port` on 127.0.0.1 can be bound right now. */
+export function isPortFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A base port for `npm start` (SKEIN_PORT) with the ports it takes above it free a moment
+ * ago: port … port+9 (router, shards, node-internal ports) and port+100 (its Redis).
+ */
+export async function freeStartPort(): Promise<number> {
+  for (let tries = 0; tries < 50; tries++) {
+    const p = 20_000 + Math.floor(Math.random() * 20_000);
+    const ports = [...Array.from({ length: 10 }, (_, i) => p + i), p + 100];
+    if ((await Promise.all(ports.map(isPortFree))).every(Boolean)) return p;
+  }
+  throw new Error('no free port range for npm start');
+}
