@@ -1,11 +1,13 @@
 // The commit thread of one store (commit-writer.ts starts it): it owns the batcher's write
-// transactions. Each request is one batch's puts, written into one environment in one
-// synchronous transaction, answered once LMDB has synced it.
+// transactions. Each request is one batch's puts, encoded by the engine's thread
+// (encoded-batch.ts), written into one environment in one synchronous transaction,
+// answered once LMDB has synced it. This thread encodes nothing: it never saves shared
+// structures.
 import { parentPort, workerData } from 'node:worker_threads';
 import { open, type RootDatabase } from 'lmdb';
 import { environmentOptions } from './environment.ts';
 import type { CommitReply, CommitRequest, CommitThreadData } from './commit-writer.ts';
-import type { Key } from './keys.ts';
+import { putEncodedBatch } from './encoded-batch.ts';
 
 const { mapSizeBytes, testCommitDelayMs } = workerData as CommitThreadData;
 const port = parentPort!;
@@ -16,12 +18,12 @@ const pause = new Int32Array(new SharedArrayBuffer(4));
  * request closes it first, so a closed bucket is never held open here (maintenance may
  * swap its files).
  */
-let env: { path: string; db: RootDatabase<unknown, Key> } | null = null;
+let env: { path: string; db: RootDatabase<unknown, Uint8Array> } | null = null;
 
-function environment(path: string): RootDatabase<unknown, Key> {
+function environment(path: string): RootDatabase<unknown, Uint8Array> {
   if (env?.path === path) return env.db;
   closeEnvironment();
-  env = { path, db: open<unknown, Key>(environmentOptions(path, mapSizeBytes)) };
+  env = { path, db: open<unknown, Uint8Array>(environmentOptions(path, mapSizeBytes)) };
   return env.db;
 }
 
@@ -41,9 +43,7 @@ port.on('message', (request: CommitRequest) => {
       const db = environment(request.path);
       // Tests only: a slow fdatasync, on this thread as a real one would be.
       if (testCommitDelayMs > 0) Atomics.wait(pause, 0, 0, testCommitDelayMs);
-      db.transactionSync(() => {
-        for (const [key, value] of request.puts) db.putSync(key, value);
-      });
+      db.transactionSync(() => putEncodedBatch(db, request.batch));
       reply = { id: request.id, ok: true };
     }
   } catch (err) {

@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import type { Key } from './keys.ts';
+import type { EncodedBatch } from './encoded-batch.ts';
 
 /** What the commit thread is started with. */
 export interface CommitThreadData {
@@ -8,8 +8,8 @@ export interface CommitThreadData {
   testCommitDelayMs: number;
 }
 
-/** One request to the commit thread: a batch's puts into one environment, or closing its handle. */
-export type CommitRequest = { id: number; close?: undefined; path: string; puts: [Key, unknown][] } | { id: number; close: true };
+/** One request to the commit thread: a batch's puts (encoded-batch.ts) into one environment, or closing its handle. */
+export type CommitRequest = { id: number; close?: undefined; path: string; batch: EncodedBatch } | { id: number; close: true };
 
 /** The commit thread's answer: durable, or the error of the failed commit (its code and errno kept for storage.ts). */
 export type CommitReply = { id: number; ok: true } | { id: number; ok: false; error: { message: string; code?: unknown; errno?: unknown } };
@@ -18,16 +18,19 @@ export type CommitReply = { id: number; ok: true } | { id: number; ok: false; er
  * A thread that owns a store's batch commits, so that a commit's page writes and
  * fdatasync never hold the event loop (in a node process, the router's and the other
  * shards'). The main thread decides, allocates and guards (storage.ts) each batch as
- * before and hands the thread its puts; it never writes the same environment meanwhile
- * (maintenance writes wait for the commit in flight).
+ * before, encodes the batch's puts into one buffer with the environment's own encoding
+ * (encoded-batch.ts) and moves that buffer to the thread; it never writes the same
+ * environment meanwhile (maintenance writes wait for the commit in flight).
  */
 export interface CommitWriter {
   /**
-   * Writes `puts` into the environment at `path` in one synchronous transaction.
-   * Resolves once LMDB has synced it; rejects with the commit's error (its `code` and
-   * `errno` as LMDB gave them), after the thread closed its handle of that environment.
+   * Writes the encoded batch into the environment at `path` in one synchronous
+   * transaction. The batch's ArrayBuffer moves to the thread (it is unusable here
+   * afterwards). Resolves once LMDB has synced it; rejects with the commit's error (its
+   * `code` and `errno` as LMDB gave them), after the thread closed its handle of that
+   * environment.
    */
-  commit(path: string, puts: [Key, unknown][]): Promise<void>;
+  commit(path: string, batch: EncodedBatch): Promise<void>;
   /** Closes the thread's handle of its environment (before the engine closes or reopens it). */
   release(): Promise<void>;
   /** Releases and stops the thread. */
@@ -73,12 +76,12 @@ export function startCommitThread(data: CommitThreadData): CommitWriter {
       waiting.set(request.id, { resolve, reject });
       // A commit in flight keeps the process alive; an idle thread does not.
       worker.ref();
-      worker.postMessage(request);
+      worker.postMessage(request, request.close ? [] : [request.batch.buffer]);
     });
   }
 
   return {
-    commit: (path, puts) => send({ id: nextId++, path, puts }),
+    commit: (path, batch) => send({ id: nextId++, path, batch }),
     release: () => send({ id: nextId++, close: true }),
     async close() {
       await this.release().catch(() => undefined);

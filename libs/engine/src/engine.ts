@@ -25,6 +25,7 @@ import {
 } from '@skein/protocol';
 import { BucketSet, spanEndOf, type Bucket } from './buckets.ts';
 import { startCommitThread, type CommitWriter } from './commit-writer.ts';
+import { encodeBatch } from './encoded-batch.ts';
 import { createEmbeddedSequencer } from './embedded-sequencer.ts';
 import {
   GLOBAL,
@@ -853,7 +854,9 @@ export function createEngine(options: EngineOptions): EventStore {
     const bucket = guardedBucket(batch);
     if (!bucket) return false;
     try {
-      await writer.commit(buckets.directoryOf(bucket), written.puts);
+      // Encoded here, after the guard and with no commit in flight: a shared structure the
+      // encoder saves is its own small commit on this thread (encoded-batch.ts).
+      await writer.commit(buckets.directoryOf(bucket), encodeBatch(bucket.db, written.puts));
     } catch (err) {
       commitFailed(batch, bucket, err);
       return false;
