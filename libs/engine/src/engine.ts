@@ -1026,6 +1026,10 @@ export function createEngine(options: EngineOptions): EventStore {
     const end: Key = to !== undefined ? keyOf(to + 1n) : partition === undefined ? [GLOBAL, Infinity] : [partition, 'log', Infinity];
     const types = opts.types && opts.types.length > 0 ? new Set(opts.types) : undefined;
     const skipped: SkippedRecord[] = [];
+    const include = opts.includePartition;
+    // The highest position of an entry left out by `include`: every position up to it was
+    // examined (an event within the range either was taken or failed a filter).
+    let passed = -1n;
     outer: for (const b of buckets.fromPosition(from)) {
       // An entry covers one append's consecutive positions; start at the one holding `from`.
       let start = keyOf(from);
@@ -1038,6 +1042,11 @@ export function createEngine(options: EngineOptions): EventStore {
         else {
           p = partition;
           [s, v0, count] = value as LogEntry;
+        }
+        if (include !== undefined && !include(p)) {
+          const lastOfEntry = first + BigInt(count) - 1n;
+          passed = to !== undefined && to < lastOfEntry ? to : lastOfEntry;
+          continue;
         }
         if (opts.category !== undefined && categoryOf(s) !== opts.category) continue;
         const skip = from > first ? Number(from - first) : 0;
@@ -1081,7 +1090,9 @@ export function createEngine(options: EngineOptions): EventStore {
       }
     }
     const last = events[events.length - 1];
-    const page: LogPage = { events, next: last ? last.position + 1n : from };
+    let next = last ? last.position + 1n : from;
+    if (passed >= next) next = passed + 1n;
+    const page: LogPage = { events, next };
     if (skipped.length > 0) page.skipped = skipped;
     if (truncated) page.truncated = true;
     return page;

@@ -155,6 +155,13 @@ export interface ReadLogOptions {
   types?: readonly string[];
   /** Most bytes of events in the page (see EngineOptions.readPageBytes, the default). */
   maxBytes?: number;
+  /**
+   * Only events of partitions it accepts (the shard log read passes the partitions the
+   * shard owns). Called once per log entry. Entries left out count toward neither `limit`
+   * nor `maxBytes`, and `next` passes over the ones examined, so a range holding only such
+   * entries ends in an empty page whose `next` is past them.
+   */
+  includePartition?: (partition: string) => boolean;
 }
 
 export interface LogPage {

@@ -60,6 +60,30 @@ export async function readGlobal(
 
 const EPOCH_IN_TOPOLOGY = /"epoch":(\d+)/;
 
+/**
+ * Throws NOT_OWNER (the read starts over at the new view) unless the stored topology is
+ * still at `epoch`, read after every safe point and page of the read. The stored epoch only
+ * grows and shards and router only learn epochs from it, so equal now means every safe
+ * point and page was answered at exactly `epoch` (a shard answers a whole-log read only at
+ * the caller's epoch, and the router's epoch only grows from the view's).
+ *
+ * Invariant this gives a reader paging with `next` across a flip (epoch + 1): each page is
+ * merged from the pages of one topology, where every partition's events are served by its
+ * one owner (a shard's whole log holds only the partitions it owns, ownedLogFilter). A move
+ * fences the partition and copies all of its events, at their positions, to the target
+ * before the flip, and the source drops them only after it, so at either epoch the events
+ * at or below a watermark are the same set, each at one position. Pages resume at
+ * `next` = last emitted position + 1 and hold only positions ≤ the watermark, so no
+ * position is emitted twice and none at or below the watermark is skipped.
+ */
+async function sameEpoch(store: ControlStore, epoch: number): Promise<void> {
+  const stored = await store.readTopology();
+  const epochNow = stored === null ? null : Number(EPOCH_IN_TOPOLOGY.exec(stored)?.[1]);
+  if (epochNow !== null && epochNow !== epoch) {
+    throw new SkeinError('NOT_OWNER', 'the topology changed during the read', { epoch: epochNow });
+  }
+}
+
 async function readGlobalAt(
   deps: { shards: Shards; topology: RouterTopology; store: ControlStore },
   options: GlobalReadOptions,
@@ -79,15 +103,11 @@ async function readGlobalAt(
     }),
   );
   const watermark = safePoints.reduce((min, p) => (p < min ? p : min), safePoints[0] ?? 0n);
-  // Safe points read before a flip are below every position the new owner allocates after
-  // it; read after one, they might not be: the epoch must not have moved meanwhile.
-  const stored = await store.readTopology();
-  const epochNow = stored === null ? null : Number(EPOCH_IN_TOPOLOGY.exec(stored)?.[1]);
-  if (epochNow !== null && epochNow !== view.topology.epoch) {
-    throw new SkeinError('NOT_OWNER', 'the topology changed during the read', { epoch: epochNow });
-  }
   const { fromPosition: from, limit } = options;
-  if (involved.length === 0 || watermark < from) return { events: [], next: from, watermark, involved, complete: true };
+  if (involved.length === 0 || watermark < from) {
+    await sameEpoch(store, view.topology.epoch);
+    return { events: [], next: from, watermark, involved, complete: true };
+  }
 
   const types = options.types?.split(',').filter((t) => t.length > 0);
   const sources = options.partitions ? options.partitions.length : involved.length;
@@ -98,6 +118,7 @@ async function readGlobalAt(
       ? options.partitions.map((p) => shards.get(view.ownerOf(p)!).readLog({ ...query, partition: p }))
       : involved.map((s) => shards.get(s).readLog(query)),
   );
+  await sameEpoch(store, view.topology.epoch);
   // A page that stopped early (its limit, or its shard's byte budget) covers its source only
   // up to its last event: the merged page stops at the lowest such bound, so no source's
   // later event comes before one it has not sent yet. A page that did not stop early covers

@@ -13,7 +13,7 @@ import {
 } from '@skein/protocol';
 import type { ControlRecordStore } from './control-records.ts';
 import { toWireLoggedEvent } from './http.ts';
-import { checkOwner, mayBeNewPlacement } from './owner-check.ts';
+import { checkOwner, mayBeNewPlacement, ownedLogFilter } from './owner-check.ts';
 import type { ShardMetrics } from './metrics.ts';
 import type { Ownership } from './ownership.ts';
 import type { SafePointTracker } from './safe-point.ts';
@@ -140,9 +140,16 @@ export function createLocalShardApi(core: ShardCore, callerEpoch: () => number):
       return snapshot;
     },
     async readLog(query) {
-      await owned(query.partition);
       const options = { fromPosition: query.fromPosition, toPosition: query.toPosition, limit: query.limit, category: query.category, types: query.types, maxBytes: query.maxBytes };
-      const page = query.partition === undefined ? engine.readShardLog(options) : engine.readPartitionLog(query.partition, options);
+      let page;
+      if (query.partition === undefined) {
+        // Only the partitions this shard owns, at exactly the caller's epoch (owner-check.ts).
+        const includePartition = await ownedLogFilter(ownership, callerEpoch());
+        page = engine.readShardLog({ ...options, includePartition });
+      } else {
+        await owned(query.partition);
+        page = engine.readPartitionLog(query.partition, options);
+      }
       return { events: page.events.map(toWireLoggedEvent), next: page.next, ...(page.truncated ? { truncated: true } : {}) };
     },
     async safePoint(wait) {

@@ -1,5 +1,5 @@
 // The ownership check every call for a partition makes, over HTTP or in-process.
-import type { SkeinError } from '@skein/protocol';
+import { SkeinError } from '@skein/protocol';
 import type { Ownership } from './ownership.ts';
 
 /**
@@ -22,4 +22,19 @@ export async function checkOwner(ownership: Ownership, partition: string | undef
     err = ownership.check(partition, epoch);
   }
   if (err) throw err;
+}
+
+/**
+ * For a read of the whole shard log: checks like `checkOwner` without a partition, then
+ * returns which partitions the page may hold (undefined: all). A caller with an epoch is
+ * answered only at exactly that epoch (a shard still behind after re-reading the topology
+ * refuses with 503), so every page of one merged read (global-read.ts) is filtered by the
+ * same topology: no partition then shows on two shards, or on none.
+ */
+export async function ownedLogFilter(ownership: Ownership, epoch: number | undefined): Promise<((partition: string) => boolean) | undefined> {
+  await checkOwner(ownership, undefined, epoch);
+  if (epoch !== undefined && ownership.epoch !== epoch) {
+    throw new SkeinError('UNAVAILABLE', `the shard is at topology epoch ${ownership.epoch}, behind the caller's ${epoch}`, { retryAfter: 1 });
+  }
+  return ownership.ownedFilter();
 }

@@ -42,6 +42,12 @@ export interface Ownership {
   isFenced(partition: string): boolean;
   /** The partitions placed on this shard in the topology known, sorted (maintenance sweeps them). */
   owned(): string[];
+  /**
+   * Whether a partition is this shard's in the topology known now (the view is captured:
+   * a topology applied later does not change the answer); undefined without a topology,
+   * where every partition is. One map lookup per call.
+   */
+  ownedFilter(): ((partition: string) => boolean) | undefined;
   /** Reads the topology from Redis now (single-flight). Keeps the last one on failure. */
   refresh(): Promise<void>;
   /** Applies a topology (from Redis, or a test); an older epoch than the known one is ignored. */
@@ -119,6 +125,11 @@ export function createOwnership(deps: { shardId: string; source?: TopologySource
     owned() {
       const { placements } = view;
       return Object.keys(placements).filter((p) => placements[p] === shardId).sort();
+    },
+    ownedFilter() {
+      const { ring, placements } = view;
+      if (ring === null) return undefined;
+      return (partition) => placements[partition] === shardId;
     },
     check(partition, callerEpoch) {
       const v = view;

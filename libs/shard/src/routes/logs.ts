@@ -2,7 +2,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ReadLogOptions } from '@skein/engine';
 import { SkeinError, parseLimit, parsePosition } from '@skein/protocol';
 import type { RouteContext } from '../context.ts';
-import { ensureOwner, parseTypes, queryString, toWireLoggedEvent } from '../http.ts';
+import { callerEpoch, ensureOwner, parseTypes, queryString, toWireLoggedEvent } from '../http.ts';
+import { ownedLogFilter } from '../owner-check.ts';
 
 function logOptions(req: FastifyRequest): ReadLogOptions {
   const from = queryString(req.query, 'fromPosition');
@@ -47,9 +48,11 @@ export function registerLogRoutes(app: FastifyInstance, ctx: RouteContext): void
     return reply.send({ events: page.events.map(toWireLoggedEvent), next: page.next.toString(), ...(page.truncated ? { truncated: true } : {}) });
   });
 
+  // Only the partitions this shard owns (ownedLogFilter): a partition copied here by a move
+  // before its flip, or left on its former owner until cleanup, shows in one shard log only.
   app.get('/log', async (req, reply) => {
-    await ensureOwner(ownership, req, undefined);
-    const page = engine.readShardLog(logOptions(req));
+    const includePartition = await ownedLogFilter(ownership, callerEpoch(req));
+    const page = engine.readShardLog({ ...logOptions(req), includePartition });
     return reply.send({ events: page.events.map(toWireLoggedEvent), next: page.next.toString(), ...(page.truncated ? { truncated: true } : {}) });
   });
 }
