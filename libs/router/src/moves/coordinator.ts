@@ -6,6 +6,9 @@ import { topologyRecordOf, type RouterTopology } from '../topology.ts';
 import { MOVE_KEYS, type MoveStep, type RedisMoves } from './redis-moves.ts';
 import type { TransferClient } from './transfer-client.ts';
 
+/** The smallest copy page under a bandwidth limit (a page always holds at least one entry). */
+const MIN_PAGE_BYTES = 16 * 1024;
+
 /** API.md, "Membership and partition moves". */
 export type MoveState = 'copying' | 'tailing' | 'fencing' | 'done' | 'rolled_back';
 
@@ -151,7 +154,11 @@ export function createMoveCoordinator(
           return step('save', move, { tailFrom: (highest + 1n).toString(), copyStartedAt: Date.now() });
         }
         const started = Date.now();
-        const page = await transfer.range(source, move.partition, move.cursor, pageBytes);
+        // Under a bandwidth limit a page is at most a second's worth, so progress is saved
+        // (and shown, and resumable) about once a second rather than once a megabyte: at
+        // 20 kB/s a 1 MiB page hid the copy for 52 s.
+        const limit = maxBytesPerSecond > 0 ? Math.min(pageBytes, Math.max(MIN_PAGE_BYTES, maxBytesPerSecond)) : pageBytes;
+        const page = await transfer.range(source, move.partition, move.cursor, limit);
         if (page.entries > 0) await transfer.importPage(target, move.partition, page.page);
         if (maxBytesPerSecond > 0) await sleep(Math.max(0, (page.bytes / maxBytesPerSecond) * 1000 - (Date.now() - started)));
         return step('save', move, {
