@@ -963,10 +963,10 @@ export function createEngine(options: EngineOptions): EventStore {
     const onUndecodable = (key: Key, err: unknown) => noteUndecodable({ partition: p, streamId: s, version: key[3] as number }, err, skipped);
     const backward = opts.direction === 'backward';
 
-    if (!backward) {
-      const from = Math.max(opts.from ?? 1, lowest);
-      outer: for (const b of streamBuckets(head)) {
-        for (const { key, value } of decodedRange(b.db, { start: streamKey(p, s, from), end: streamKey(p, s, head.v + 1) }, onUndecodable)) {
+    /** Adds the range's events, in its order, until the page is full. */
+    const collect = (buckets: readonly Bucket[], range: { start: Key; end: Key; reverse?: boolean }): void => {
+      for (const b of buckets) {
+        for (const { key, value } of decodedRange(b.db, range, onUndecodable)) {
           if (!isEventRecord(value)) {
             onUndecodable(key, new Error('not an event record'));
             continue;
@@ -975,35 +975,23 @@ export function createEngine(options: EngineOptions): EventStore {
           bytes += pageBytesOf(s, value);
           if (bytes > maxBytes && events.length > 0) {
             full = true;
-            break outer;
+            return;
           }
           events.push(toRecorded(s, key[3] as number, value));
-          if (events.length === limit) break outer;
+          if (events.length === limit) return;
         }
       }
+    };
+
+    if (!backward) {
+      const from = Math.max(opts.from ?? 1, lowest);
+      collect(streamBuckets(head), { start: streamKey(p, s, from), end: streamKey(p, s, head.v + 1) });
       const last = events[events.length - 1]?.version;
       return withSkipped({ ok: true, events, version: head.v, next: (full || events.length === limit) && last! < head.v ? last! + 1 : null }, skipped);
     }
 
     const from = Math.min(opts.from ?? head.v, head.v);
-    if (from >= lowest) {
-      outer: for (const b of streamBuckets(head).slice().reverse()) {
-        for (const { key, value } of decodedRange(b.db, { start: streamKey(p, s, from), end: streamKey(p, s, lowest - 1), reverse: true }, onUndecodable)) {
-          if (!isEventRecord(value)) {
-            onUndecodable(key, new Error('not an event record'));
-            continue;
-          }
-          if (value.ts < cutoff) continue;
-          bytes += pageBytesOf(s, value);
-          if (bytes > maxBytes && events.length > 0) {
-            full = true;
-            break outer;
-          }
-          events.push(toRecorded(s, key[3] as number, value));
-          if (events.length === limit) break outer;
-        }
-      }
-    }
+    if (from >= lowest) collect(streamBuckets(head).slice().reverse(), { start: streamKey(p, s, from), end: streamKey(p, s, lowest - 1), reverse: true });
     const last = events[events.length - 1]?.version;
     return withSkipped({ ok: true, events, version: head.v, next: (full || events.length === limit) && last! > lowest ? last! - 1 : null }, skipped);
   }
