@@ -33,7 +33,10 @@ const SOURCE = '--conditions=skein-source';
 const nodeOptions = [process.env.NODE_OPTIONS, SOURCE].filter(Boolean).join(' ');
 const result = spawnSync(
   process.execPath,
-  [SOURCE, '--import', 'tsx', '--test', '--test-concurrency=1', ...passthrough, ...files],
+  // --test-force-exit: a spec that leaves a handle open (a failed test that never reached its
+  // cleanup) ends when its tests do, instead of holding the run until CI's own timeout.
+  // --test-timeout: no single test runs longer than 5 minutes (the slowest takes ~45 s).
+  [SOURCE, '--import', 'tsx', '--test', '--test-concurrency=1', '--test-force-exit', '--test-timeout=300000', ...passthrough, ...files],
   { stdio: 'inherit', env: { ...process.env, NODE_OPTIONS: nodeOptions } },
 );
 process.exit(result.status ?? 1);

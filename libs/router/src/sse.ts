@@ -22,9 +22,9 @@ export interface SseStream {
   /** Resolves when the client has taken what was sent (or went away, or was cut off). */
   drained(): Promise<void>;
   /**
-   * Ends the response. With a `reason`, a last comment `: closed: <reason>` says why,
-   * unless the socket is backed up: then it is destroyed, since the comment would wait
-   * behind what the client does not read.
+   * Ends the response. With a `reason`, a last comment `: closed: <reason>` says why. A
+   * socket that is backed up gets what is left of its grace period to take the rest
+   * (the bound keeps that small) and is destroyed after it.
    */
   close(reason?: string): void;
   /** Resolves when the stream closes for any reason. */
@@ -102,10 +102,13 @@ export function openSse(reply: FastifyReply, options: SseOptions, clock: () => n
     },
     close(reason) {
       if (!open) return;
-      if (backedUpSince !== null) res.destroy();
-      else {
-        if (reason !== undefined) res.write(`: closed: ${reason}\n\n`);
-        res.end();
+      if (reason !== undefined) res.write(`: closed: ${reason}\n\n`);
+      res.end();
+      // The comment waits behind what the client has not read yet; a client that reads
+      // it gets it, one that stopped reading is destroyed when its grace period runs out.
+      if (backedUpSince !== null) {
+        const left = Math.max(0, options.slowMs - (clock() - backedUpSince));
+        setTimeout(() => res.destroy(), left).unref();
       }
       finish();
     },

@@ -74,28 +74,33 @@ test('revoking a key ends its stream and tenant-log subscriptions on every route
   ]);
   // 16 writers on the same tenant with the key that stays: a revocation ends subscriptions, never their appends.
   const load = startWriters({ url: routerB, key: keeper, tenant, writers: 16 });
-  // Open for longer than a re-authentication period: a live key does not end anything.
-  await new Promise((r) => setTimeout(r, 1500));
+  let report: Awaited<ReturnType<typeof load.stop>>;
+  try {
+    // Open for longer than a re-authentication period: a live key does not end anything.
+    await new Promise((r) => setTimeout(r, 1500));
 
-  const revoked = await call(routerA, 'DELETE', `/v1/admin/tenants/${tenant}/keys/${keyId}`, { key: cluster.adminKey });
-  assert.equal(revoked.status, 204);
-  const revokedAt = Date.now();
-  const timeout = new Promise<number>((r) => setTimeout(() => r(Number.POSITIVE_INFINITY), REVOKED_WITHIN_MS + 3000));
-  const endedAfter = await Promise.all(doomedSubs.map(async (s) => (await Promise.race([s.ended, timeout])) - revokedAt));
-  console.log(`revoked key: subscriptions ended after ${endedAfter.join(', ')} ms (stream A, log A, stream B, log B)`);
-  for (const [i, ms] of endedAfter.entries()) assert.ok(ms <= REVOKED_WITHIN_MS, `subscription ${i} ended ${ms} ms after the revocation`);
-  for (const s of doomedSubs) {
-    assert.ok(s.text().includes('event: Placed'), 'the subscription delivered its event before the revocation');
-    assert.ok(s.text().endsWith(': closed: key revoked\n\n'), `no closing comment: ${JSON.stringify(s.text().slice(-80))}`);
+    const revoked = await call(routerA, 'DELETE', `/v1/admin/tenants/${tenant}/keys/${keyId}`, { key: cluster.adminKey });
+    assert.equal(revoked.status, 204);
+    const revokedAt = Date.now();
+    const timeout = new Promise<number>((r) => setTimeout(() => r(Number.POSITIVE_INFINITY), REVOKED_WITHIN_MS + 3000));
+    const endedAfter = await Promise.all(doomedSubs.map(async (s) => (await Promise.race([s.ended, timeout])) - revokedAt));
+    console.log(`revoked key: subscriptions ended after ${endedAfter.join(', ')} ms (stream A, log A, stream B, log B)`);
+    for (const [i, ms] of endedAfter.entries()) assert.ok(ms <= REVOKED_WITHIN_MS, `subscription ${i} ended ${ms} ms after the revocation`);
+    for (const s of doomedSubs) {
+      assert.ok(s.text().includes('event: Placed'), 'the subscription delivered its event before the revocation');
+      assert.ok(s.text().endsWith(': closed: key revoked\n\n'), `no closing comment: ${JSON.stringify(s.text().slice(-80))}`);
+    }
+    // The revoked key cannot subscribe again; the other key's subscriptions are still open.
+    const again = await fetch(`${routerB}/v1/tenants/${tenant}/events/subscribe`, { headers: { authorization: `Bearer ${doomed}` } });
+    assert.equal(again.status, 401);
+    await again.body?.cancel();
+    const stillOpen = await Promise.race([...kept.map((s) => s.ended.then(() => false)), new Promise<boolean>((r) => setTimeout(() => r(true), 500))]);
+    assert.ok(stillOpen, 'a subscription of a key that was not revoked ended');
+  } finally {
+    for (const s of [...kept, ...doomedSubs]) s.close();
+    // A failed assertion above still stops the writers, so the spec ends.
+    report = await load.stop();
   }
-  // The revoked key cannot subscribe again; the other key's subscriptions are still open.
-  const again = await fetch(`${routerB}/v1/tenants/${tenant}/events/subscribe`, { headers: { authorization: `Bearer ${doomed}` } });
-  assert.equal(again.status, 401);
-  await again.body?.cancel();
-  const stillOpen = await Promise.race([...kept.map((s) => s.ended.then(() => false)), new Promise<boolean>((r) => setTimeout(() => r(true), 500))]);
-  assert.ok(stillOpen, 'a subscription of a key that was not revoked ended');
-  for (const s of kept) s.close();
-  const report = await load.stop();
   assert.ok(report.acks.length > 50, `only ${report.acks.length} appends were acknowledged`);
   assert.deepEqual(Object.keys(report.statuses).filter((s) => s !== '201'), [], `the writers saw ${JSON.stringify(report.statuses)}`);
   await verifyAcknowledged({ url: routerA, key: keeper, tenant }, report);
