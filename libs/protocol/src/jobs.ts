@@ -3,7 +3,7 @@
 // The queue is BullMQ's in a cluster (one per shard, run by the process hosting the
 // shard), in-process timers on a node without Redis; neither is named here.
 
-/** Kinds of job. `move` is the partition-move coordinator's (kinds are a registry: see the shard's job runner). */
+/** Kinds of job. `move` is a partition move's: it runs on the cluster's moves queue, not a shard's (see `MOVES_QUEUE`). */
 export const JOB_KINDS = ['retention', 'compact', 'backup', 'move'] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
 
@@ -32,7 +32,7 @@ export interface JobData {
 
 /** A job as `GET /v1/admin/jobs` shows it. */
 export interface JobView {
-  /** `<shard>:<queue job id>`: names the shard queue it is in. */
+  /** `<shard>:<queue job id>`: names the shard queue it is in; a move's job is the move's id (no `:`). */
   id: string;
   kind: JobKind;
   partition?: string;
@@ -45,6 +45,8 @@ export interface JobView {
   finishedAt?: string;
   result?: unknown;
   error?: string;
+  /** Kind `move`: where the move stands, as its job last reported it. */
+  move?: MoveJobProgress & { from: string; to: string };
 }
 
 /** One shard's part of a backup. */
@@ -99,6 +101,70 @@ export const JOB_DEFAULTS = Object.freeze({
   removeOnComplete: { count: 1000 },
   removeOnFail: { count: 1000 },
 });
+
+/**
+ * Partition moves run on one queue for the whole cluster, worked by every router: a move
+ * spans two shards and must outlive either (a shard's own queue stops with its process).
+ * A move's job id is the move id; its record (`skein:move:<id>`) stays the source of
+ * truth for its phase, which the move's steps check atomically in Redis.
+ */
+export const MOVES_QUEUE = 'skein-moves';
+
+/** A move's phases (API.md, "Membership and partition moves"). */
+export const MOVE_STATES = ['copying', 'tailing', 'fencing', 'done', 'rolled_back'] as const;
+export type MoveState = (typeof MOVE_STATES)[number];
+
+/** What a move's job carries; which phase it is in is read from the move record. */
+export interface MoveJobData {
+  kind: 'move';
+  partition: string;
+  from: string;
+  to: string;
+  /** The topology epoch the move began at. */
+  epoch: number;
+}
+
+/** What a move's job reports after each step (`job.updateProgress`). */
+export interface MoveJobProgress {
+  state: MoveState;
+  copiedBytes: number;
+  copiedEntries: number;
+}
+
+/**
+ * A move job's options: JOB_DEFAULTS' bounded history, more attempts sooner. A run
+ * retries its own steps and rolls the move back when it stalls; what BullMQ retries is
+ * a run that failed as a whole (Redis away, or the cleanup of a shard that is down):
+ * 10 attempts from 1 s doubling span about 8.5 minutes.
+ */
+export const MOVE_JOB_DEFAULTS = Object.freeze({
+  ...JOB_DEFAULTS,
+  attempts: 10,
+  backoff: { type: 'exponential', delay: 1000 },
+});
+
+/** Progress of a move's job by phase, 0–100 (a copy's size is not known ahead). */
+export function movePercent(state: MoveState): number {
+  return { copying: 0, tailing: 50, fencing: 75, done: 100, rolled_back: 100 }[state];
+}
+
+const isMoveState = (v: unknown): v is MoveState => typeof v === 'string' && (MOVE_STATES as readonly string[]).includes(v);
+
+/** The move job data in `value`, or null (checked at the queue's edge). */
+export function parseMoveJobData(value: unknown): MoveJobData | null {
+  if (value === null || typeof value !== 'object') return null;
+  const v = value as Record<string, unknown>;
+  if (v.kind !== 'move' || typeof v.partition !== 'string' || typeof v.from !== 'string' || typeof v.to !== 'string' || typeof v.epoch !== 'number') return null;
+  return { kind: 'move', partition: v.partition, from: v.from, to: v.to, epoch: v.epoch };
+}
+
+/** A move job's reported progress in `value`, or null before its first step. */
+export function parseMoveJobProgress(value: unknown): MoveJobProgress | null {
+  if (value === null || typeof value !== 'object') return null;
+  const v = value as Record<string, unknown>;
+  if (!isMoveState(v.state) || typeof v.copiedBytes !== 'number' || typeof v.copiedEntries !== 'number') return null;
+  return { state: v.state, copiedBytes: v.copiedBytes, copiedEntries: v.copiedEntries };
+}
 
 /** The job data in `value`, or null when it is not a job's (checked at the queue's edge: Redis holds what anyone wrote). */
 export function parseJobData(value: unknown): JobData | null {

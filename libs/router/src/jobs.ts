@@ -5,12 +5,16 @@ import {
   BACKUPS_KEY,
   JOB_DEFAULTS,
   JOB_KINDS,
+  MOVES_QUEUE,
   backupKey,
   deduplicationIdOf,
   jobIdOf,
   maintenanceQueueName,
+  movePercent,
   parseJobData,
   parseJobId,
+  parseMoveJobData,
+  parseMoveJobProgress,
   type BackupShardView,
   type BackupView,
   type JobData,
@@ -29,14 +33,15 @@ export interface EnqueuedJob {
 
 /**
  * The router's side of maintenance jobs: it enqueues them on the owning shards' queues
- * and reads them back; it never runs one (the shard hosting a queue does).
+ * and reads them back; it never runs one (the shard hosting a queue does). Listing also
+ * reads the cluster's moves queue (moves/move-jobs.ts runs it), so moves show as jobs.
  */
 export interface JobQueues {
   /** Adds each job to its shard's queue; a job already waiting or running for the same unit is returned instead of a new one. */
   enqueue(jobs: readonly JobData[]): Promise<EnqueuedJob[]>;
-  /** Jobs of the shards' queues, newest first. */
+  /** Jobs of the shards' queues and of the moves queue, newest first. */
   list(shards: readonly string[], filter: { state?: JobState; kind?: JobKind; limit: number }): Promise<JobView[]>;
-  /** Null when no such job (or its shard queue) exists. */
+  /** Null when no such job (or its shard queue) exists; an id without `:` is a move's. */
   get(id: string): Promise<JobView | null>;
   /** Starts a backup of every shard in `shards`: one `backup` job per shard queue, one backup id. */
   createBackup(shards: readonly string[], epoch: number): Promise<{ id: string; jobs: EnqueuedJob[] }>;
@@ -77,13 +82,39 @@ async function viewOf(shard: string, job: Job): Promise<JobView | null> {
   };
 }
 
+/** A move's job as `GET /v1/admin/jobs` shows it: its phase and bytes as last reported. */
+async function moveViewOf(job: Job): Promise<JobView | null> {
+  const data = parseMoveJobData(job.data);
+  if (!data) return null;
+  const state = stateOf(await job.getState());
+  const reported = parseMoveJobProgress(job.progress);
+  const move = reported ?? { state: 'copying' as const, copiedBytes: 0, copiedEntries: 0 };
+  return {
+    id: job.id ?? '',
+    kind: 'move',
+    partition: data.partition,
+    state,
+    progress: state === 'completed' ? 100 : movePercent(move.state),
+    attempts: job.attemptsStarted,
+    createdAt: new Date(job.timestamp).toISOString(),
+    ...(job.finishedOn ? { finishedAt: new Date(job.finishedOn).toISOString() } : {}),
+    ...(state === 'completed' && job.returnvalue !== undefined ? { result: job.returnvalue } : {}),
+    ...(job.failedReason ? { error: job.failedReason } : {}),
+    move: { ...move, from: data.from, to: data.to },
+  };
+}
+
+const ALL_TYPES: JobType[] = ['waiting', 'delayed', 'prioritized', 'active', 'completed', 'failed'];
+
 const newBackupId = () => `${new Date().toISOString().replace(/[-:.]/g, '')}-${randomBytes(3).toString('hex')}`;
 
-/** Job queues in Redis (BullMQ's `skein-maintenance-<shard>`), one connection for all of them. */
+/** Job queues in Redis (BullMQ's `skein-maintenance-<shard>`, and `skein-moves` to read), one connection for all of them. */
 export function createBullJobQueues(deps: { redisUrl: string; redisOptions: RedisOptions }): JobQueues {
   const connection = new Redis(deps.redisUrl, { ...deps.redisOptions, maxRetriesPerRequest: null, enableOfflineQueue: true, retryStrategy: (n) => Math.min(n * 100, 2000) });
   connection.on('error', () => {});
   const queues = new Map<string, Queue>();
+  const moves = new Queue(MOVES_QUEUE, { connection });
+  moves.on('error', () => {});
   const queueOf = (shard: string) => {
     let q = queues.get(shard);
     if (!q) {
@@ -106,9 +137,15 @@ export function createBullJobQueues(deps: { redisUrl: string; redisOptions: Redi
   return {
     enqueue,
     async list(shards, { state, kind, limit }) {
-      const types = state ? STATE_TYPES[state] : (['waiting', 'delayed', 'prioritized', 'active', 'completed', 'failed'] as JobType[]);
+      const types = state ? STATE_TYPES[state] : ALL_TYPES;
       const all: JobView[] = [];
-      for (const shard of shards) {
+      if (!kind || kind === 'move') {
+        for (const job of await moves.getJobs(types, 0, limit - 1, false)) {
+          const view = job ? await moveViewOf(job) : null;
+          if (view && (!state || view.state === state)) all.push(view);
+        }
+      }
+      for (const shard of kind === 'move' ? [] : shards) {
         // Each queue's newest `limit` of each type; the sweep's own jobs are not maintenance jobs.
         const jobs = await queueOf(shard).getJobs(types, 0, limit - 1, false);
         for (const job of jobs) {
@@ -123,7 +160,10 @@ export function createBullJobQueues(deps: { redisUrl: string; redisOptions: Redi
     },
     async get(id) {
       const parsed = parseJobId(id);
-      if (!parsed) return null;
+      if (!parsed) {
+        const job = id.length > 0 ? await moves.getJob(id) : undefined;
+        return job ? moveViewOf(job) : null;
+      }
       const job = await queueOf(parsed.shard).getJob(parsed.queueJobId);
       return job ? viewOf(parsed.shard, job) : null;
     },
@@ -154,7 +194,7 @@ export function createBullJobQueues(deps: { redisUrl: string; redisOptions: Redi
       return out;
     },
     async close() {
-      await Promise.allSettled([...queues.values()].map((q) => q.close()));
+      await Promise.allSettled([moves, ...queues.values()].map((q) => q.close()));
       connection.disconnect();
     },
   };

@@ -90,10 +90,16 @@ export async function startRouter(config: RouterConfig, deps: RouterDepsOfProces
   await topology.listen();
   await control.listen();
   // Membership and partition moves need Redis (the fence is a Redis script with the sequencer's keys).
-  const cluster = redis ? createClusterAdmin({ redis, topology, control, clusterSecret: config.clusterSecret, timeoutMs: config.shardTimeoutMs, log: logger.child({ component: 'moves' }) }, { cleanupGraceMs: config.moveCleanupGraceMs, stallMs: config.moveStallMs, maxBytesPerSecond: config.moveMaxBytesPerSecond }) : undefined;
+  // Moves run as BullMQ jobs on the cluster's moves queue; every router works it.
+  const cluster =
+    redis && redisUrl !== null
+      ? await createClusterAdmin(
+          { redis, redisUrl, redisOptions: config.redisOptions, topology, control, clusterSecret: config.clusterSecret, timeoutMs: config.shardTimeoutMs, log: logger.child({ component: 'moves' }) },
+          { cleanupGraceMs: config.moveCleanupGraceMs, stallMs: config.moveStallMs, maxBytesPerSecond: config.moveMaxBytesPerSecond },
+        )
+      : undefined;
   const jobs = redisUrl === null ? undefined : createBullJobQueues({ redisUrl, redisOptions: config.redisOptions });
   const app = await createRouterApp({ store, registry, topology, shards, control, logger, metrics: deps.metrics, ...(cluster ? { cluster } : {}), ...(jobs ? { jobs } : {}) }, config);
-  cluster?.moves.startResuming();
   const url = await app.listen({ host: config.host, port: config.port });
   return {
     app,
@@ -103,7 +109,7 @@ export async function startRouter(config: RouterConfig, deps: RouterDepsOfProces
     },
     async close() {
       await app.close();
-      await cluster?.moves.close();
+      await cluster?.close();
       await jobs?.close();
       control.close();
       await shards.close();

@@ -187,6 +187,25 @@ test('eventsFromJson accepts an event, an array of events, or raw data with a ty
   assert.throws(() => eventsFromJson('{nope', 'T'), /not valid JSON/);
 });
 
+test('jobs lists a move\'s job with its phase, shards and bytes copied', async () => {
+  const createdAt = '2026-01-01T00:00:00.000Z';
+  const api = await serve([
+    json(200, {
+      jobs: [
+        { id: 'm1', kind: 'move', partition: 'acme~0', state: 'active', progress: 50, attempts: 2, createdAt, move: { state: 'tailing', from: 'shard-0', to: 'shard-3', copiedBytes: 4096, copiedEntries: 12 } },
+        { id: 'shard-1:7', kind: 'retention', partition: 'acme~1', shard: 'shard-1', state: 'completed', progress: 100, attempts: 1, createdAt },
+      ],
+    }),
+  ]);
+  const listed = await skein(['jobs', '--kind', 'move'], { url: api.url });
+  assert.equal(listed.code, 0, listed.stderr);
+  assert.equal(api.requests[0]!.url, '/v1/admin/jobs?kind=move');
+  assert.equal(
+    listed.stdout,
+    `m1  move  acme~0  active  50%  tailing shard-0 -> shard-3 4096 bytes  attempts 2  ${createdAt}\nshard-1:7  retention  acme~1  completed  100%  attempts 1  ${createdAt}\n`,
+  );
+});
+
 test('cluster add, rebalance --plan, drain, remove and partition move call the membership routes', async () => {
   const move = { id: 'm1', partition: 'acme~0', from: 'shard-0', to: 'shard-3', copiedBytes: 0 };
   const api = await serve([

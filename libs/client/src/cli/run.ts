@@ -36,7 +36,7 @@ commands:
                                           change retention or quota (admin key)
   maintenance run <retention|compact>       run maintenance now on the owning shards
          [--tenant T] [--partition P]       (admin key; default every partition)
-  jobs [id] [--state S] [--kind K]          recent jobs and failures, or one job (admin key)
+  jobs [id] [--state S] [--kind K]          recent jobs (moves too) and failures, or one job (admin key)
        [--limit N]
   backup create                             back up every shard (admin key)
   backup list                               backups and their position per shard (admin key)
@@ -394,7 +394,11 @@ const COMMANDS: Record<string, (ctx: Context) => Promise<void>> = {
     );
     for (const j of jobs) {
       if (ctx.json) out(ctx, toJson(j));
-      else out(ctx, `${j.id}  ${j.kind}  ${j.partition ?? '(shard)'}  ${j.state}  ${j.progress}%  attempts ${j.attempts}  ${j.createdAt}${j.error ? `  error: ${j.error}` : ''}`);
+      else {
+        // A move's job also says where the move stands: its phase, shards and bytes copied.
+        const move = j.move ? `  ${j.move.state} ${j.move.from} -> ${j.move.to} ${j.move.copiedBytes} bytes` : '';
+        out(ctx, `${j.id}  ${j.kind}  ${j.partition ?? '(shard)'}  ${j.state}  ${j.progress}%${move}  attempts ${j.attempts}  ${j.createdAt}${j.error ? `  error: ${j.error}` : ''}`);
+      }
     }
   },
 

@@ -10,8 +10,7 @@ const script = (name: string) => readFileSync(new URL(`../scripts/${name}`, impo
 export const MOVE_KEYS = {
   move: (id: string) => `skein:move:${id}`,
   moving: (partition: string) => `skein:moving:${partition}`,
-  lock: (id: string) => `skein:move:${id}:lock`,
-  /** Ids of moves not finished (terminal and cleaned up), for any router to resume. */
+  /** Ids of moves not finished (terminal and cleaned up): a router starting re-enqueues those whose job is gone or failed. */
   active: 'skein:moves:active',
   /** Every move id, by creation time. */
   all: 'skein:moves',
@@ -22,22 +21,27 @@ type Reply = [number, ...(string | number)[]];
 type ScriptedRedis = Redis & {
   skeinMoveStep(...args: string[]): Promise<Reply>;
   skeinMembership(...args: string[]): Promise<Reply>;
-  skeinRenewLock(key: string, token: string, ms: string): Promise<number>;
-  skeinReleaseMoveLock(key: string, token: string): Promise<number>;
 };
+
+/**
+ * Who may run a move's steps: the lock of the move's BullMQ job (its key) and the token
+ * of the run holding it. A run whose lock expired (its router died or stalled) and was
+ * taken by another router's run is refused every step.
+ */
+export interface MoveLock {
+  key: string;
+  token: string;
+}
 
 export type MoveStep = 'begin' | 'save' | 'fence' | 'flip' | 'rollback';
 export type StepResult = { ok: true; topology: string; move: string } | { ok: false; reason: 'stale' | 'no-topology' | string };
 export type MembershipResult = { ok: true; topology: string; changed: boolean } | { ok: false; reason: 'stale' | 'no-topology' | 'unknown' | 'exists' | 'not-empty'; owned?: number };
 
-/** The Redis side of moves and membership: scripts (move-step-7.lua, shard-membership-4.lua) and the move lock. */
+/** The Redis side of moves and membership: scripts move-step-7.lua and shard-membership-4.lua. */
 export interface RedisMoves {
   readonly redis: Redis;
-  step(marker: string, step: MoveStep, move: { id: string; partition: string; from: string }, record: object, token: string): Promise<StepResult>;
+  step(marker: string, step: MoveStep, move: { id: string; partition: string; from: string }, record: object, lock: MoveLock): Promise<StepResult>;
   membership(marker: string, op: 'add' | 'drain' | 'remove', id: string, url: string): Promise<MembershipResult>;
-  lock(id: string, token: string, ms: number): Promise<boolean>;
-  renew(id: string, token: string, ms: number): Promise<boolean>;
-  release(id: string, token: string): Promise<void>;
 }
 
 export function createRedisMoves(redis: Redis, options: { sequencerKeyPrefix?: string } = {}): RedisMoves {
@@ -45,14 +49,12 @@ export function createRedisMoves(redis: Redis, options: { sequencerKeyPrefix?: s
   const prefix = options.sequencerKeyPrefix ?? DEFAULT_KEY_PREFIX;
   r.defineCommand('skeinMoveStep', { numberOfKeys: 7, lua: script('move-step-7.lua') });
   r.defineCommand('skeinMembership', { numberOfKeys: 4, lua: script('shard-membership-4.lua') });
-  r.defineCommand('skeinRenewLock', { numberOfKeys: 1, lua: script('renew-lock-1.lua') });
-  r.defineCommand('skeinReleaseMoveLock', { numberOfKeys: 1, lua: script('release-lock-1.lua') });
   return {
     redis,
-    async step(marker, step, move, record, token) {
+    async step(marker, step, move, record, lock) {
       const reply = await r.skeinMoveStep(
-        TOPOLOGY_KEY, CONTROL.marker, CONTROL.version, MOVE_KEYS.move(move.id), MOVE_KEYS.moving(move.partition), MOVE_KEYS.lock(move.id), fenceKeyOf(move.from, prefix),
-        marker, step, JSON.stringify(record), TOPOLOGY_CHANNEL, token,
+        TOPOLOGY_KEY, CONTROL.marker, CONTROL.version, MOVE_KEYS.move(move.id), MOVE_KEYS.moving(move.partition), lock.key, fenceKeyOf(move.from, prefix),
+        marker, step, JSON.stringify(record), TOPOLOGY_CHANNEL, lock.token,
       );
       if (reply[0] === -1) return { ok: false, reason: 'stale' };
       if (reply[0] === -2) return { ok: false, reason: 'no-topology' };
@@ -66,15 +68,6 @@ export function createRedisMoves(redis: Redis, options: { sequencerKeyPrefix?: s
       if (reply[0] === -3) return { ok: false, reason: op === 'add' ? 'exists' : 'unknown' };
       if (reply[0] === -4) return { ok: false, reason: 'not-empty', owned: Number(reply[1]) };
       return { ok: true, topology: String(reply[1]), changed: reply[0] === 1 };
-    },
-    async lock(id, token, ms) {
-      return (await redis.set(MOVE_KEYS.lock(id), token, 'PX', ms, 'NX')) === 'OK';
-    },
-    async renew(id, token, ms) {
-      return (await r.skeinRenewLock(MOVE_KEYS.lock(id), token, String(ms))) === 1;
-    },
-    async release(id, token) {
-      await r.skeinReleaseMoveLock(MOVE_KEYS.lock(id), token);
     },
   };
 }

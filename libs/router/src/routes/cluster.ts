@@ -43,7 +43,7 @@ export function registerClusterRoutes(app: FastifyInstance, ctx: RouteContext, d
     await membership.drain(req.params.id);
     const plan = (await moves.plan()).filter((m) => m.from === req.params.id);
     req.log.info({ shard: req.params.id, moves: plan.length }, 'shard draining');
-    return reply.code(202).send({ moves: moves.execute(plan) });
+    return reply.code(202).send({ moves: await moves.execute(plan) });
   });
 
   app.delete<{ Params: { id: string } }>('/admin/cluster/shards/:id', { schema: { summary: 'Remove a shard that owns nothing (admin)', tags: ['admin'], security, params: shardParams }, onRequest: guard.admin }, async (req, reply) => {
@@ -67,6 +67,6 @@ export function registerClusterRoutes(app: FastifyInstance, ctx: RouteContext, d
   app.post<{ Body: { dryRun?: boolean } | null }>('/admin/cluster/rebalance', { schema: rebalanceSchema, onRequest: guard.admin }, async (req, reply) => {
     const plan = await moves.plan();
     if (req.body?.dryRun) return reply.send({ moves: plan });
-    return reply.code(202).send({ moves: moves.execute(plan) });
+    return reply.code(202).send({ moves: await moves.execute(plan) });
   });
 }

@@ -9,13 +9,13 @@
       KEYS[3] control version counter
       KEYS[4] the move       JSON record
       KEYS[5] moving         partition -> move id, while a move of the partition is under way
-      KEYS[6] lock           the coordinator running the move (its token)
+      KEYS[6] lock           the lock of the move's BullMQ job (the token of the run holding it)
       KEYS[7] the source's fence generation (the sequencer refuses it positions above the generation its writes were admitted under)
       ARGV[1] the control marker the caller knows
       ARGV[2] step: 'begin' | 'save' (progress; copying -> tailing) | 'fence' | 'flip' | 'rollback'
       ARGV[3] the move record JSON to store (begin, save: the whole record; others: fields merged)
       ARGV[4] channel to announce a change on
-      ARGV[5] the caller's lock token
+      ARGV[5] the caller's lock token (not read by 'begin')
 
     Output:
       {1, topology JSON, move JSON}  done
