@@ -120,6 +120,13 @@ export interface ShardApi {
   readLog(query: ReadLogQuery): Promise<LogPageWire>;
   /** The safe point now, or once it reaches `atLeast` (waiting at most `waitMs`, capped by the shard). */
   safePoint(wait?: { atLeast: bigint; waitMs: number }): Promise<SafePointReading>;
+  /**
+   * In-process shards only: calls `listener` with each new safe point as it is published
+   * (a commit publishes its positions as it is answered). Returns an unsubscribe function.
+   * The value is a hint for waking waiters; a read still takes its safe points from
+   * `safePoint` (at the caller's epoch). A shard over HTTP has none: it is polled.
+   */
+  watchSafePoint?(listener: (safePoint: bigint) => void): () => void;
   info(): Promise<ShardInfo>;
   /** This shard's copy of the control records (DESIGN.md, "Control plane"), tombstones included. */
   controlRecords(): Promise<ControlRecord[]>;

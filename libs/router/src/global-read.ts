@@ -12,6 +12,14 @@ export interface GlobalReadOptions {
   limit: number;
   category?: string;
   types?: string;
+  /**
+   * Read-your-writes (the default): the read first takes the counter and waits (bounded)
+   * for the shards' safe points to reach it. A subscription passes false: it reads up to
+   * the safe points as they are and waits for more on the watermark hub, so a page is
+   * not held back until every shard has committed past a counter that moves on with
+   * every append (under load, a batch cycle of the slowest shard per page).
+   */
+  readYourWrites?: boolean;
 }
 
 /** A page in global order. */
@@ -95,13 +103,8 @@ async function readGlobalAt(
     : view.topology.shards.map((s) => s.id);
   // Read-your-writes: wait (briefly, bounded) until the watermark covers every position
   // allocated before this read began, so anything acknowledged before it is included.
-  const atLeast = await store.readCounter();
-  const safePoints = await Promise.all(
-    involved.map(async (shardId) => {
-      const reading = await shards.get(shardId).safePoint({ atLeast, waitMs: READ_YOUR_WRITES_WAIT_MS });
-      return reading.safePoint;
-    }),
-  );
+  const wait = options.readYourWrites === false ? undefined : { atLeast: await store.readCounter(), waitMs: READ_YOUR_WRITES_WAIT_MS };
+  const safePoints = await Promise.all(involved.map(async (shardId) => (await shards.get(shardId).safePoint(wait)).safePoint));
   const watermark = safePoints.reduce((min, p) => (p < min ? p : min), safePoints[0] ?? 0n);
   const { fromPosition: from, limit } = options;
   if (involved.length === 0 || watermark < from) {

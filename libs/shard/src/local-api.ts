@@ -157,6 +157,7 @@ export function createLocalShardApi(core: ShardCore, callerEpoch: () => number):
       const value = wait ? await safePoint.waitFor(wait.atLeast, Math.min(wait.waitMs, core.safePointMaxWaitMs)) : safePoint.current();
       return { safePoint: value, highestCommitted: engine.writerState().highestCommitted };
     },
+    watchSafePoint: (listener) => safePoint.onAdvance(listener),
     async info() {
       return { shard: core.shardId, epoch: ownership.epoch, safePoint: safePoint.current(), highestCommitted: engine.writerState().highestCommitted };
     },

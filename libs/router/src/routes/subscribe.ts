@@ -167,11 +167,12 @@ export function registerSubscriptionRoutes(app: FastifyInstance, ctx: RouteConte
           ...(partitions ? { partitions } : {}),
           fromPosition: from,
           limit: PAGE,
+          readYourWrites: false,
           ...(req.query.category !== undefined ? { category: req.query.category } : {}),
           ...(req.query.types !== undefined ? { types: req.query.types } : {}),
         });
-        // readGlobal waits for the safe points to cover everything allocated before the
-        // read, so an event committed before it is delivered by it.
+        // Up to the safe points as they are (no read-your-writes wait): an event not yet
+        // below them is delivered by the read the hub wakes once they passed it.
         for (const { partition, ...e } of page.events) sse.send(e.type, e.position, withTenant ? { ...e, tenant: tenantOfPartition(partition) } : e);
         sent(page.events);
         involved = page.involved;
