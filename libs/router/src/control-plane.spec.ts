@@ -63,11 +63,11 @@ after(async () => {
   await server.stop();
 });
 
-async function router(shards: MemoryShard[]): Promise<Router> {
+async function router(shards: MemoryShard[], peers: ControlPeers = peersOf(shards)): Promise<Router> {
   const redis = new Redis(server.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => 50 });
   redis.on('error', () => undefined);
   await new Promise((r) => redis.once('ready', r));
-  const control = createControlPlane({ store: createRedisControlStore({ redis }), peers: peersOf(shards) }, { waitForRebuildMs: 2000 });
+  const control = createControlPlane({ store: createRedisControlStore({ redis }), peers }, { waitForRebuildMs: 2000 });
   const topology = createRouterTopology({ store: createRedisControlStore({ redis }) });
   const registry = createRegistry({ store: createRedisControlStore({ redis }), adminKey: 'a'.repeat(40), control });
   const r = { redis, control, registry, topology, close: () => (control.close(), redis.disconnect()) };
@@ -152,6 +152,33 @@ test('a change is acknowledged only once a majority of shards stored it', async 
   assert.equal(await a.registry.deleteKey('gamma', k.keyId), true, 'the retry records the tombstone');
   assert.deepEqual(shards.map(tombstoned), [false, true, true]);
   assert.equal(await a.registry.deleteKey('gamma', k.keyId), false, 'then the key is gone: 404');
+});
+
+test('a shard joining is given every record from a majority of the members, though no one member holds them all; with fewer than a majority answering it is given nothing', async () => {
+  await (await router([])).redis.flushall();
+  const shards = memoryShards(5);
+  const members = shards.slice(0, 3);
+  const a = await router(shards, { ...peersOf(shards), members: async () => members });
+  await a.topology.ensureShards(members.map(({ id, url }) => ({ id, url })), a.control);
+  shards[0]!.down = true;
+  await a.registry.createTenant({ tenant: 'delta' });
+  shards[0]!.down = false;
+  shards[2]!.down = true;
+  await a.registry.createKey('delta');
+  shards[2]!.down = false;
+  const keys = (s: MemoryShard) => [...s.records.keys()].sort();
+  assert.notDeepEqual(keys(shards[0]!), keys(shards[2]!), 'no member was given every change');
+
+  const joiner = shards[3]!;
+  assert.deepEqual(await a.control.replicate([joiner]), [joiner]);
+  const merged = [...new Set([...keys(shards[0]!), ...keys(shards[2]!)])].sort();
+  assert.deepEqual(keys(joiner), merged);
+  assert.equal(merged.filter((key) => key.startsWith('apikey/')).length, 2, 'the tenant key and the minted one');
+
+  shards[1]!.down = true;
+  shards[2]!.down = true;
+  assert.deepEqual(await a.control.replicate([shards[4]!]), [], 'one of three members answered: not a majority');
+  assert.equal(shards[4]!.records.size, 0);
 });
 
 test('one router rebuilds at a time, and caches of every router follow the new epoch', async () => {

@@ -1,7 +1,7 @@
-import { SkeinError, type ControlRecord, type ControlStore } from '@skein/protocol';
+import { SkeinError, mergeControlRecords, type ControlRecord, type ControlStore } from '@skein/protocol';
 import { CONTROL } from './control-keys.ts';
 import { translateRedisFailure } from './redis-errors.ts';
-import { createRebuilder, majorityOf, type ControlPeers, type RebuildLogger } from './rebuilder.ts';
+import { createRebuilder, majorityOf, type ControlPeers, type RebuildLogger, type ShardAddress } from './rebuilder.ts';
 
 /** What a marker-checked mutation answers when the marker it was given is not the store's. */
 export const STALE_MARKER = Symbol('stale control marker');
@@ -47,6 +47,16 @@ export interface ControlPlane {
    * @throws SkeinError UNAVAILABLE (`outcome: unknown`) when fewer than a majority did.
    */
   record(records: readonly ControlRecord[]): Promise<void>;
+  /**
+   * Gives `targets` every control record of the cluster, for a change of membership: a
+   * shard that joins holds nothing, and one that leaves may have been part of the
+   * majority that holds a change. Reads every shard of the topology (a majority must
+   * answer: every acknowledged change is on a majority, so every one is read), merges the
+   * copies (control-records.ts) and writes the merged set to each target, waiting for
+   * each. Resolves with the targets that stored it; what failed is logged (none stored
+   * it when fewer than a majority of the topology's shards answered the read).
+   */
+  replicate(targets: readonly ShardAddress[]): Promise<ShardAddress[]>;
   /** Announces a changed record to every router (their caches drop it). */
   announce(recordKey: string): Promise<void>;
   /** Subscribes to announcements and starts watching the marker. */
@@ -144,6 +154,24 @@ export function createControlPlane(deps: { store: ControlStore; peers: ControlPe
         for (const [i, r] of results.entries()) if (r.status === 'rejected') log?.warn({ err: r.reason, shard: members[i]!.id }, 'control records not stored on a shard');
         throw new SkeinError('UNAVAILABLE', `the change was recorded on ${stored} of ${members.length} shards, fewer than a majority; retry`, { retryAfter: 1, outcome: 'unknown' });
       }
+    },
+    async replicate(targets) {
+      const members = await peers.members();
+      const read = await Promise.allSettled(members.map((s) => peers.read(s)));
+      const lists = read.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+      if (lists.length < majorityOf(members.length) || members.length === 0) {
+        log?.warn({ answered: lists.length, shards: members.length, targets: targets.map((s) => s.id) }, 'control records not replicated: fewer than a majority of the shards answered');
+        return [];
+      }
+      const merged = mergeControlRecords(...lists);
+      const written = await Promise.allSettled(targets.map((s) => peers.write(s, merged)));
+      const stored: ShardAddress[] = [];
+      for (const [i, r] of written.entries()) {
+        if (r.status === 'fulfilled') stored.push(targets[i]!);
+        else log?.warn({ err: r.reason, shard: targets[i]!.id }, 'control records not replicated to a shard');
+      }
+      if (stored.length > 0) log?.info({ records: merged.length, shards: stored.map((s) => s.id) }, 'control records replicated');
+      return stored;
     },
     async announce(recordKey) {
       await store.publish(CONTROL.channel, recordKey).catch(() => undefined);

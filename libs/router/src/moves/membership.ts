@@ -31,10 +31,23 @@ export function createMembership(deps: { moves: RedisMoves; control: ControlPlan
     // Recorded on the shards (a rebuilt Redis keeps the membership); the new shard included.
     const record = topologyRecordOf(result.topology);
     if (record && result.changed) await control.record([record]);
+    // Every control record to the shard that joined (what routers that did not know it
+    // yet recorded meanwhile), or to the shards that stay after one left (it may have
+    // been part of the majority that holds a change). Best effort: failures are logged.
+    if (result.changed && op !== 'drain') await control.replicate(op === 'add' ? [{ id, url }] : (await topology.current()).topology.shards);
   }
 
   return {
-    add: (id, url) => change('add', id, url),
+    async add(id, url) {
+      // A joining shard first takes every control record; nothing changes if it cannot.
+      // Without them, a Redis wiped once the older shards are gone is rebuilt from
+      // shards that know no tenant (DESIGN.md, "Control plane").
+      const known = (await topology.current()).topology.shards.some((s) => s.id === id);
+      if (!known && (await control.replicate([{ id, url }])).length === 0) {
+        throw new SkeinError('UNAVAILABLE', `shard ${id} at ${url} did not take the control records (unreachable, or fewer than a majority of the shards answered); nothing changed`, { retryAfter: 1 });
+      }
+      await change('add', id, url);
+    },
     drain: (id) => change('drain', id),
     remove: (id) => change('remove', id),
   };
