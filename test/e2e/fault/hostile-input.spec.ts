@@ -24,11 +24,17 @@ interface Answer {
   body: Record<string, unknown>;
 }
 
-/** One request over a fresh socket, bytes exactly as given; the answer as the router sent it. */
+/**
+ * One request over a fresh socket, bytes exactly as given; the answer as the router sent it.
+ * The socket is written, not ended: every request says `connection: close`, so the server
+ * closes it after answering. Half-closing it ourselves races Node's HTTP server, which
+ * (httpAllowHalfOpen false) drops a request whose client sent FIN before the answer was
+ * ready and closes the socket with no answer at all (seen under load as status 0).
+ */
 function raw(url: string, request: Buffer): Promise<Answer> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), hostname, () => socket.end(request));
+    const socket = connect(Number(port), hostname, () => socket.write(request));
     const chunks: Buffer[] = [];
     socket.on('data', (c) => chunks.push(c));
     socket.on('error', reject);
