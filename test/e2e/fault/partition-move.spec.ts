@@ -25,6 +25,7 @@ interface Move {
   copyStartedAt?: number;
   fencedAt?: number;
   cleanup?: string;
+  reason?: string;
 }
 
 async function admin(c: Cluster, method: string, path: string, body?: unknown) {
@@ -231,6 +232,10 @@ test('under 32 writers and a tenant-log subscriber: a partition moves, a 4th sha
   assert.ok(plan.body.moves.length > 0 && plan.body.moves.every((m: Move) => m.to === fourth.id), JSON.stringify(plan.body));
   const rebalance = await admin(c, 'POST', '/v1/admin/cluster/rebalance', {});
   assert.equal(rebalance.status, 202);
+  // Each planned move began at once and is a job on the moves queue.
+  assert.ok(rebalance.body.moves.every((m: Move) => typeof m.id === 'string'), JSON.stringify(rebalance.body));
+  const moveJobs = (await admin(c, 'GET', '/v1/admin/jobs?kind=move')).body.jobs as { id: string; kind: string }[];
+  for (const m of rebalance.body.moves as Move[]) assert.ok(moveJobs.some((j) => j.id === m.id && j.kind === 'move'), `no job for move ${m.id}`);
   for (let until = Date.now() + 120_000; ; ) {
     const now = await placements(c);
     if ((now[fourth.id]?.length ?? 0) >= plan.body.moves.length) break;
@@ -320,11 +325,17 @@ for (const victim of ['source', 'target'] as const) {
     assert.ok(end.state === 'rolled_back' || end.state === 'done', end.state);
     const owner = end.state === 'done' ? target : source;
     assert.deepEqual(await ownersServing(c, partition), [owner]);
+    // The move's job ended with it: completed when done, failed with the reason when rolled back.
+    const job = await admin(c, 'GET', `/v1/admin/jobs/${started.body.id}`);
+    assert.equal(job.status, 200, JSON.stringify(job.body));
+    assert.deepEqual([job.body.kind, job.body.partition, job.body.move.state], ['move', partition, end.state]);
+    if (end.state === 'done') assert.equal(job.body.state, 'completed');
+    else assert.deepEqual([job.body.state, job.body.error], ['failed', `rolled back: ${end.reason}`]);
     const now = await placements(c);
     assert.ok(now[owner]!.includes(partition));
     await sleep(1500);
     const report = await load.stop();
     await verifyAcknowledged({ url: c.url, key: c.adminKey, tenant }, report);
-    console.log(JSON.stringify({ figures: `kill ${victim}`, state: end.state, reason: (end as { reason?: string }).reason, acks: report.acks.length, statuses: report.statuses }));
+    console.log(JSON.stringify({ figures: `kill ${victim}`, state: end.state, reason: end.reason, acks: report.acks.length, statuses: report.statuses }));
   });
 }

@@ -73,7 +73,7 @@ export async function startMoveJobs(
     const lock: MoveLock = { key: lockKeyOf(id), token };
     let move = await steps.load(id);
     if (!move) throw new UnrecoverableError(`no move ${id}`);
-    log.info({ move: id, partition: move.partition, state: move.state, attempt: job.attemptsStarted }, 'move job running');
+    log.info({ move: id, partition: move.partition, state: move.state, copiedBytes: move.copiedBytes, attempt: job.attemptsStarted }, 'move job running');
     let lastProgress = Date.now();
     let backoff = 50;
     const handBack = async (at: number) => {
