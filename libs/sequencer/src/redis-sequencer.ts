@@ -15,7 +15,10 @@
  *    (allocated `last`, `current()`, the counter at join). The owner persists it
  *    (`onObserved`) and passes it back as `initialHighWater` after a restart. A shard
  *    publishes a safe point only from a value it observed, so every position handed
- *    out and every safe point published is ≤ the high-water of some member.
+ *    out and every safe point published is ≤ the high-water of some member; or, after
+ *    its own restart, from a persisted bound above its high-water, and then it
+ *    allocates with a floor at or above every safe point it published (the shard's
+ *    `sequencer-state.ts`), so no counter below that bound puts its writes under it.
  * 3. The epoch is a random `marker` key written when the counter is seeded. Every
  *    allocate and current passes the marker its caller last saw, and runs only if it
  *    matches, so a Redis that lost the marker refuses all allocation. A counter found

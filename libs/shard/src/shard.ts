@@ -92,7 +92,14 @@ export async function createShard(config: ShardConfig, deps: ShardDeps): Promise
   let engine: EventStore | undefined;
   const delayMs = config.testAllocationDelayMs;
   const sequencer: Sequencer = {
-    async allocate(count: number, floor: bigint): Promise<PositionRange> {
+    async allocate(count: number, engineFloor: bigint): Promise<PositionRange> {
+      // Above every safe point this shard published, before a restart too (the persisted
+      // bound, sequencer-state.ts) and since (the tracker publishes nothing above what is
+      // committed while an allocation is pending): a counter re-seeded after a Redis wipe
+      // from the members' high-waters may lie below a published safe point.
+      const published = tracker ? tracker.current() : stateFile.initial.bound;
+      let floor = engineFloor > stateFile.initial.bound ? engineFloor : stateFile.initial.bound;
+      if (published > floor) floor = published;
       const range = embedded ? await embedded.sequencer.allocate(count, floor) : await redisSequencer!.allocate(count, floor);
       // The Redis sequencer reports what it observed itself (onObserved).
       if (embedded) stateFile.observe(range.last);
@@ -133,6 +140,8 @@ export async function createShard(config: ShardConfig, deps: ShardDeps): Promise
 
   const highestCommitted = store.writerState().highestCommitted;
   const initialHighWater = stateFile.initial.highWater > highestCommitted ? stateFile.initial.highWater : highestCommitted;
+  // Where the safe point starts: every allocation from now on is above it (see allocate).
+  const initialSafePoint = stateFile.initial.bound > highestCommitted ? stateFile.initial.bound : highestCommitted;
   // Every shard of an embedded node raises the shared counter past what it committed or
   // published before anything allocates (the counter is written without waiting for the disk).
   embedded?.sequencer.seed(initialHighWater);
@@ -187,11 +196,11 @@ export async function createShard(config: ShardConfig, deps: ShardDeps): Promise
     {
       engine: store,
       sequencer,
-      durable: { bound: () => stateFile.persistedHighWater(), flush: () => stateFile.flush() },
+      durable: { bound: () => stateFile.persistedBound(), flush: () => stateFile.flush() },
       logger: logger.child({ component: 'safe-point' }),
     },
-    // At start nothing is allocated: every later allocation is above the persisted high-water.
-    { initial: initialHighWater, intervalMs: config.safePointIntervalMs },
+    // At start nothing is allocated: every later allocation is above the persisted bound (allocate).
+    { initial: initialSafePoint, intervalMs: config.safePointIntervalMs },
   );
   const safePoint = tracker;
 
