@@ -27,6 +27,7 @@ interface Move {
   copiedBytes: number;
   cleanup?: string;
   reason?: string;
+  pauseMs?: number;
 }
 
 interface MoveJob {
@@ -203,4 +204,73 @@ test('a router SIGKILLed mid-copy: another router\'s worker resumes the move job
   const acks = [...filled.flatMap((r) => r.acks), ...paced.acks];
   await verifyAcknowledged({ url: survivor.url, key: c.adminKey, tenant }, { acks, statuses: {}, codes: {}, retryableWithoutRetryAfter: 0 });
   console.log(JSON.stringify({ figures: 'router killed mid-move', state: end.state, reason: end.reason, takeoverMs, settledAfterMs, copiedBytesAtKill: atKill.copiedBytes, copiedBytes: end.copiedBytes, attempts: job.attempts, acks: acks.length, pacedStatuses: paced.statuses }));
+  await c.stop();
+  clusters.splice(clusters.indexOf(c), 1);
+});
+
+test('a router SIGKILLed while its move is fenced: another router\'s worker takes the job over and drives the move on to the flip (or rolls it back); one owner, nothing acknowledged lost', async () => {
+  const c = await startCluster({ shards: 3, routers: 2, routerEnv: { SKEIN_ROUTER_MOVE_CLEANUP_GRACE_MS: '200' } });
+  clusters.push(c);
+  const tenant = tenantName('move-fenced');
+  assert.equal((await admin(c, c.url, 'POST', '/v1/admin/tenants', { tenant, partitions: 3 })).status, 201);
+  const loads = [startWriters({ url: c.routers[0]!.url, key: c.adminKey, tenant, writers: 8, streamPrefix: 'a' }), startWriters({ url: c.routers[1]!.url, key: c.adminKey, tenant, writers: 8, streamPrefix: 'b' })];
+  await sleep(2000);
+  const partition = `${tenant}~1`;
+  const cluster = await admin(c, c.url, 'GET', '/v1/admin/cluster');
+  const home = (cluster.body.shards as { id: string; partitions: string[] }[]).find((s) => s.partitions.includes(partition))!.id;
+  const away = (cluster.body.shards as { id: string }[]).find((s) => s.id !== home)!.id;
+
+  // The fence lasts a fraction of a second: move the partition back and forth until the kill lands in it.
+  let caught: { id: string; from: string; to: string; runner: ServiceProcess } | undefined;
+  for (let attempt = 0, from = home, to = away; !caught && attempt < 8; attempt++, [from, to] = [to, from]) {
+    const started = await admin(c, c.url, 'POST', `/v1/admin/partitions/${partition}/move`, { to });
+    assert.equal(started.status, 202, JSON.stringify(started.body));
+    const id = started.body.id as string;
+    for (let until = Date.now() + 60_000; ; ) {
+      const m = (await admin(c, c.url, 'GET', `/v1/admin/moves/${id}`)).body as Move;
+      if (m.state === 'fencing') {
+        const runner = c.routers.find((r) => runsOn(r, id) > 0);
+        if (runner) {
+          await runner.kill('SIGKILL');
+          caught = { id, from, to, runner };
+        }
+        break;
+      }
+      if ((m.state === 'done' || m.state === 'rolled_back') && m.cleanup !== 'pending') break;
+      assert.ok(Date.now() < until, `move ${id} still ${m.state}`);
+    }
+    if (!caught) {
+      for (let until = Date.now() + 30_000; ; await sleep(50)) {
+        const m = (await admin(c, c.url, 'GET', `/v1/admin/moves/${id}`)).body as Move;
+        if ((m.state === 'done' || m.state === 'rolled_back') && m.cleanup !== 'pending') {
+          if (m.state === 'rolled_back') [from, to] = [to, from];
+          break;
+        }
+        assert.ok(Date.now() < until, `move ${id} did not settle`);
+      }
+    }
+  }
+  assert.ok(caught, 'no kill landed while a move was fenced in 8 moves');
+  const survivor = c.routers.find((r) => r !== caught!.runner)!;
+  let end: Move;
+  for (let until = Date.now() + 120_000; ; await sleep(200)) {
+    end = (await admin(c, survivor.url, 'GET', `/v1/admin/moves/${caught.id}`)).body as Move;
+    if ((end.state === 'done' || end.state === 'rolled_back') && end.cleanup !== 'pending') break;
+    assert.ok(Date.now() < until, `move still ${end.state} (cleanup ${end.cleanup})`);
+  }
+  const resumed = survivor.output.filter((l) => l.includes('move job running') && l.includes(caught!.id)).map((l) => JSON.parse(l) as { state: string });
+  assert.equal(resumed[0]?.state, 'fencing', 'the survivor took the job over in the fenced phase');
+  const owner = end.state === 'done' ? caught.to : caught.from;
+  assert.deepEqual(await ownersServing(c, survivor.url, partition), [owner]);
+  const job = (await admin(c, survivor.url, 'GET', `/v1/admin/jobs/${caught.id}`)).body as MoveJob;
+  assert.equal(job.move.state, end.state);
+  assert.ok(job.attempts >= 2, `attempts ${job.attempts}`);
+
+  await sleep(1000);
+  const reports = await Promise.all(loads.map((l) => l.stop()));
+  const acks = reports.flatMap((r) => r.acks);
+  await verifyAcknowledged({ url: survivor.url, key: c.adminKey, tenant }, { acks, statuses: {}, codes: {}, retryableWithoutRetryAfter: 0 });
+  console.log(JSON.stringify({ figures: 'router killed while fenced', state: end.state, reason: end.reason, pauseMs: end.pauseMs, attempts: job.attempts, acks: acks.length, statuses: reports.map((r) => r.statuses) }));
+  await c.stop();
+  clusters.splice(clusters.indexOf(c), 1);
 });
