@@ -101,18 +101,37 @@ export function openSequencerStateFile(dataDir: string, logger?: SequencerStateL
     if (bound > persisted) persisted = bound;
   }
 
+  /** Members learned since the write under way began: they are written at once, not within the interval. */
+  let membersDirty = false;
+
   function schedule(): void {
-    dirty = true;
     writing ??= (async () => {
       try {
-        while (dirty) await writeOnce();
+        // One write, again only for new members. A high-water observed meanwhile waits for
+        // the background interval: under load every allocation observes one, and looping
+        // while one was pending wrote the file back to back (two fsyncs each) for as long
+        // as the load lasted.
+        do {
+          membersDirty = false;
+          await writeOnce();
+        } while (membersDirty);
       } catch (err) {
-        // The next observation retries; the safe point stays capped at what is on disk.
+        // Retried in the background; the safe point stays capped at what is on disk.
         logger?.error({ err, path }, 'sequencer state could not be persisted');
       } finally {
         writing = null;
+        if (dirty) background();
       }
     })();
+  }
+
+  /** Writes what was recorded within BACKGROUND_WRITE_MS, unless something writes it sooner. */
+  function background(): void {
+    idleTimer ??= setTimeout(() => {
+      idleTimer = null;
+      if (dirty) schedule();
+    }, BACKGROUND_WRITE_MS);
+    idleTimer.unref();
   }
 
   return {
@@ -123,14 +142,10 @@ export function openSequencerStateFile(dataDir: string, logger?: SequencerStateL
       highWater = value;
       // Not written at once: every allocation observes a new value, and a write costs two
       // fsyncs. Whoever must rely on a value being durable calls flush() first (the safe
-      // point does before it publishes anything above the persisted value); otherwise
+      // point does before it publishes anything above the persisted bound); otherwise
       // the state is written in the background at most once per interval.
       dirty = true;
-      idleTimer ??= setTimeout(() => {
-        idleTimer = null;
-        if (dirty) schedule();
-      }, BACKGROUND_WRITE_MS);
-      idleTimer.unref();
+      background();
     },
     addMembers(ids) {
       let fresh = false;
@@ -140,7 +155,10 @@ export function openSequencerStateFile(dataDir: string, logger?: SequencerStateL
           fresh = true;
         }
       }
-      if (fresh) schedule();
+      if (!fresh) return;
+      dirty = true;
+      membersDirty = true;
+      schedule();
     },
     async flush() {
       while (writing) await writing;
