@@ -7,7 +7,7 @@
 //   node --conditions=skein-source --import tsx test/bench/read-lag.bench.ts
 //
 // Settings (environment): SKEIN_BENCH_ROUNDS (2: each figure measured this many times on
-// one cluster), SKEIN_BENCH_SOURCE=0 (runs the compiled dist/ instead of the sources),
+// one cluster), SKEIN_BENCH_LAG_ROUNDS (as many; 0 measures reads only), SKEIN_BENCH_SOURCE=0 (runs the compiled dist/ instead of the sources),
 // SKEIN_BENCH_CALIBRATE=1 (also prints the bare-route calibration of cluster.bench.ts).
 import { loadavg } from 'node:os';
 import { createClient } from '@skein/client';
@@ -18,6 +18,7 @@ import { EVENT_DATA, measureSkeinAppends, sleep } from './workload.ts';
 
 const env = process.env;
 const rounds = Number(env.SKEIN_BENCH_ROUNDS ?? 2);
+const lagRounds = Number(env.SKEIN_BENCH_LAG_ROUNDS ?? rounds);
 const TENANT = 'bench';
 const readEvents = 50_000;
 
@@ -93,7 +94,7 @@ try {
     const eps = await measureRead(t, apiKey, 'big-stream');
     console.log(`stream read, pages of 1000 (SDK): ${Math.round(eps).toLocaleString('en-US')} events/s`);
   }
-  for (let r = 0; r < rounds; r++) {
+  for (let r = 0; r < lagRounds; r++) {
     const lag = await measureLag(t, apiKey, r);
     console.log(
       `subscription lag under ${Math.round(lag.appendsPerSecond).toLocaleString('en-US')} appends/s: p50 ${lag.p50.toFixed(1)} ms  p99 ${lag.p99.toFixed(1)} ms over ${lag.n} events${lag.missing ? ` (${lag.missing} not delivered within 10 s)` : ''}`,

@@ -50,7 +50,7 @@ export { APPEND_BATCH_LIMITS, CLUSTER_SECRET_HEADER, EPOCH_HEADER, EVENTS_HEADER
 export { supersedes, mergeControlRecords, parseControlRecord } from './control-records.ts';
 export type { ControlRecord } from './control-records.ts';
 export type { ControlStore, Marked, NewTenant, Refusal, StoredApiKey, StoredTenant, TopologyChange } from './control-store.ts';
-export { appendResultFromWire, appendResultToWire } from './shard-api.ts';
+export { appendResultFromWire, appendResultToWire, streamPageJson } from './shard-api.ts';
 export type {
   ShardApi,
   ShardAppend,

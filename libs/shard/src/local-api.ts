@@ -4,6 +4,7 @@ import { outcomeError, type EventStore } from '@skein/engine';
 import { asSkeinError } from '@skein/http';
 import {
   SkeinError,
+  streamPageJson,
   toWireEvent,
   type ControlRecord,
   type ShardApi,
@@ -107,8 +108,10 @@ export function createLocalShardApi(core: ShardCore, callerEpoch: () => number):
     append: (batch) => appendBatch(core, batch, callerEpoch()),
     readStream,
     async readStreamJson(partition, streamId, query) {
-      const page = await readStream(partition, streamId, query);
-      return { json: JSON.stringify(page), events: page.events.length };
+      await owned(partition);
+      const outcome = engine.readStream(partition, streamId, query);
+      if (!outcome.ok) throw outcomeError(outcome);
+      return { json: streamPageJson(outcome.events, outcome.version, outcome.next), events: outcome.events.length };
     },
     async streamState(partition, streamId) {
       await owned(partition);

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { outcomeError } from '@skein/engine';
-import { EVENTS_HEADER, parseDeleteMode, parseDirection, parseExpectedVersion, parseLimit, parseVersion, toWireEvent } from '@skein/protocol';
+import { EVENTS_HEADER, parseDeleteMode, parseDirection, parseExpectedVersion, parseLimit, parseVersion, streamPageJson } from '@skein/protocol';
 import type { RouteContext } from '../context.ts';
 import { ensureOwner, queryString } from '../http.ts';
 
@@ -31,7 +31,7 @@ export function registerStreamRoutes(app: FastifyInstance, ctx: RouteContext): v
     if (!outcome.ok) throw outcomeError(outcome);
     // The router forwards this body to the client as it is; the header spares it a parse to count.
     reply.header(EVENTS_HEADER, String(outcome.events.length));
-    return reply.send({ events: outcome.events.map((e) => toWireEvent(e)), version: outcome.version, next: outcome.next });
+    return reply.type('application/json; charset=utf-8').send(streamPageJson(outcome.events, outcome.version, outcome.next));
   });
 
   app.get<{ Params: StreamParams }>('/partitions/:partition/streams/:streamId/state', async (req, reply) => {
