@@ -24,6 +24,12 @@ export interface Topology {
   fenced?: Record<string, string>;
   /** Shard id → its fence generation, raised with each fence of one of its partitions. */
   fences?: Record<string, number>;
+  /**
+   * Removed shard id → the sequencer counter (decimal) read when it was removed: at or
+   * above every position it was ever handed out. Shards tombstone it as a sequencer
+   * member with that bound (`@skein/sequencer`, "Removed members"). Its id is retired.
+   */
+  removed?: Record<string, string>;
 }
 
 /** Lua's cjson writes an empty object as an empty array. */
@@ -45,7 +51,9 @@ export function parseTopology(text: string): Topology {
   t.placements = objectOrEmpty<string>(t.placements, 'placements');
   t.fenced = objectOrEmpty<string>(t.fenced, 'fenced');
   t.fences = objectOrEmpty<number>(t.fences, 'fences');
-  for (const k of ['placements', 'fenced', 'fences'] as const) if (t[k] === undefined) delete t[k];
+  t.removed = objectOrEmpty<string>(t.removed, 'removed');
+  if (t.removed && Object.values(t.removed).some((v) => typeof v !== 'string' || !/^\d+$/.test(v))) throw new Error('topology.removed must map shard ids to decimal counters');
+  for (const k of ['placements', 'fenced', 'fences', 'removed'] as const) if (t[k] === undefined) delete t[k];
   return t as Topology;
 }
 

@@ -23,7 +23,7 @@
  *    allocate and current passes the marker its caller last saw, and runs only if it
  *    matches, so a Redis that lost the marker refuses all allocation. A counter found
  *    below the caller's high-water (writes lost, marker kept) deletes the marker too.
- * 4. A member with no valid marker runs `scripts/reseed-4.lua`. With the cluster still
+ * 4. A member with no valid marker runs `scripts/reseed-5.lua`. With the cluster still
  *    seeded and the counter ≥ its high-water, it joins: it adopts the marker. Otherwise
  *    it reports its high-water into the `reseed` hash and adds every member id it knows
  *    to `members`. Only when every id in `members` has reported does the script set the
@@ -33,6 +33,48 @@
  * 5. So after a re-seed the counter is ≥ the high-water of every member that ever
  *    allocated or read, given the assumptions below; every later position is above it,
  *    hence above every position handed out and every safe point published before.
+ *
+ * ## Removed members
+ *
+ * A shard removed from the cluster stops being a member, so a re-seed does not wait for
+ * it (it may never run again). Invariant: **an id leaves the wait of a re-seed only
+ * through a tombstone, and a tombstone of X stands only beside a high-water that is at
+ * or above every position X was ever handed out.** A re-seed that does not wait for X
+ * therefore still sets the counter at or above X's positions: the tombstone came with
+ * its reporter's report (one script call), or, in the removed set of a Redis that kept
+ * its counter, was written while that counter was already above them. Why the bound
+ * exists:
+ * - A shard is removed only once it owns no partition (the router's membership script,
+ *   atomic in Redis). Each partition it owned left it through a move whose fence raised
+ *   its fence generation in Redis before the flip; an allocation checks that generation
+ *   atomically and refuses every batch admitted before the fence, and after the fence
+ *   the shard admits no write for the partition (fenced, then not owned). So every
+ *   allocation the removed shard ever made precedes, in Redis order, the removal.
+ * - The removal reads the counter in the same script, in a seeded epoch (the marker is
+ *   present, so the counter is ≥ every allocation of the epoch, and the re-seed that
+ *   began the epoch waited for the removed shard or for a tombstone of an earlier one):
+ *   that value `c` is ≥ every position the removed shard was handed out. It is kept in
+ *   the topology (`removed`, a control record every shard holds, so it survives a wipe
+ *   of Redis through the control plane's rebuild). The script also takes the id out of
+ *   `members` and puts it in `removed`, which no script adds back to `members`.
+ * - A member tombstones X through {@link RedisSequencer.removeMembers} with that `c`:
+ *   it first raises its own high-water to `c` (reported to `onObserved`), then drops X
+ *   and reports the tombstone (`onRemoved`). The owner writes both in one atomic state
+ *   write, so a persisted tombstone never stands beside a lower persisted high-water.
+ *   Every re-seed call passes the member's tombstones with its report.
+ * - A member also learns a removal from Redis: a join adds every id the member knows
+ *   except those in the removed set and answers every member with the counter, so a
+ *   known id missing from the answer is tombstoned with that counter. An id enters the
+ *   removed set only while the counter (the removal), or a report the next seed counts
+ *   (a tombstone passed with it), is already at or above every position it was handed
+ *   out, and a counter read under a valid marker is at or above both.
+ * - The removed shard's committed events are not lost to the argument either: the moves
+ *   copied them with their positions to shards that stay, and those positions are ≤ `c`.
+ *   Ranges it was handed out but never committed are held by nobody (a gap).
+ * - Ids are retired: a removed id is never added again (the membership script refuses
+ *   it), so a tombstone never hides a later incarnation.
+ * Until a member learns of a removal it still knows X and adds it back in a re-seed;
+ * another reporter's tombstone takes it out again (the removed set wins).
  *
  * Assumptions.
  * - Every member that ever allocated or read is known to some member that reports:
@@ -58,8 +100,8 @@
  *
  * Trade-off, plainly: after a wipe no position is allocated until every known member
  * has called in. A member that is down blocks allocation for the whole cluster until it
- * returns (or an operator removes it from the members set and from every shard's
- * persisted known members). Availability is given up for the uniqueness of positions.
+ * returns, or until it is removed from the cluster (drained first: "Removed members").
+ * Availability is given up for the uniqueness of positions.
  *
  * Failure: when Redis cannot be reached every call fails within `commandTimeoutMs` with
  * UNAVAILABLE (`retryAfter` 1 s). The client keeps reconnecting in the background, so
@@ -74,7 +116,7 @@ import { defineScripts } from './scripts.ts';
 /** The largest value the Redis counter can hold (INCRBY is signed 64-bit). */
 export const MAX_COUNTER = (1n << 63n) - 1n;
 
-/** Prefix of the sequencer's keys: `<prefix>counter`, `marker`, `members`, `reseed`. */
+/** Prefix of the sequencer's keys: `<prefix>counter`, `marker`, `members`, `reseed`, `removed`. */
 export const DEFAULT_KEY_PREFIX = 'skein:seq:';
 
 /** How long one Redis round trip may take before the call fails with UNAVAILABLE. */
@@ -121,6 +163,8 @@ export interface RedisSequencerOptions {
   initialHighWater?: bigint;
   /** Member ids this member learned before (persisted from `onMembers`). Default none. */
   knownMembers?: string[];
+  /** Member ids this member tombstoned before (persisted from `onRemoved`, see "Removed members"). Default none. */
+  removedMembers?: string[];
   /**
    * Called synchronously whenever the high-water grows, before the call returns the
    * value. The owner persists it for `initialHighWater`. If it throws, the call fails
@@ -129,6 +173,12 @@ export interface RedisSequencerOptions {
   onObserved?: (value: bigint) => void;
   /** Called synchronously with member ids seen for the first time; the owner persists them for `knownMembers`. */
   onMembers?: (ids: string[]) => void;
+  /**
+   * Called synchronously with newly tombstoned member ids, after `onObserved` reported
+   * the high-water that covers them. The owner persists them for `removedMembers` (and
+   * drops them from `knownMembers`) in the same write as that high-water.
+   */
+  onRemoved?: (ids: string[]) => void;
   /** Per round trip timeout, and how long a call waits for a connection that is being established. Default {@link DEFAULT_COMMAND_TIMEOUT_MS}. */
   commandTimeoutMs?: number;
   /** Metrics hooks. */
@@ -150,8 +200,16 @@ export interface RedisSequencer extends Sequencer {
   readonly memberId: string;
   /** The highest counter value observed so far (what a re-seed reports). */
   highWater(): bigint;
-  /** Every member id known so far, this one included. */
+  /** Every member id known so far, this one included unless it was removed. */
   knownMembers(): string[];
+  /** Every member id tombstoned so far. */
+  removedMembers(): string[];
+  /**
+   * Tombstones removed members (see "Removed members"): each `coveredUpTo` must be ≥ every
+   * position that member was ever handed out (the counter the removal read). Raises the
+   * high-water to it first. Ids already tombstoned are skipped. Synchronous.
+   */
+  removeMembers(removed: { id: string; coveredUpTo: bigint }[]): void;
 }
 
 type Reply = (string | number)[];
@@ -163,7 +221,7 @@ type Reply = (string | number)[];
  * @throws SkeinError VALIDATION_FAILED naming the option when options are invalid.
  */
 export function createRedisSequencer(options: RedisSequencerOptions): RedisSequencer {
-  const { memberId, keyPrefix = DEFAULT_KEY_PREFIX, onObserved, onMembers, observe, fenceGeneration, onFenced } = options;
+  const { memberId, keyPrefix = DEFAULT_KEY_PREFIX, onObserved, onMembers, onRemoved, observe, fenceGeneration, onFenced } = options;
   const commandTimeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
   let highWater = options.initialHighWater ?? 0n;
 
@@ -195,9 +253,11 @@ export function createRedisSequencer(options: RedisSequencerOptions): RedisSeque
     marker: `${keyPrefix}marker`,
     members: `${keyPrefix}members`,
     reseed: `${keyPrefix}reseed`,
+    removed: `${keyPrefix}removed`,
     fence: fenceKeyOf(memberId, keyPrefix),
   };
-  const known = new Set<string>([memberId, ...(options.knownMembers ?? [])]);
+  const removed = new Set<string>(options.removedMembers ?? []);
+  const known = new Set<string>([memberId, ...(options.knownMembers ?? [])].filter((id) => !removed.has(id)));
   let marker: string | null = null;
   let joining: Promise<void> | null = null;
   let connecting: Promise<boolean> | null = null;
@@ -211,14 +271,37 @@ export function createRedisSequencer(options: RedisSequencerOptions): RedisSeque
   }
 
   /** Learns the member ids of a reply that listed them. */
-  function learn(ids: string[]): void {
-    if (ids.length === 0) return;
+  function learn(listed: string[]): void {
+    if (listed.length === 0) return;
+    const ids = listed.filter((id) => !removed.has(id));
     const fresh = ids.filter((id) => !known.has(id));
     for (const id of fresh) known.add(id);
     if (fresh.length > 0) onMembers?.(fresh);
-    // Redis lacks ids this member knows (the members set lost writes): the next call
-    // joins again, which adds them back.
-    if (ids.length < known.size) marker = null;
+    // Redis lacks ids this member knows (the members set lost writes), or holds one it
+    // tombstoned (added back before the tombstone reached it): the next call joins
+    // again, which adds the first and takes out the second.
+    if (ids.length < known.size || ids.length < listed.length) marker = null;
+  }
+
+  function removeMembers(entries: { id: string; coveredUpTo: bigint }[]): void {
+    const fresh: string[] = [];
+    for (const { id, coveredUpTo } of entries) {
+      if (removed.has(id)) continue;
+      if (typeof coveredUpTo !== 'bigint' || coveredUpTo < 0n || coveredUpTo > MAX_COUNTER) {
+        throw validationError('coveredUpTo', 'coveredUpTo must be a bigint in [0, 2^63-1]');
+      }
+      // The high-water first: the tombstone must never be persisted without it.
+      observed(coveredUpTo);
+      removed.add(id);
+      known.delete(id);
+      fresh.push(id);
+    }
+    if (fresh.length === 0) return;
+    onRemoved?.(fresh);
+    // The next call joins, passing the tombstones: Redis takes them out of members if
+    // the removal's own write did not (a wiped or rebuilt Redis). A join that found them
+    // removed sets its marker after this.
+    marker = null;
   }
 
   function waitForConnection(): Promise<boolean> {
@@ -266,16 +349,25 @@ export function createRedisSequencer(options: RedisSequencerOptions): RedisSeque
       try {
         const others = [...known].filter((id) => id !== memberId);
         const reply = await roundTrip('reseed', [
-          keys.counter, keys.marker, keys.members, keys.reseed,
-          memberId, highWater.toString(), randomUUID(), ...others,
+          keys.counter, keys.marker, keys.members, keys.reseed, keys.removed,
+          memberId, highWater.toString(), randomUUID(), others.length, ...others, ...removed,
         ]);
         const code = reply[0] as ScriptCode;
         if (code !== SCRIPT_CODES.OK) {
           throw toSkeinError({ script: 'reseed', code, details: { waitingFor: reply.slice(1).map(String) } });
         }
+        const counter = BigInt(reply[2]!);
+        observed(counter);
+        // The join added every id this member knows except those in the removed set, and
+        // answered every member: a known id missing from the answer is removed. The
+        // counter of the answer covers it ("Removed members": an id enters the removed
+        // set only when the counter, or a report the next seed counts, is already at or
+        // above every position it was handed out).
+        const listed = new Set(reply.slice(3).map(String));
+        const gone = [...known].filter((id) => !listed.has(id));
+        if (gone.length > 0) removeMembers(gone.map((id) => ({ id, coveredUpTo: counter })));
         marker = String(reply[1]);
-        observed(BigInt(reply[2]!));
-        learn(reply.slice(3).map(String));
+        learn([...listed]);
       } finally {
         joining = null;
       }
@@ -293,7 +385,7 @@ export function createRedisSequencer(options: RedisSequencerOptions): RedisSeque
       if (marker === null) await join();
       const sent = marker;
       if (sent === null) continue;
-      const keyList = script === 'allocate' ? [keys.counter, keys.marker, keys.members, keys.fence] : [keys.counter, keys.marker, keys.members];
+      const keyList = script === 'allocate' ? [keys.counter, keys.marker, keys.members, keys.fence] : [keys.counter, keys.marker, keys.members, keys.removed];
       const reply = await roundTrip(script, [...keyList, sent, highWater.toString(), memberId, known.size, ...extraArgs]);
       last = reply[0] as ScriptCode;
       if (last === SCRIPT_CODES.OK) return reply;
@@ -338,6 +430,10 @@ export function createRedisSequencer(options: RedisSequencerOptions): RedisSeque
     highWater: () => highWater,
 
     knownMembers: () => [...known],
+
+    removedMembers: () => [...removed],
+
+    removeMembers,
 
     async close(): Promise<void> {
       if (closed) return;

@@ -12,8 +12,8 @@ export interface SequencerScripts {
 
 const SCRIPTS = {
   allocate: { file: 'allocate-4.lua', keys: 4, command: 'skeinSequencerAllocate' },
-  current: { file: 'current-3.lua', keys: 3, command: 'skeinSequencerCurrent' },
-  reseed: { file: 'reseed-4.lua', keys: 4, command: 'skeinSequencerReseed' },
+  current: { file: 'current-4.lua', keys: 4, command: 'skeinSequencerCurrent' },
+  reseed: { file: 'reseed-5.lua', keys: 5, command: 'skeinSequencerReseed' },
 } as const;
 
 /** Reads the script files and defines them as commands on `redis`. */

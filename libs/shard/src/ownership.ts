@@ -69,8 +69,18 @@ interface View {
  * the ring over the topology's shard ids, with `placements` overriding it. With no
  * topology stored, the shard accepts every partition (single-shard / dev mode).
  */
-export function createOwnership(deps: { shardId: string; source?: TopologySource; logger?: OwnershipLogger }): Ownership {
-  const { shardId, source, logger } = deps;
+export function createOwnership(deps: {
+  shardId: string;
+  source?: TopologySource;
+  logger?: OwnershipLogger;
+  /**
+   * Called with `topology.removed` (shard id → the counter read at its removal) each time
+   * a topology that lists removed shards is applied: the shard tombstones them as
+   * sequencer members (`@skein/sequencer`, "Removed members"; repeats are no-ops).
+   */
+  onRemoved?: (removed: Record<string, string>) => void;
+}): Ownership {
+  const { shardId, source, logger, onRemoved } = deps;
   let view: View = { epoch: 0, ring: null, placements: {}, fenced: {}, fenceGeneration: 0 };
   let inflight: Promise<void> | null = null;
   // With a source, nothing is served until the topology (or its absence) was read once:
@@ -96,6 +106,14 @@ export function createOwnership(deps: { shardId: string; source?: TopologySource
       fenceGeneration: Math.max(view.fenceGeneration, topology.fences?.[shardId] ?? 0),
     };
     if (changed) logger?.info({ epoch: topology.epoch, shards: ids }, 'topology applied');
+    if (onRemoved && topology.removed && Object.keys(topology.removed).length > 0) {
+      try {
+        onRemoved(topology.removed);
+      } catch (err) {
+        // The next apply (announcement or periodic refresh) tries again.
+        logger?.warn({ err }, 'removed shards not tombstoned');
+      }
+    }
   }
 
   async function load(): Promise<void> {

@@ -12,8 +12,14 @@ export interface PersistedSequencerState {
    * shard allocates above it, so nothing it published before is ever committed under.
    */
   bound: bigint;
-  /** Every sequencer member id this shard learned, itself included. */
+  /** Every sequencer member id this shard learned, itself included, removed ones excluded. */
   members: string[];
+  /**
+   * Member ids tombstoned as removed from the cluster (`@skein/sequencer`, "Removed
+   * members"). Written in the same write as a high-water at or above every position
+   * they were handed out (the sequencer reports that high-water first).
+   */
+  removed: string[];
 }
 
 export interface SequencerStateFile {
@@ -23,8 +29,13 @@ export interface SequencerStateFile {
   persistedBound(): bigint;
   /** Records a new high-water (from the sequencer's `onObserved`); written in the background. */
   observe(value: bigint): void;
-  /** Records newly learned members (from the sequencer's `onMembers`); written in the background. */
+  /** Records newly learned members (from the sequencer's `onMembers`); written in the background. Removed ids are skipped. */
   addMembers(ids: string[]): void;
+  /**
+   * Records tombstones (from the sequencer's `onRemoved`): the ids leave the members and
+   * join the removed ids; written at once, with the high-water observed so far.
+   */
+  removeMembers(ids: string[]): void;
   /** Resolves once everything recorded so far is on disk. */
   flush(): Promise<void>;
 }
@@ -69,7 +80,8 @@ export function openSequencerStateFile(dataDir: string, logger?: SequencerStateL
   let persisted = initial.bound;
   /** The high-water of the last write (the reserve follows how fast it grows). */
   let writtenHighWater = initial.highWater;
-  const members = new Set(initial.members);
+  const removed = new Set(initial.removed);
+  const members = new Set(initial.members.filter((id) => !removed.has(id)));
   let dirty = false;
   let writing: Promise<void> | null = null;
   let idleTimer: NodeJS.Timeout | null = null;
@@ -81,7 +93,8 @@ export function openSequencerStateFile(dataDir: string, logger?: SequencerStateL
     reserve = reserve < RESERVE_MIN ? RESERVE_MIN : reserve > RESERVE_MAX ? RESERVE_MAX : reserve;
     // Never below a bound already on disk: a safe point may have been published up to it.
     const bound = hw + reserve > persisted ? hw + reserve : persisted;
-    const text = JSON.stringify({ highWater: hw.toString(), bound: bound.toString(), members: [...members].sort() });
+    // One atomic write holds both: a tombstone is never on disk beside a high-water below its bound.
+    const text = JSON.stringify({ highWater: hw.toString(), bound: bound.toString(), members: [...members].sort(), removed: [...removed].sort() });
     const tmp = `${path}.tmp`;
     const file = await open(tmp, 'w');
     try {
@@ -101,7 +114,7 @@ export function openSequencerStateFile(dataDir: string, logger?: SequencerStateL
     if (bound > persisted) persisted = bound;
   }
 
-  /** Members learned since the write under way began: they are written at once, not within the interval. */
+  /** Members learned or tombstoned since the write under way began: they are written at once, not within the interval. */
   let membersDirty = false;
 
   function schedule(): void {
@@ -150,12 +163,27 @@ export function openSequencerStateFile(dataDir: string, logger?: SequencerStateL
     addMembers(ids) {
       let fresh = false;
       for (const id of ids) {
-        if (!members.has(id)) {
+        if (!members.has(id) && !removed.has(id)) {
           members.add(id);
           fresh = true;
         }
       }
       if (!fresh) return;
+      dirty = true;
+      membersDirty = true;
+      schedule();
+    },
+    removeMembers(ids) {
+      let fresh = false;
+      for (const id of ids) {
+        members.delete(id);
+        if (!removed.has(id)) {
+          removed.add(id);
+          fresh = true;
+        }
+      }
+      if (!fresh) return;
+      // Written at once like new members (a write under way began before the tombstone: it goes again).
       dirty = true;
       membersDirty = true;
       schedule();
@@ -175,16 +203,18 @@ function readState(path: string): PersistedSequencerState {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { highWater: 0n, bound: 0n, members: [] };
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { highWater: 0n, bound: 0n, members: [], removed: [] };
     throw err;
   }
-  const parsed = JSON.parse(text) as { highWater?: unknown; bound?: unknown; members?: unknown };
+  const parsed = JSON.parse(text) as { highWater?: unknown; bound?: unknown; members?: unknown; removed?: unknown };
   const decimal = (v: unknown): v is string => typeof v === 'string' && /^\d+$/.test(v);
-  if (!decimal(parsed.highWater) || (parsed.bound !== undefined && !decimal(parsed.bound)) || !Array.isArray(parsed.members)) {
+  if (!decimal(parsed.highWater) || (parsed.bound !== undefined && !decimal(parsed.bound)) || !Array.isArray(parsed.members) || (parsed.removed !== undefined && !Array.isArray(parsed.removed))) {
     throw new Error(`${path} is not a valid sequencer state file`);
   }
   const highWater = BigInt(parsed.highWater);
   // A file written before the bound existed: its safe points were capped at the high-water.
   const bound = decimal(parsed.bound) && BigInt(parsed.bound) > highWater ? BigInt(parsed.bound) : highWater;
-  return { highWater, bound, members: parsed.members.filter((m): m is string => typeof m === 'string') };
+  const strings = (list: unknown[]) => list.filter((m): m is string => typeof m === 'string');
+  // A file written before tombstones existed has none.
+  return { highWater, bound, members: strings(parsed.members), removed: Array.isArray(parsed.removed) ? strings(parsed.removed) : [] };
 }

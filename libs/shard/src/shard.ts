@@ -151,8 +151,11 @@ export async function createShard(config: ShardConfig, deps: ShardDeps): Promise
     memberId: config.shardId,
     initialHighWater,
     knownMembers: stateFile.initial.members,
+    removedMembers: stateFile.initial.removed,
     onObserved: (value) => stateFile.observe(value),
     onMembers: (ids) => stateFile.addMembers(ids),
+    // After onObserved raised the high-water over them: one state write holds both.
+    onRemoved: (ids) => stateFile.removeMembers(ids),
     observe: metrics.sequencerObserver,
     // A fence of one of this shard's partitions refuses positions to writes admitted before it (write-gate.ts).
     fenceGeneration: () => gate?.generation() ?? 0,
@@ -182,7 +185,13 @@ export async function createShard(config: ShardConfig, deps: ShardDeps): Promise
   });
   subscriber?.on('error', () => {});
 
-  const ownership = createOwnership({ shardId: config.shardId, source: embedded?.topologySource ?? redis!, logger: logger.child({ component: 'topology' }) });
+  const ownership = createOwnership({
+    shardId: config.shardId,
+    source: embedded?.topologySource ?? redis!,
+    logger: logger.child({ component: 'topology' }),
+    // A removed shard stops being a sequencer member, here and in Redis (`@skein/sequencer`, "Removed members").
+    onRemoved: (removed) => redisSequencer?.removeMembers(Object.entries(removed).map(([id, counter]) => ({ id, coveredUpTo: BigInt(counter) }))),
+  });
   // After a reconnect, announcements may have been missed.
   subscriber?.on('ready', () => void ownership.refresh());
   redis?.on('ready', () => void ownership.refresh());

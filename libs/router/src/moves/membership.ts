@@ -5,11 +5,16 @@ import type { RedisMoves } from './redis-moves.ts';
 
 /** Shard membership in the control plane (API.md, "Membership and partition moves"). */
 export interface Membership {
-  /** Adds an empty shard. @throws CONFLICT when the id exists. */
+  /** Adds an empty shard. @throws CONFLICT when the id exists, or belonged to a removed shard (ids are retired). */
   add(id: string, url: string): Promise<void>;
   /** Marks the shard draining: it takes no new partition. @throws NOT_FOUND for an unknown shard. */
   drain(id: string): Promise<void>;
-  /** Removes a shard that owns nothing. @throws SHARD_NOT_EMPTY while it owns a partition, NOT_FOUND for an unknown shard. */
+  /**
+   * Removes a shard that owns nothing. It also stops being a sequencer member: a re-seed
+   * after a wipe of Redis no longer waits for it (redis-sequencer.ts, "Removed members").
+   * @throws SHARD_NOT_EMPTY while it owns a partition, NOT_FOUND for an unknown shard,
+   * UNAVAILABLE while the sequencer re-seeds.
+   */
   remove(id: string): Promise<void>;
 }
 
@@ -25,6 +30,9 @@ export function createMembership(deps: { moves: RedisMoves; control: ControlPlan
       if (result.reason === 'exists') throw new SkeinError('CONFLICT', `shard ${id} is already a member`);
       if (result.reason === 'unknown') throw new SkeinError('NOT_FOUND', `no shard ${id}`);
       if (result.reason === 'not-empty') throw new SkeinError('SHARD_NOT_EMPTY', `shard ${id} still owns ${result.owned} partition(s): drain it first`, { partitions: result.owned });
+      if (result.reason === 'retired') throw new SkeinError('CONFLICT', `shard id ${id} belonged to a removed shard; ids are not reused`);
+      // The removal reads the counter to bound the removed shard's positions: only in a seeded epoch.
+      if (result.reason === 'unseeded') throw new SkeinError('UNAVAILABLE', 'the sequencer is re-seeding; try again', { retryAfter: 1 });
       throw new SkeinError('UNAVAILABLE', 'no topology is stored', { retryAfter: 1 });
     }
     await topology.refresh();

@@ -35,9 +35,9 @@ export interface MoveLock {
 
 export type MoveStep = 'begin' | 'save' | 'fence' | 'flip' | 'rollback';
 export type StepResult = { ok: true; topology: string; move: string } | { ok: false; reason: 'stale' | 'no-topology' | string };
-export type MembershipResult = { ok: true; topology: string; changed: boolean } | { ok: false; reason: 'stale' | 'no-topology' | 'unknown' | 'exists' | 'not-empty'; owned?: number };
+export type MembershipResult = { ok: true; topology: string; changed: boolean } | { ok: false; reason: 'stale' | 'no-topology' | 'unknown' | 'exists' | 'not-empty' | 'unseeded' | 'retired'; owned?: number };
 
-/** The Redis side of moves and membership: scripts move-step-7.lua and shard-membership-4.lua. */
+/** The Redis side of moves and membership: scripts move-step-7.lua and shard-membership-7.lua. */
 export interface RedisMoves {
   readonly redis: Redis;
   step(marker: string, step: MoveStep, move: { id: string; partition: string; from: string }, record: object, lock: MoveLock): Promise<StepResult>;
@@ -48,7 +48,7 @@ export function createRedisMoves(redis: Redis, options: { sequencerKeyPrefix?: s
   const r = redis as ScriptedRedis;
   const prefix = options.sequencerKeyPrefix ?? DEFAULT_KEY_PREFIX;
   r.defineCommand('skeinMoveStep', { numberOfKeys: 7, lua: script('move-step-7.lua') });
-  r.defineCommand('skeinMembership', { numberOfKeys: 4, lua: script('shard-membership-4.lua') });
+  r.defineCommand('skeinMembership', { numberOfKeys: 7, lua: script('shard-membership-7.lua') });
   return {
     redis,
     async step(marker, step, move, record, lock) {
@@ -62,11 +62,16 @@ export function createRedisMoves(redis: Redis, options: { sequencerKeyPrefix?: s
       return { ok: true, topology: String(reply[1]), move: String(reply[2]) };
     },
     async membership(marker, op, id, url) {
-      const reply = await r.skeinMembership(TOPOLOGY_KEY, CONTROL.marker, CONTROL.version, `${prefix}members`, marker, op, id, url, TOPOLOGY_CHANNEL);
+      const reply = await r.skeinMembership(
+        TOPOLOGY_KEY, CONTROL.marker, CONTROL.version, `${prefix}members`, `${prefix}removed`, `${prefix}counter`, `${prefix}marker`,
+        marker, op, id, url, TOPOLOGY_CHANNEL,
+      );
       if (reply[0] === -1) return { ok: false, reason: 'stale' };
       if (reply[0] === -2) return { ok: false, reason: 'no-topology' };
       if (reply[0] === -3) return { ok: false, reason: op === 'add' ? 'exists' : 'unknown' };
       if (reply[0] === -4) return { ok: false, reason: 'not-empty', owned: Number(reply[1]) };
+      if (reply[0] === -5) return { ok: false, reason: 'unseeded' };
+      if (reply[0] === -6) return { ok: false, reason: 'retired' };
       return { ok: true, topology: String(reply[1]), changed: reply[0] === 1 };
     },
   };

@@ -1,7 +1,8 @@
 --[[
   Makes sure the topology lists the given shards: creates it (epoch 1) when absent,
   adds shards it lacks with a new epoch, and updates changed URLs (same epoch).
-  Never removes a shard and never moves a placement. Every change takes a new record
+  Never removes a shard, never adds back a removed one (`removed`: its id is retired,
+  shard-membership-7.lua) and never moves a placement. Every change takes a new record
   version (the topology's control record, control-keys.ts).
 
     Input:
@@ -28,7 +29,9 @@ for i, s in ipairs(topology.shards) do byId[s.id] = i end
 local added, changed = false, not text
 for _, s in ipairs(wanted) do
   local i = byId[s.id]
-  if i == nil then
+  if i == nil and type(topology.removed) == 'table' and topology.removed[s.id] then
+    -- retired: a router started with an older shard list
+  elseif i == nil then
     table.insert(topology.shards, { id = s.id, url = s.url })
     added = true
   elseif topology.shards[i].url ~= s.url then

@@ -1,10 +1,12 @@
 --[[
-  Reads the counter, checking the caller's marker and high-water like allocate-3.
+  Reads the counter, checking the caller's marker and high-water like allocate-4. A
+  caller in the removed set is not added back to members (reseed-5.lua).
 
     Input:
       KEYS[1] counter   highest position handed out (decimal string; absent = 0)
       KEYS[2] marker    epoch id written by the last seed or re-seed
       KEYS[3] members   set of member ids of the cluster
+      KEYS[4] removed   set of member ids removed from the cluster
 
       ARGV[1] marker the caller last saw
       ARGV[2] caller's high-water: highest counter value it ever observed (decimal)
@@ -36,7 +38,7 @@ if lessThan(counter, ARGV[2]) then
 end
 
 local result = {0, counter}
-redis.call('SADD', membersKey, ARGV[3])
+if redis.call('SISMEMBER', KEYS[4], ARGV[3]) == 0 then redis.call('SADD', membersKey, ARGV[3]) end
 if redis.call('SCARD', membersKey) ~= tonumber(ARGV[4]) then
   for _, id in ipairs(redis.call('SMEMBERS', membersKey)) do result[#result + 1] = id end
 end

@@ -11,32 +11,49 @@
   marker is written, the reports are cleared, and the new marker is returned. Until
   then the answer lists the members still to report.
 
+  Removed members (redis-sequencer.ts, "Removed members"): the caller's tombstones
+  are added to the removed set and taken out of members, in the same call that records
+  its report (the caller's high-water covers every position a tombstoned member was
+  handed out). An id in the removed set is never added to members again, not even by
+  itself, so a re-seed never waits for it.
+
     Input:
       KEYS[1] counter   highest position handed out (decimal string; absent = 0)
       KEYS[2] marker    epoch id written by the last seed or re-seed
       KEYS[3] members   set of member ids of the cluster
       KEYS[4] reseed    hash: member id -> reported high-water (decimal)
+      KEYS[5] removed   set of member ids removed from the cluster
 
       ARGV[1] caller's member id
       ARGV[2] caller's high-water (decimal)
       ARGV[3] marker to write if this call completes the seed (fresh random id)
-      ARGV[4..] every other member id the caller knows
+      ARGV[4] n: how many other member ids the caller knows
+      ARGV[5 .. 4+n] every other member id the caller knows
+      ARGV[5+n ..] every member id the caller knows as removed
 
     Output:
       {0, marker, counter, id, ...}   joined or seeded: the marker to pass from now on,
                                       the counter, and every member id
       {-4, id, ...}                   re-seed waiting for the reports of these members
 ]]
-local counterKey, markerKey, membersKey, reseedKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local counterKey, markerKey, membersKey, reseedKey, removedKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local self, highWater = ARGV[1], ARGV[2]
+local knownEnd = 4 + tonumber(ARGV[4])
 
 local function lessThan(a, b)
   if #a ~= #b then return #a < #b end
   return a < b
 end
 
-redis.call('SADD', membersKey, self)
-for i = 4, #ARGV do redis.call('SADD', membersKey, ARGV[i]) end
+for i = knownEnd + 1, #ARGV do
+  redis.call('SADD', removedKey, ARGV[i])
+  redis.call('SREM', membersKey, ARGV[i])
+end
+local function addMember(id)
+  if redis.call('SISMEMBER', removedKey, id) == 0 then redis.call('SADD', membersKey, id) end
+end
+addMember(self)
+for i = 5, knownEnd do addMember(ARGV[i]) end
 
 local counter = redis.call('GET', counterKey) or '0'
 local marker = redis.call('GET', markerKey)
@@ -57,14 +74,14 @@ end
 
 local members = redis.call('SMEMBERS', membersKey)
 local missing = {-4}
-local high = counter
 for _, id in ipairs(members) do
-  local reported = redis.call('HGET', reseedKey, id)
-  if not reported then
-    missing[#missing + 1] = id
-  elseif lessThan(high, reported) then
-    high = reported
-  end
+  if redis.call('HEXISTS', reseedKey, id) == 0 then missing[#missing + 1] = id end
+end
+-- Every report counts, a removed member's too (one that still runs reports, and is
+-- not waited for): each is a value some counter reached.
+local high = counter
+for _, reported in ipairs(redis.call('HVALS', reseedKey)) do
+  if lessThan(high, reported) then high = reported end
 end
 if #missing > 1 then return missing end
 
