@@ -74,6 +74,11 @@ export function openSse(reply: FastifyReply, options: SseOptions, clock: () => n
     clearInterval(watchdog);
     resolveClosed();
   }
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    res.uncork();
+  };
   res.on('drain', () => (backedUpSince = null));
   res.on('close', finish);
   res.on('error', finish);
@@ -85,6 +90,12 @@ export function openSse(reply: FastifyReply, options: SseOptions, clock: () => n
     },
     send(type, id, data) {
       if (!open) return;
+      // The events sent in one tick (a page) leave in one write, not one syscall each.
+      if (!corked) {
+        corked = true;
+        res.cork();
+        process.nextTick(uncork);
+      }
       write(`event: ${type}\nid: ${id}\ndata: ${JSON.stringify(data)}\n\n`);
       // A page larger than the bound: cut it off rather than buffer without bound.
       if (res.writableLength > options.maxBufferedBytes) cutOff();
