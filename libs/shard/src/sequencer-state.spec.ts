@@ -1,10 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createOwnership } from './ownership.ts';
+import { startRedis, tempDir as tempDirectory } from '@skein/testing';
 import { openSequencerStateFile } from './sequencer-state.ts';
+import { startTestShard } from './testing/test-shard.ts';
 
 // Tombstones of removed sequencer members (`@skein/sequencer`, "Removed members"):
 // persisted with the high-water that covers them, in one write; restored at open.
@@ -76,4 +78,89 @@ test('ownership hands the topology\'s removed shards, with the counter read at t
   assert.deepEqual(seen, [{ b: '731' }, { b: '731' }], 'again on a refresh (the sequencer skips known tombstones)');
   o.apply({ epoch: 1, shards: [{ id: 'a', url: 'x' }, { id: 'b', url: 'y' }] });
   assert.equal(seen.length, 2, 'an older topology is ignored');
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test('a flush writes the high-water and a bound with headroom above it; a reopen reads both', async () => {
+  const dir = await tempDirectory('skein-seq-state-');
+  try {
+    const file = openSequencerStateFile(dir.path);
+    assert.equal(file.initial.bound, 0n);
+    file.observe(1_000n);
+    await file.flush();
+    assert.ok(file.persistedBound() >= 1_000n + 16_384n, `bound ${file.persistedBound()} has headroom above 1000`);
+    const onDisk = JSON.parse(readFileSync(join(dir.path, 'sequencer-state.json'), 'utf8')) as { highWater: string; bound: string };
+    assert.equal(onDisk.highWater, '1000');
+    assert.equal(BigInt(onDisk.bound), file.persistedBound());
+    // A value under the bound needs no write before a safe point may use it.
+    file.observe(2_000n);
+    assert.ok(file.persistedBound() > 2_000n);
+    await file.flush();
+    const again = openSequencerStateFile(dir.path);
+    assert.equal(again.initial.highWater, 2_000n);
+    assert.ok(again.initial.bound >= 1_000n + 16_384n, 'the bound on disk never goes down');
+  } finally {
+    await dir.remove();
+  }
+});
+
+test('a state file written before the bound existed reads with the bound at its high-water', async () => {
+  const dir = await tempDirectory('skein-seq-state-');
+  try {
+    writeFileSync(join(dir.path, 'sequencer-state.json'), JSON.stringify({ highWater: '777', members: ['a'] }));
+    const file = openSequencerStateFile(dir.path);
+    assert.equal(file.initial.highWater, 777n);
+    assert.equal(file.initial.bound, 777n);
+    assert.equal(file.persistedBound(), 777n);
+  } finally {
+    await dir.remove();
+  }
+});
+
+test('under a steady stream of new high-waters the file is written about once a second, not back to back', async () => {
+  const dir = await tempDirectory('skein-seq-state-');
+  try {
+    const file = openSequencerStateFile(dir.path);
+    const path = join(dir.path, 'sequencer-state.json');
+    // Each write renames a newly made file over the old one: a new (inode, ctime) is a write.
+    const writes = new Set<string>();
+    let value = 0n;
+    const until = performance.now() + 2_500;
+    while (performance.now() < until) {
+      value += 100n;
+      file.observe(value);
+      if (existsSync(path)) {
+        const st = statSync(path, { bigint: true });
+        writes.add(`${st.ino}:${st.ctimeNs}`);
+      }
+      await sleep(1);
+    }
+    // One background write per second (2, perhaps 3 on a slow disk).
+    assert.ok(writes.size <= 4, `${writes.size} writes in 2.5 s: the file was rewritten back to back`);
+    assert.ok(writes.size >= 1, 'the background writer wrote within the interval');
+  } finally {
+    await dir.remove();
+  }
+});
+
+test('after a restart the shard allocates above the bound it persisted, even with the counter below it', async () => {
+  const redis = await startRedis();
+  const dir = await tempDirectory('skein-shard-spec-');
+  try {
+    // A bound far above the counter (as safe points published before a restart may be).
+    writeFileSync(join(dir.path, 'sequencer-state.json'), JSON.stringify({ highWater: '0', bound: '500000', members: ['a'] }));
+    const t = await startTestShard({ redisUrl: redis.url, dir });
+    try {
+      assert.ok(t.shard.safePoint.current() >= 500_000n, `safe point ${t.shard.safePoint.current()} starts at the bound`);
+      const outcome = await t.shard.engine.append('p', 's', { expectedVersion: 'no_stream', events: [{ type: 'T', data: { n: 1 } }] });
+      assert.ok(outcome.ok, `the append was refused: ${outcome.ok ? '' : outcome.code}`);
+      if (outcome.ok) assert.ok(outcome.firstPosition > 500_000n, `position ${outcome.firstPosition} above the persisted bound`);
+    } finally {
+      await t.close({ keepDir: true });
+    }
+  } finally {
+    await dir.remove();
+    await redis.stop();
+  }
 });
