@@ -13,10 +13,15 @@ if (dir && isMainThread) {
   session.connect();
   session.post('Profiler.enable');
   session.post('Profiler.start');
-  // A session on the process's own thread answers synchronously, so this works inside 'exit'.
-  process.on('exit', () => {
+  const write = () =>
     session.post('Profiler.stop', (err, result) => {
       if (!err) writeFileSync(join(dir, `${process.pid}.cpuprofile`), JSON.stringify(result.profile));
     });
+  // A session on the process's own thread answers synchronously, so this works inside 'exit'.
+  process.on('exit', write);
+  // SIGUSR2: the profile so far, now (a process that is killed at the end never exits).
+  process.on('SIGUSR2', () => {
+    process.off('exit', write);
+    write();
   });
 }

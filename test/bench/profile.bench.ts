@@ -6,14 +6,14 @@
 // counted only over the measured window, and writes them to bench/results/profile-<date>-<commit>.md.
 // Settings: SKEIN_BENCH_WARMUP_MS (2000), SKEIN_BENCH_DURATION_MS (10000), SKEIN_BENCH_OUT.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createClient } from '@skein/client';
 import { machineLine } from './machine.ts';
 import { startNpmStart } from './topologies.ts';
-import { measureSkeinAppends } from './workload.ts';
+import { measureSkeinAppends, sleep } from './workload.ts';
 
 const root = resolve(fileURLToPath(new URL('../../', import.meta.url)));
 const warmupMs = Number(process.env.SKEIN_BENCH_WARMUP_MS ?? 2_000);
@@ -96,8 +96,23 @@ try {
     window = measured.window;
     appendsPerSecond = measured.requestsPerSecond;
     for (const p of measured.processes) labels.set(p.pid, p.label);
+    // SIGUSR2: each server process writes its profile now (cpu-profile-preload.mjs); one
+    // that took long to stop on a loaded machine was SIGKILLed and wrote none.
+    for (const [pid, label] of labels) {
+      // Node processes only: SIGUSR2 would end redis-server.
+      if (label !== 'node' && label !== 'router' && !label.startsWith('shard-')) {
+        labels.delete(pid);
+        continue;
+      }
+      try {
+        process.kill(pid, 'SIGUSR2');
+      } catch {
+        labels.delete(pid); // gone
+      }
+    }
+    for (let waited = 0; waited < 15_000 && [...labels.keys()].some((pid) => !existsSync(join(dir, `${pid}.cpuprofile`))); waited += 250) await sleep(250);
   } finally {
-    await topology.stop(); // SIGINT: every process exits and writes its profile
+    await topology.stop();
   }
   const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
   const date = new Date().toISOString().slice(0, 10);

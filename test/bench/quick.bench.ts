@@ -1,0 +1,175 @@
+// A quick look at the append path while working on it (not the published benchmark):
+// `node --conditions=skein-source --import tsx test/bench/quick.bench.ts`
+// Starts `npm start` (from the TypeScript sources unless SKEIN_QUICK_COMPILED=1), measures a
+// bare-route calibration for a few seconds, then single-event appends with exact
+// expectedVersion at each of SKEIN_QUICK_CLIENTS (default "1,32") clients, and prints
+// appends/s, p50/p99 and CPU µs per append of every server process. With
+// SKEIN_QUICK_PROFILE=1 the node process's main thread is profiled over the last load and
+// its top functions are printed by self and by total (inclusive) time.
+// Settings: SKEIN_QUICK_WARMUP_MS (2000), SKEIN_QUICK_DURATION_MS (8000).
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createClient } from '@skein/client';
+import { startServiceProcess } from '@skein/testing';
+import { runHttpLoad } from './http-load.ts';
+import { labelOf } from './proc.ts';
+import { startNpmStart } from './topologies.ts';
+import { EVENT_DATA, measureSkeinAppends } from './workload.ts';
+
+const env = process.env;
+const warmupMs = Number(env.SKEIN_QUICK_WARMUP_MS ?? 2_000);
+const durationMs = Number(env.SKEIN_QUICK_DURATION_MS ?? 8_000);
+const clientCounts = (env.SKEIN_QUICK_CLIENTS ?? '1,32').split(',').map(Number);
+const profile = env.SKEIN_QUICK_PROFILE === '1';
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+interface CpuProfile {
+  nodes: ProfileNode[];
+  startTime: number;
+  samples: number[];
+  timeDeltas: number[];
+}
+
+async function calibrate(): Promise<number> {
+  const echo = await startServiceProcess({ name: 'echo', main: fileURLToPath(new URL('./echo-server.ts', import.meta.url)), env: {}, listeningMessage: 'echo listening' });
+  try {
+    const request = { method: 'POST' as const, path: '/echo/s', body: JSON.stringify({ expectedVersion: 0, events: [{ type: 'OrderPlaced', data: EVENT_DATA }] }) };
+    await runHttpLoad(echo.url, 64, 3_000, () => request);
+    const { seconds, latencies } = await runHttpLoad(echo.url, 64, 20_000, () => request);
+    return latencies.length / seconds;
+  } finally {
+    await echo.kill('SIGTERM');
+  }
+}
+
+function label(name: string, url: string, line: number): string {
+  const short = url.replace(/^.*\/(node_modules|libs|services)\//, '$1/');
+  return `${name || '(anonymous)'} ${short ? `${short}:${line + 1}` : ''}`;
+}
+
+function analyse(p: CpuProfile, fromUs: number, toUs: number): void {
+  const nodes = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const self = new Map<string, number>();
+  const total = new Map<string, number>();
+  let busy = 0;
+  let t = p.startTime;
+  p.samples.forEach((id, i) => {
+    t += p.timeDeltas[i]!;
+    const delta = (p.timeDeltas[i + 1] ?? 0) / 1000;
+    if (t < fromUs || t > toUs) return;
+    const n = nodes.get(id)!;
+    if (n.callFrame.functionName === '(idle)') return;
+    busy += delta;
+    const key = label(n.callFrame.functionName, n.callFrame.url, n.callFrame.lineNumber);
+    self.set(key, (self.get(key) ?? 0) + delta);
+    const seen = new Set<string>();
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+      const c = nodes.get(cur)!.callFrame;
+      const k = label(c.functionName, c.url, c.lineNumber);
+      if (seen.has(k)) continue;
+      seen.add(k);
+      total.set(k, (total.get(k) ?? 0) + delta);
+    }
+  });
+  const top = (m: Map<string, number>, n: number) => [...m].sort((a, b) => b[1] - a[1]).slice(0, n);
+  console.log(`  main thread busy ${busy.toFixed(0)} ms`);
+  console.log('  self:');
+  for (const [k, ms] of top(self, 30)) console.log(`    ${((100 * ms) / busy).toFixed(1).padStart(5)}%  ${k}`);
+  console.log('  total:');
+  for (const [k, ms] of top(total, 60)) console.log(`    ${((100 * ms) / busy).toFixed(1).padStart(5)}%  ${k}`);
+}
+
+console.log(`load average ${loadavg().map((l) => l.toFixed(2)).join(', ')}`);
+if (env.SKEIN_QUICK_CALIBRATE !== '0') console.log(`calibration: bare Fastify route, 64 connections: ${Math.round(await calibrate())} req/s`);
+const dir = profile ? mkdtempSync(join(tmpdir(), 'skein-quick-prof-')) : null;
+const PRELOAD = fileURLToPath(new URL('./cpu-profile-preload.mjs', import.meta.url));
+const topology = await startNpmStart({
+  fromSource: env.SKEIN_QUICK_COMPILED !== '1',
+  env: dir
+    ? { NODE_OPTIONS: `--conditions=skein-source --import=${PRELOAD}`, SKEIN_BENCH_CPU_PROFILE_DIR: dir }
+    : env.SKEIN_QUICK_NODE_OPTIONS
+      ? { NODE_OPTIONS: `--conditions=skein-source ${env.SKEIN_QUICK_NODE_OPTIONS}` }
+      : {},
+});
+let window = { startUs: 0, endUs: 0 };
+let nodePid = 0;
+try {
+  const admin = createClient({ url: topology.url, apiKey: topology.adminKey });
+  const { apiKey } = await admin.admin.createTenant('bench', { partitions: 6 });
+  const port = Number(new URL(topology.url).port);
+  /** Each shard's group-commit batches so far: count and operations (its /metrics). */
+  const batches = async () => {
+    const out: Array<{ count: number; ops: number }> = [];
+    for (let k = 1; k <= 3; k++) {
+      const text = await (await fetch(`http://127.0.0.1:${port + k}/metrics`)).text();
+      out.push({ count: Number(/^skein_shard_batch_size_operations_count\{[^}]*\} (\S+)/m.exec(text)?.[1] ?? 0), ops: Number(/^skein_shard_batch_size_operations_sum\{[^}]*\} (\S+)/m.exec(text)?.[1] ?? 0) });
+    }
+    return out;
+  };
+  /** utime and stime (s) of every thread of the node process, summed by thread name (the main thread is the one whose tid is the pid). */
+  const threads = (): Map<string, { u: number; s: number }> => {
+    const out = new Map<string, { u: number; s: number }>();
+    const pid = topology.serverPids().find((p) => { try { return labelOf(p) === 'node'; } catch { return false; } });
+    if (pid === undefined) return out;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        const name = Number(tid) === pid ? 'main' : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        const e = out.get(name) ?? { u: 0, s: 0 };
+        e.u += Number(f[11]) / 100;
+        e.s += Number(f[12]) / 100;
+        out.set(name, e);
+      } catch {
+        // exited meanwhile
+      }
+    }
+    return out;
+  };
+  for (const [i, clients] of clientCounts.entries()) {
+    if (clients === 0) {
+      // Idle: what the node process costs with no load at all.
+      const t0 = threads();
+      await new Promise((r) => setTimeout(r, durationMs));
+      const t1 = threads();
+      console.log(`  idle: node threads (% of a core user+sys): ${[...t1].map(([k, v]) => `${k} ${((v.u - (t0.get(k)?.u ?? 0)) * 100_000 / durationMs).toFixed(1)}+${((v.s - (t0.get(k)?.s ?? 0)) * 100_000 / durationMs).toFixed(1)}`).join(', ')}`);
+      continue;
+    }
+    const b0 = await batches();
+    const t0 = threads();
+    const m = await measureSkeinAppends({ url: topology.url, apiKey, tenant: 'bench', streamPrefix: `s${i}`, clients, streams: 1000, eventsPerAppend: 1, warmupMs, durationMs, serverPids: () => topology.serverPids() });
+    window = m.window;
+    const per = m.processes.map((p) => `${p.label} ${((p.cpuSeconds * 1e6) / (m.requestsPerSecond * m.seconds)).toFixed(0)} µs (${((100 * p.cpuSeconds) / m.seconds).toFixed(0)}%)`).join(', ');
+    nodePid = m.processes.filter((p) => p.label === 'node').sort((a, b) => b.cpuSeconds - a.cpuSeconds)[0]?.pid ?? nodePid;
+    const b1 = await batches();
+    const t1 = threads();
+    const appends = m.requestsPerSecond * (warmupMs + durationMs) / 1000;
+    console.log(`    node threads (µs/append user+sys, warm-up included): ${[...t1].map(([k, v]) => `${k} ${((v.u - (t0.get(k)?.u ?? 0)) * 1e6 / appends).toFixed(0)}+${((v.s - (t0.get(k)?.s ?? 0)) * 1e6 / appends).toFixed(0)}`).join(', ')}`);
+    const batchLine = b1.map((b, k) => `${((b.count - b0[k]!.count) / (warmupMs + durationMs) * 1000).toFixed(0)}/s × ${((b.ops - b0[k]!.ops) / Math.max(1, b.count - b0[k]!.count)).toFixed(1)} ops`).join(', ');
+    console.log(`    shard batches: ${batchLine}`);
+    console.log(`${String(clients).padStart(3)} clients: ${Math.round(m.requestsPerSecond)} appends/s, p50 ${m.p50Ms.toFixed(2)} ms, p99 ${m.p99Ms.toFixed(2)} ms, CPU ${m.cpuPerRequestUs.toFixed(0)} µs/append [${per}] statuses ${JSON.stringify(m.statuses)}`);
+  }
+} finally {
+  if (dir && nodePid) {
+    process.kill(nodePid, 'SIGUSR2');
+    await new Promise((r) => setTimeout(r, 3000));
+  }
+  await topology.stop();
+}
+if (dir) {
+  for (const f of readdirSync(dir)) {
+    if (Number(f.split('.')[0]) !== nodePid) continue;
+    console.log(`profile of the node process (last load):`);
+    analyse(JSON.parse(readFileSync(join(dir, f), 'utf8')) as CpuProfile, window.startUs, window.endUs);
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
+console.log(`load average ${loadavg().map((l) => l.toFixed(2)).join(', ')}`);
