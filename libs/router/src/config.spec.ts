@@ -33,3 +33,12 @@ test('pending-append bounds: defaults, and refused when an append of the largest
   // One append and its routing must fit one shard batch.
   assert.throws(() => loadConfig({ ...base, SKEIN_ROUTER_MAX_BODY_BYTES: String(16 * 1024 * 1024) }), /SKEIN_ROUTER_MAX_BODY_BYTES/);
 });
+
+test('the move pause test fail point: off by default, point:ms entries, an unknown point refused', () => {
+  assert.deepEqual(loadConfig(base).movePauseBeforeMs, {});
+  assert.deepEqual(loadConfig({ ...base, SKEIN_ROUTER_MOVE_PAUSE_BEFORE_MS: 'copy:600, flip:1000' }).movePauseBeforeMs, { copy: 600, flip: 1000 });
+  assert.throws(
+    () => loadConfig({ ...base, SKEIN_ROUTER_MOVE_PAUSE_BEFORE_MS: 'fence:600,tail:x' }),
+    (err: unknown) => err instanceof ConfigError && err.violations.length === 2 && err.violations.every((v) => v.startsWith('SKEIN_ROUTER_MOVE_PAUSE_BEFORE_MS')),
+  );
+});

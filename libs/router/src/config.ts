@@ -1,5 +1,6 @@
 import { readSettings, type RedisSettings } from '@skein/http';
 import { APPEND_BATCH_LIMITS } from '@skein/protocol';
+import { MOVE_PAUSE_POINTS, type MovePausePoint } from './moves/move-steps.ts';
 
 export { ConfigError } from '@skein/http';
 
@@ -62,6 +63,13 @@ export interface RouterConfig {
   readonly moveStallMs: number;
   /** `SKEIN_ROUTER_MOVE_MAX_BYTES_PER_SECOND`, default 0 (no limit): the copy bandwidth of one move. */
   readonly moveMaxBytesPerSecond: number;
+  /**
+   * `SKEIN_ROUTER_MOVE_PAUSE_BEFORE_MS`, default none: a test fail point (DESIGN.md, "Test
+   * fail points"), `point:ms,…` with points copy, tail, handshake, flip: each move waits
+   * that long before the point, once. Never set in production: a `handshake` or `flip`
+   * pause is a write pause of the moving partition.
+   */
+  readonly movePauseBeforeMs: Readonly<Partial<Record<MovePausePoint, number>>>;
   /** `SKEIN_LOG_LEVEL`, default `info`. */
   readonly logLevel: string;
 }
@@ -82,6 +90,13 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: { redisOptional?: bo
     if (!m) read.violation(`SKEIN_ROUTER_SHARDS entries must be id=http://host:port, got ${JSON.stringify(part)}`);
     else shards.push({ id: m[1]!, url: m[2]!.replace(/\/+$/, '') });
   }
+  const movePauseBeforeMs: Partial<Record<MovePausePoint, number>> = {};
+  for (const part of (env.SKEIN_ROUTER_MOVE_PAUSE_BEFORE_MS ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+    const m = /^([a-z]+):(\d{1,6})$/.exec(part);
+    const point = MOVE_PAUSE_POINTS.find((p) => p === m?.[1]);
+    if (!m || !point) read.violation(`SKEIN_ROUTER_MOVE_PAUSE_BEFORE_MS entries must be point:ms with a point of ${MOVE_PAUSE_POINTS.join(', ')}, got ${JSON.stringify(part)}`);
+    else movePauseBeforeMs[point] = Number(m[2]);
+  }
   const config: RouterConfig = {
     host: read.string('SKEIN_ROUTER_HOST', '127.0.0.1'),
     port: read.integer('SKEIN_ROUTER_PORT', 8080, 0, 65535),
@@ -101,6 +116,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: { redisOptional?: bo
     moveCleanupGraceMs: read.integer('SKEIN_ROUTER_MOVE_CLEANUP_GRACE_MS', 10_000, 0),
     moveStallMs: read.integer('SKEIN_ROUTER_MOVE_STALL_MS', 15_000, 100),
     moveMaxBytesPerSecond: read.integer('SKEIN_ROUTER_MOVE_MAX_BYTES_PER_SECOND', 0, 0),
+    movePauseBeforeMs: Object.freeze(movePauseBeforeMs),
     logLevel: read.logLevel(),
   };
   if (config.maxPendingBytes < config.maxBodyBytes) read.violation('SKEIN_ROUTER_MAX_PENDING_BYTES must be at least SKEIN_ROUTER_MAX_BODY_BYTES (or no append of the largest size is ever admitted)');

@@ -45,7 +45,22 @@ export interface MoveStepsOptions {
   maxBytesPerSecond?: number;
   /** The tail fences once a round copies fewer appends than this. Default 200. */
   fenceBelowAppends?: number;
+  /**
+   * Test fail point, off by default (`SKEIN_ROUTER_MOVE_PAUSE_BEFORE_MS`; DESIGN.md, "Test
+   * fail points"): ms to wait before a point of each move, the first time this router
+   * reaches it for that move, so a test can kill a shard while a move is in a known phase.
+   */
+  pauseBeforeMs?: Readonly<Partial<Record<MovePausePoint, number>>>;
 }
+
+/**
+ * Where a move can be made to wait (test fail points): `copy` the first copy page (copying,
+ * `tailFrom` noted), `tail` the first tail round (the snapshot is on the target), `handshake`
+ * the fence handshake (fenced: the partition's writes are paused), `flip` the flip (fenced,
+ * the log drained to the target).
+ */
+export const MOVE_PAUSE_POINTS = ['copy', 'tail', 'handshake', 'flip'] as const;
+export type MovePausePoint = (typeof MOVE_PAUSE_POINTS)[number];
 
 export interface MoveLogger {
   info(o: object, m?: string): void;
@@ -80,6 +95,17 @@ export function createMoveSteps(
   const pageBytes = options.pageBytes ?? 1 << 20;
   const maxBytesPerSecond = options.maxBytesPerSecond ?? 0;
   const fenceBelow = options.fenceBelowAppends ?? 200;
+  const pauseBeforeMs = options.pauseBeforeMs ?? {};
+  const paused = new Set<string>();
+
+  /** The test fail point: waits before `point` once per move in this router, when configured. */
+  async function pauseBefore(move: MoveRecord, point: MovePausePoint): Promise<void> {
+    const ms = pauseBeforeMs[point];
+    if (!ms || paused.has(`${move.id}:${point}`)) return;
+    paused.add(`${move.id}:${point}`);
+    log.info({ move: move.id, partition: move.partition, point, ms }, 'move paused (test fail point)');
+    await sleep(ms);
+  }
 
   async function load(id: string): Promise<MoveRecord | null> {
     const text = await moves.redis.get(MOVE_KEYS.move(id));
@@ -122,6 +148,7 @@ export function createMoveSteps(
           const highest = await transfer.highest(source, move.partition);
           return step('save', move, { tailFrom: (highest + 1n).toString(), copyStartedAt: Date.now() }, lock);
         }
+        await pauseBefore(move, 'copy');
         const started = Date.now();
         // Under a bandwidth limit a page is at most a second's worth, so progress is saved
         // (and shown, and resumable) about once a second rather than once a megabyte: at
@@ -143,6 +170,7 @@ export function createMoveSteps(
         );
       }
       case 'tailing': {
+        await pauseBefore(move, 'tail');
         const started = Date.now();
         const changes = await transfer.changes(source, move.partition, BigInt(move.tailFrom!), { maxEntries: 2000, mutable: false });
         if (changes.entries > 0) await transfer.importPage(target, move.partition, changes.page);
@@ -154,6 +182,7 @@ export function createMoveSteps(
         return fenced;
       }
       case 'fencing': {
+        await pauseBefore(move, 'handshake');
         // The handshake: the source knows the fence and nothing admitted before it can commit.
         await transfer.fence(source, move.partition, move.generation!);
         let from = BigInt(move.tailFrom!);
@@ -170,6 +199,7 @@ export function createMoveSteps(
         // Heads, metadata and snapshots change without a log entry: all of them, once frozen.
         const mutable = await transfer.changes(source, move.partition, from, { maxEntries: 1, mutable: true });
         if (mutable.entries > 0) await transfer.importPage(target, move.partition, mutable.page);
+        await pauseBefore(move, 'flip');
         const pauseMs = Date.now() - move.fencedAt!;
         const done = await step(
           'flip',
