@@ -104,7 +104,14 @@ export function createSafePointTracker(deps: SafePointDeps, options: SafePointOp
     const value = candidate < cap ? candidate : cap;
     if (value <= published) return;
     published = value;
-    for (const l of listeners) l(value);
+    // Called from the engine's commit listener: a listener's fault must not reach the engine.
+    for (const l of listeners) {
+      try {
+        l(value);
+      } catch (err) {
+        logger?.warn({ err }, 'a safe-point listener failed');
+      }
+    }
   }
 
   /** What the writer state alone makes safe (the rules above without a counter read). */
