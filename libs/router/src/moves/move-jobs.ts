@@ -105,8 +105,10 @@ export async function startMoveJobs(
         if (isSkeinError(err, 'CONFLICT') && err.details.reason === 'lock') throw err;
         const reason = isSkeinError(err) ? `${err.code}: ${err.message}` : String(err);
         log.warn({ err, move: id, state: move.state }, 'partition move step failed');
-        // After the fence every moment is a write pause: roll back at once. Before it, retry until stalled.
-        if (move.state === 'fencing' || Date.now() - lastProgress > stallMs) {
+        // After the fence every moment is a write pause: roll back at once. Before it, retry until
+        // stalled, unless the target was drained or removed meanwhile (the fence refuses it for good).
+        const targetRefused = isSkeinError(err, 'CONFLICT') && err.details.reason === 'target';
+        if (move.state === 'fencing' || targetRefused || Date.now() - lastProgress > stallMs) {
           try {
             move = await steps.rollback((await steps.load(id)) ?? move, reason, lock);
             await job.updateProgress(progressOf(move));

@@ -234,6 +234,12 @@ export function createMoveSteps(
     },
     async cleanup(move, lock) {
       const shard = move.state === 'done' ? move.from : move.to;
+      // A rolled-back move's target that has left the cluster took its copy with it.
+      const url = (await topology.refresh()).urlOf(shard);
+      if (!url && move.state === 'rolled_back') {
+        log.info({ move: move.id, partition: move.partition, shard }, 'moved partition copy left with its removed shard');
+        return step('save', move, { cleanup: 'done' }, lock);
+      }
       const dropped = await transfer.drop(await urlOf(shard), move.partition);
       log.info({ move: move.id, partition: move.partition, shard, dropped }, 'moved partition copy dropped');
       return step('save', move, { cleanup: 'done' }, lock);

@@ -23,7 +23,7 @@
       {-2}                           no topology stored
       {-3, reason}                   refused: 'moving' (begin: another move of the partition),
                                      'owner' (begin: the source does not own it; fence: it changed),
-                                     'target' (begin: no such shard, or draining), 'state', 'lock'
+                                     'target' (begin, fence, flip: no such shard, or draining), 'state', 'lock'
 ]]
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return {-1} end
 local text = redis.call('GET', KEYS[1])
@@ -39,6 +39,16 @@ local function store(move)
   local encoded = cjson.encode(move)
   redis.call('SET', KEYS[4], encoded)
   return encoded
+end
+-- The target may have been drained or removed since the move began (a removal counts
+-- placements only: a move's target owns nothing until the flip). The fence and the flip
+-- refuse such a target, so the move rolls back instead of placing the partition on a
+-- shard that is leaving or gone.
+local function targetLive(id)
+  for _, s in ipairs(topology.shards) do
+    if s.id == id then return s.state ~= 'draining' end
+  end
+  return false
 end
 local function commit(move)
   topology.epoch = topology.epoch + 1
@@ -78,6 +88,7 @@ if step == 'save' then
 elseif step == 'fence' then
   if move.state ~= 'tailing' then return {-3, 'state'} end
   if topology.placements[p] ~= move.from then return {-3, 'owner'} end
+  if not targetLive(move.to) then return {-3, 'target'} end
   local generation = redis.call('INCR', KEYS[7])
   topology.fences[move.from] = generation
   topology.fenced[p] = move.id
@@ -87,6 +98,7 @@ elseif step == 'fence' then
   return commit(move)
 elseif step == 'flip' then
   if move.state ~= 'fencing' or topology.fenced[p] ~= move.id then return {-3, 'state'} end
+  if not targetLive(move.to) then return {-3, 'target'} end
   topology.placements[p] = move.to
   topology.fenced[p] = nil
   for k, v in pairs(given) do move[k] = v end

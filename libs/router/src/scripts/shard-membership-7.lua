@@ -28,7 +28,9 @@
       {-1}                 the control marker differs or is missing
       {-2}                 no topology stored
       {-3}                 'add': the id exists; 'drain', 'remove': no such shard
-      {-4, count}          'remove': the shard still owns `count` partitions (or one is moving to or from it)
+      {-4, count}          'remove': the shard still owns `count` partitions (a move toward it
+                           is not counted: its fence and flip refuse a target that is draining or
+                           gone, so such a move rolls back; move-step-7.lua)
       {-5}                 'remove': the sequencer is not seeded (re-seeding after a wipe): try again
       {-6}                 'add': the id belonged to a removed shard (retired)
 ]]
