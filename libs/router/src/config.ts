@@ -64,6 +64,12 @@ export interface RouterConfig {
   /** `SKEIN_ROUTER_MOVE_MAX_BYTES_PER_SECOND`, default 0 (no limit): the copy bandwidth of one move. */
   readonly moveMaxBytesPerSecond: number;
   /**
+   * `SKEIN_ROUTER_MOVE_LOCK_MS`, default 10000: how long a move's job stays with a router
+   * that stopped renewing it (it died) before another router's worker takes it over. A
+   * router that dies while its move is fenced pauses that partition's writes about this long.
+   */
+  readonly moveLockMs: number;
+  /**
    * `SKEIN_ROUTER_MOVE_PAUSE_BEFORE_MS`, default none: a test fail point (DESIGN.md, "Test
    * fail points"), `point:ms,…` with points copy, tail, handshake, flip: each move waits
    * that long before the point, once. Never set in production: a `handshake` or `flip`
@@ -116,6 +122,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: { redisOptional?: bo
     moveCleanupGraceMs: read.integer('SKEIN_ROUTER_MOVE_CLEANUP_GRACE_MS', 10_000, 0),
     moveStallMs: read.integer('SKEIN_ROUTER_MOVE_STALL_MS', 15_000, 100),
     moveMaxBytesPerSecond: read.integer('SKEIN_ROUTER_MOVE_MAX_BYTES_PER_SECOND', 0, 0),
+    moveLockMs: read.integer('SKEIN_ROUTER_MOVE_LOCK_MS', 10_000, 1000),
     movePauseBeforeMs: Object.freeze(movePauseBeforeMs),
     logLevel: read.logLevel(),
   };

@@ -95,7 +95,7 @@ export async function startRouter(config: RouterConfig, deps: RouterDepsOfProces
     redis && redisUrl !== null
       ? await createClusterAdmin(
           { redis, redisUrl, redisOptions: config.redisOptions, topology, control, clusterSecret: config.clusterSecret, timeoutMs: config.shardTimeoutMs, log: logger.child({ component: 'moves' }) },
-          { cleanupGraceMs: config.moveCleanupGraceMs, stallMs: config.moveStallMs, maxBytesPerSecond: config.moveMaxBytesPerSecond, pauseBeforeMs: config.movePauseBeforeMs },
+          { cleanupGraceMs: config.moveCleanupGraceMs, stallMs: config.moveStallMs, maxBytesPerSecond: config.moveMaxBytesPerSecond, lockMs: config.moveLockMs, pauseBeforeMs: config.movePauseBeforeMs },
         )
       : undefined;
   const jobs = redisUrl === null ? undefined : createBullJobQueues({ redisUrl, redisOptions: config.redisOptions });

@@ -123,7 +123,8 @@ test('a router SIGKILLed mid-copy: another router\'s worker resumes the move job
     shards: 3,
     routers: 2,
     // A slow copy (the bandwidth limit) keeps the move copying long enough to kill its router in it.
-    routerEnv: { SKEIN_ROUTER_MOVE_CLEANUP_GRACE_MS: '200', SKEIN_ROUTER_MOVE_MAX_BYTES_PER_SECOND: '50000' },
+    // A 3 s job lock (default 10 s) makes the takeover come sooner; the mechanism is the same.
+    routerEnv: { SKEIN_ROUTER_MOVE_CLEANUP_GRACE_MS: '200', SKEIN_ROUTER_MOVE_MAX_BYTES_PER_SECOND: '50000', SKEIN_ROUTER_MOVE_LOCK_MS: '3000' },
   });
   clusters.push(c);
   const tenant = tenantName('move-job');
@@ -209,7 +210,7 @@ test('a router SIGKILLed mid-copy: another router\'s worker resumes the move job
 });
 
 test('a router SIGKILLed while its move is fenced: another router\'s worker takes the job over and drives the move on to the flip (or rolls it back); one owner, nothing acknowledged lost', async () => {
-  const c = await startCluster({ shards: 3, routers: 2, routerEnv: { SKEIN_ROUTER_MOVE_CLEANUP_GRACE_MS: '200' } });
+  const c = await startCluster({ shards: 3, routers: 2, routerEnv: { SKEIN_ROUTER_MOVE_CLEANUP_GRACE_MS: '200', SKEIN_ROUTER_MOVE_LOCK_MS: '3000' } });
   clusters.push(c);
   const tenant = tenantName('move-fenced');
   assert.equal((await admin(c, c.url, 'POST', '/v1/admin/tenants', { tenant, partitions: 3 })).status, 201);
