@@ -4,19 +4,30 @@
 // LMDB, no Redis) and one node process (services/node) hosting the router on
 // 127.0.0.1:SKEIN_PORT (default 8080) and three shards, which it calls in-process; with
 // `--processes 3` (or SKEIN_PROCESSES=3) three shard processes and a router process
-// instead. Data in SKEIN_DATA_DIR (default ./.skein), the same layout either way. Once the cluster is up, a process that
+// instead; with `--nodes N` (or SKEIN_NODES=N; `auto` = one per core, at most one per shard)
+// N node processes forked with Node's cluster module, all serving the public API on
+// SKEIN_PORT (the launcher accepts and hands each connection to a node in turn), each
+// hosting a share of the three shards and reaching the others' over the internal API.
+// Data in SKEIN_DATA_DIR (default ./.skein), the same layout either way. Once the cluster is up, a process that
 // exits is started again after a backoff (0.5 s doubling to 10 s; back to 0.5 s after a
 // minute of uptime); before that, one that exits stops everything with its last lines.
 // SIGINT/SIGTERM stop everything it started. Each step prints a line as it happens, and a
 // step that fails prints one line saying why.
 import { spawn, spawnSync } from 'node:child_process';
+import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildIfStale } from './build.mjs';
 
+/**
+ * Node processes when neither --nodes nor SKEIN_NODES says: measured in README ("One node
+ * process or one per core").
+ */
+const DEFAULT_NODES = '1';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const env = process.env;
 const dataDir = resolve(env.SKEIN_DATA_DIR ?? '.skein');
@@ -30,6 +41,18 @@ if (processes !== undefined && processes !== '1' && processes !== String(shardCo
 }
 /** One node process hosting the router and every shard (default), or a process each. */
 const separate = processes === String(shardCount);
+const nodesArg = process.argv.indexOf('--nodes');
+const nodesSetting = (nodesArg >= 0 ? process.argv[nodesArg + 1] : env.SKEIN_NODES) ?? DEFAULT_NODES;
+if (nodesSetting !== 'auto' && !(/^[1-9]\d*$/.test(nodesSetting) && Number(nodesSetting) <= shardCount)) {
+  console.error(`skein: --nodes (SKEIN_NODES) is a number of node processes from 1 to ${shardCount} (one per shard at most) or auto (one per core), got ${JSON.stringify(nodesSetting)}`);
+  process.exit(1);
+}
+if (separate && nodesArg >= 0 && nodesSetting !== '1') {
+  console.error(`skein: --nodes and --processes ${shardCount} do not go together: --processes ${shardCount} runs a process per shard and a router, no node`);
+  process.exit(1);
+}
+/** Node processes asked for (before the control plane is known: the embedded one serves one process only). */
+let nodeCount = separate ? 0 : nodesSetting === 'auto' ? Math.min(availableParallelism(), shardCount) : Number(nodesSetting);
 const RESTART_FIRST_MS = 500;
 const RESTART_MAX_MS = 10_000;
 /** A process up this long is healthy again: its next restart waits RESTART_FIRST_MS. */
@@ -37,6 +60,8 @@ const STABLE_MS = 60_000;
 /** Every supervised process: { name, child, timer, delayMs }, in start order. */
 const services = [];
 let ready = false;
+/** Names of the node processes (of several) that logged 'node listening' before the cluster was ready. */
+const nodesListening = new Set();
 let stopping = false;
 
 function fail(message) {
@@ -76,6 +101,10 @@ function stepOf(name, line) {
     return null;
   }
   if (entry.msg === 'shard listening') return `${entry.shard} is up (internal API ${entry.url}, data in ${entry.dataDir})`;
+  if (entry.msg === 'node listening' && name.startsWith('node-')) {
+    nodesListening.add(name);
+    return `${name} is up: its router at ${entry.url}, ${entry.shards?.join(', ') || 'no shard'} in-process`;
+  }
   if (entry.msg === 'node listening' || entry.msg === 'router listening') return `router is up at ${entry.url}`;
   return null;
 }
@@ -109,14 +138,27 @@ function portFree(p) {
 
 /** Starts `command` now and, once the cluster was ready, again whenever it exits. `stdin` is written to its standard input. */
 function supervise(name, command, args, extraEnv, stdin) {
+  superviseChild(name, () => {
+    const child = spawn(command, args, { cwd: root, env: { ...env, ...extraEnv }, stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    if (stdin !== undefined) child.stdin.end(stdin);
+    return child;
+  });
+}
+
+/** Forks a cluster worker (cluster.setupPrimary set what it runs) with `extraEnv`, supervised as any process. */
+function superviseWorker(name, extraEnv) {
+  superviseChild(name, () => cluster.fork(extraEnv).process);
+}
+
+/** Runs `launch()` (a child process with piped stdout and stderr) now and, once the cluster was ready, again whenever it exits. */
+function superviseChild(name, launch) {
   const service = { name, child: null, timer: null, delayMs: RESTART_FIRST_MS };
   services.push(service);
   const lines = [];
   const start = () => {
     const startedAt = Date.now();
-    const child = spawn(command, args, { cwd: root, env: { ...env, ...extraEnv }, stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    const child = launch();
     service.child = child;
-    if (stdin !== undefined) child.stdin.end(stdin);
     const onData = (chunk) => {
       for (const line of chunk.toString().split('\n').filter(Boolean)) {
         lines.push(line);
@@ -241,12 +283,15 @@ if (redisUrl) {
 } else {
   if (separate) abort(`--processes ${shardCount} needs Redis (SKEIN_REDIS_URL, or redis-server on PATH): separate processes cannot share the embedded control plane`);
   embedded = true;
-  console.log(`skein: control plane: embedded, no Redis (no SKEIN_REDIS_URL, no redis-server on PATH): sequencer, tenants, keys and placement in LMDB (${join(dataDir, 'control')}), maintenance on in-process timers`);
+  // The embedded control plane lives in one process: several nodes could share neither the sequencer nor the topology.
+  const oneNode = nodeCount > 1 ? `; one node process, not ${nodeCount} (--nodes needs Redis: the embedded control plane serves one process only)` : '';
+  if (nodeCount > 1) nodeCount = 1;
+  console.log(`skein: control plane: embedded, no Redis (no SKEIN_REDIS_URL, no redis-server on PATH): sequencer, tenants, keys and placement in LMDB (${join(dataDir, 'control')}), maintenance on in-process timers${oneNode}`);
 }
 
 const shards = [];
 const shardIds = Array.from({ length: shardCount }, (_, i) => `shard-${i}`);
-if (!separate) {
+if (nodeCount === 1) {
   console.log(`skein: starting one node process: the router on port ${port}, ${shardIds.join(', ')} (internal API on ports ${port + 1}-${port + shardCount})`);
   supervise('node', process.execPath, entry('node'), {
     SKEIN_ROLE: 'node',
@@ -259,6 +304,36 @@ if (!separate) {
     SKEIN_NODE_DATA_DIR: dataDir,
     SKEIN_NODE_SHARD_PORT: String(port + 1),
   });
+} else if (nodeCount > 1) {
+  // Each node hosts a contiguous block of shards (3 over 2 nodes: shard-0 | shard-1, shard-2),
+  // each shard on the port it has in every topology (SKEIN_PORT+1+k), and lists every shard
+  // in SKEIN_ROUTER_SHARDS: its own are called in-process, the others over the internal API.
+  // Every node's router listens on SKEIN_PORT through the cluster module: the launcher holds
+  // the socket and hands accepted connections to the nodes round-robin (SCHED_RR; Node 20's
+  // net has no reusePort). A keep-alive connection stays with its node.
+  cluster.schedulingPolicy = cluster.SCHED_RR;
+  const args = entry('node');
+  cluster.setupPrimary({ exec: join(root, args.at(-1)), execArgv: args.slice(0, -1), args: [], cwd: root, silent: true });
+  const everyShard = shardIds.map((id, k) => `${id}=http://127.0.0.1:${port + 1 + k}`).join(',');
+  const plan = Array.from({ length: nodeCount }, (_, i) => {
+    const first = Math.floor((i * shardCount) / nodeCount);
+    return { name: `node-${i}`, first, ids: shardIds.slice(first, Math.floor(((i + 1) * shardCount) / nodeCount)) };
+  });
+  console.log(`skein: starting ${nodeCount} node processes sharing port ${port} (Node's cluster module): ${plan.map((n) => `${n.name} hosting ${n.ids.join(', ')}`).join('; ')} (internal API on ports ${port + 1}-${port + shardCount})`);
+  for (const [i, n] of plan.entries()) {
+    superviseWorker(n.name, {
+      SKEIN_ROLE: 'node',
+      SKEIN_NODE_ID: String(i),
+      SKEIN_ROUTER_PORT: String(port),
+      SKEIN_CLUSTER_SECRET: clusterSecret,
+      SKEIN_REDIS_URL: redisUrl,
+      SKEIN_ADMIN_KEY: adminKey,
+      SKEIN_ROUTER_SHARDS: everyShard,
+      SKEIN_NODE_SHARDS: n.ids.join(','),
+      SKEIN_NODE_DATA_DIR: dataDir,
+      SKEIN_NODE_SHARD_PORT: String(port + 1 + n.first),
+    });
+  }
 }
 for (let i = 0; separate && i < shardCount; i++) {
   const id = `shard-${i}`;
@@ -283,11 +358,12 @@ if (separate) supervise('router', process.execPath, entry('router'), {
 });
 
 const url = `http://127.0.0.1:${port}`;
-await waitFor('the cluster', async () => (await fetch(`${url}/readyz`)).ok, 60_000);
+// With several nodes, each must be up (the public port answers as soon as one is).
+await waitFor('the cluster', async () => (nodeCount <= 1 || nodesListening.size === nodeCount) && (await fetch(`${url}/readyz`)).ok, 60_000);
 if (!stopping) {
   ready = true;
   const controlPlane = embedded ? 'embedded control plane, no Redis' : 'control plane in Redis';
-  console.log(`Skein is running at ${url}  (${separate ? `${shardCount} shard processes and a router` : `one node process hosting ${shardCount} shards`}; ${controlPlane}; data: ${dataDir})
+  console.log(`Skein is running at ${url}  (${separate ? `${shardCount} shard processes and a router` : nodeCount > 1 ? `${nodeCount} node processes sharing the port, hosting ${shardCount} shards between them` : `one node process hosting ${shardCount} shards`}; ${controlPlane}; data: ${dataDir})
 admin key: ${adminKey}
 
 Try it:

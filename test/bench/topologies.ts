@@ -1,6 +1,7 @@
 // The Skein topologies the benchmark measures, started only through public entry points:
-// `node scripts/start.mjs` as a user runs it (`npm start`), and startCluster from
-// @skein/testing (separate shard processes and a router).
+// `node scripts/start.mjs` as a user runs it (`npm start`, and `npm start -- --nodes N`:
+// N node processes sharing the public port), and startCluster from @skein/testing
+// (separate shard processes and a router).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -83,6 +84,17 @@ export async function startNpmStart(options: NpmStartOptions = {}): Promise<Topo
     rmSync(dataDir, { recursive: true, force: true });
     throw err;
   }
+}
+
+/**
+ * `npm start -- --nodes <nodes>`: that many node processes (`auto`: one per core) forked with
+ * Node's cluster module, all serving the public port, each hosting a share of the three
+ * shards. Its server processes are the nodes and redis-server; the launcher, which accepts
+ * each public connection once and hands it to a node, is not counted (keep-alive clients
+ * connect once; what it costs is in README, "One node process or one per core").
+ */
+export function startNpmStartNodes(nodes: number | 'auto', options: Omit<NpmStartOptions, 'args'> = {}): Promise<Topology> {
+  return startNpmStart({ ...options, args: ['--nodes', String(nodes)] });
 }
 
 /**

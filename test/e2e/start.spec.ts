@@ -1,7 +1,9 @@
 // `npm start` as a new user meets it: the local cluster comes up (one node process hosting
 // the router and three shards, beside redis-server), SIGKILL of the whole process group
 // loses no acknowledged event, and SIGINT stops every process it started; with
-// `--processes 3`, a shard process that dies is restarted.
+// `--processes 3`, a shard process that dies is restarted; with `--nodes 2`, two node
+// processes share the public port, and one SIGKILLed under writers is restarted with every
+// acknowledged event kept.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -103,7 +105,8 @@ function children(ppid: number): Map<string, number> {
       const shard = environ.find((v) => v.startsWith('SKEIN_SHARD_ID='))?.slice('SKEIN_SHARD_ID='.length);
       const cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8');
       const node = environ.includes('SKEIN_ROLE=node');
-      found.set(shard ?? (cmdline.startsWith('redis-server') ? 'redis' : node ? 'node' : 'router'), Number(name));
+      const nodeId = environ.find((v) => v.startsWith('SKEIN_NODE_ID='))?.slice('SKEIN_NODE_ID='.length);
+      found.set(shard ?? (cmdline.startsWith('redis-server') ? 'redis' : node ? (nodeId === undefined ? 'node' : `node-${nodeId}`) : 'router'), Number(name));
     } catch {
       // exited meanwhile
     }
@@ -176,6 +179,85 @@ test('npm start -- --processes 3 restarts a SIGKILLed shard with a backoff and s
     // SIGINT to the launcher alone stops every process it started.
     const last = [...children(run.child.pid!).values()];
     assert.equal(last.length, 5);
+    const exited = new Promise((r) => run!.child.once('exit', r));
+    process.kill(run.child.pid!, 'SIGINT');
+    await exited;
+    await until('every child gone', () => (last.every((pid) => !alive(pid)) ? true : undefined), 15_000);
+    for (const p of [port, port + 1, port + 2, port + 3, port + 100]) assert.ok(await isPortFree(p), `port ${p} was released`);
+    run = undefined;
+  } finally {
+    if (run?.child.pid && alive(run.child.pid)) process.kill(-run.child.pid, 'SIGKILL');
+    await dir.remove();
+  }
+});
+
+test('npm start -- --nodes 2: two node processes serve the one public port, appends reach every partition and read back; a node SIGKILLed under 8 writers is restarted and every acknowledged event is there', { timeout: 120_000 }, async () => {
+  const dir = await tempDir('skein-start-nodes-');
+  const port = await freeStartPort();
+  let run: Started | undefined;
+  try {
+    run = await start(dir.path, port, ['--nodes', '2']);
+    assert.match(run.output(), /skein: starting 2 node processes sharing port \d+ \(Node's cluster module\): node-0 hosting shard-0; node-1 hosting shard-1, shard-2/);
+    assert.match(run.output(), /skein: node-0 is up: its router at .*, shard-0 in-process/);
+    assert.match(run.output(), /skein: node-1 is up: its router at .*, shard-1, shard-2 in-process/);
+    const before = children(run.child.pid!);
+    assert.deepEqual([...before.keys()].sort(), ['node-0', 'node-1', 'redis']);
+
+    const partitions = 6;
+    const admin = createClient({ url: run.url, apiKey: run.adminKey });
+    const { apiKey } = await admin.admin.createTenant('demo', { partitions });
+    const placement = (await call(run.url, 'GET', '/v1/admin/tenants/demo', { key: run.adminKey })).body.placement as Record<string, string>;
+    assert.deepEqual(new Set(Object.values(placement)), new Set(['shard-0', 'shard-1', 'shard-2']), 'the partitions are spread over the shards of both nodes');
+    // Two streams per partition: each node's router reaches its own shards in-process and the other's over the internal API.
+    const streams = Array.from({ length: partitions }, (_, p) => Array.from({ length: 500 }, (_, i) => `order-${i}`).filter((s) => partitionOf('demo', partitions, s) === `demo~${p}`).slice(0, 2)).flat();
+    assert.equal(streams.length, 2 * partitions);
+    const client = createClient({ url: run.url, apiKey });
+    const acked = new Map<string, bigint[]>(streams.map((s) => [s, []]));
+    for (const s of streams) acked.get(s)!.push((await client.append('demo', s, { events: [{ type: 'A', data: 0 }], expectedVersion: 'no_stream' })).firstPosition);
+    for (const s of streams) assert.deepEqual((await client.readStream('demo', s)).events.map((e) => e.position), acked.get(s), `${s} reads back through the public port`);
+
+    // 8 writers over every partition; node-1 (shard-1, shard-2) is SIGKILLed under them.
+    let stopWriting = false;
+    const writers = Array.from({ length: 8 }, async (_, w) => {
+      for (let i = 0; !stopWriting; i++) {
+        const s = streams[(w + i * 8) % streams.length]!;
+        try {
+          acked.get(s)!.push((await client.append('demo', s, { events: [{ type: 'B', data: i }] })).firstPosition);
+        } catch {
+          await new Promise((r) => setTimeout(r, 50)); // not acknowledged: its shard's node is away
+        }
+      }
+    });
+    await new Promise((r) => setTimeout(r, 1500));
+    const beforeKill = [...acked.values()].reduce((n, a) => n + a.length, 0);
+    process.kill(before.get('node-1')!, 'SIGKILL');
+    await until('the restart line', () => (/skein: node-1 exited \(signal SIGKILL\); restarting it in 0\.5 s/.test(run!.output()) ? true : undefined), 10_000);
+    const restarted = await until('node-1 back', () => {
+      const pid = children(run!.child.pid!).get('node-1');
+      return pid !== undefined && pid !== before.get('node-1') ? pid : undefined;
+    }, 10_000);
+    // Every partition takes appends again (node-1's own shards included), then the writers stop.
+    const afterKill = new Map(streams.map((s) => [s, acked.get(s)!.length]));
+    await until('appends to every stream after the restart', () => (streams.every((s) => acked.get(s)!.length > afterKill.get(s)!) ? true : undefined), 20_000);
+    stopWriting = true;
+    await Promise.all(writers);
+    assert.ok(beforeKill > 20, `acknowledged ${beforeKill} appends before the kill`);
+    assert.equal(children(run.child.pid!).get('node-0'), before.get('node-0'), 'node-0 was not restarted');
+    assert.ok(alive(restarted));
+
+    let total = 0;
+    for (const s of streams) {
+      const stored = new Set<bigint>();
+      for await (const e of client.streamEvents('demo', s)) stored.add(e.position);
+      for (const p of acked.get(s)!) assert.ok(stored.has(p), `acknowledged position ${p} of ${s} is there after the kill`);
+      total += acked.get(s)!.length;
+    }
+    const log = new Set<bigint>();
+    for await (const e of client.tenantLogEvents('demo')) log.add(e.position);
+    for (const positions of acked.values()) for (const p of positions) assert.ok(log.has(p), `acknowledged position ${p} is in the tenant log`);
+    assert.ok(total > beforeKill);
+
+    const last = [...children(run.child.pid!).values()];
     const exited = new Promise((r) => run!.child.once('exit', r));
     process.kill(run.child.pid!, 'SIGINT');
     await exited;

@@ -44,7 +44,9 @@ async function openShard(config: ShardConfig, logger: Logger, defaultMetrics: bo
   // Standard names (process_*, nodejs_*) so stock Node.js dashboards work; once per process.
   if (defaultMetrics) collectDefaultMetrics({ register: registry });
   const shard = await createShard(config, { logger: logger.child({ shard: config.shardId }), registry, engineOptions: { commitThread }, ...(control ? { control } : {}), ...(timerJobs ? { timerJobs } : {}) });
-  const url = await shard.app.listen({ host: config.host, port: config.port });
+  // Exclusive: in a node forked by `npm start --nodes N` (a cluster worker) the shard's port is
+  // this process's own socket, not one the launcher accepts on and hands over.
+  const url = await shard.app.listen({ host: config.host, port: config.port, exclusive: true });
   logger.info({ shard: config.shardId, url, dataDir: config.dataDir, epoch: shard.ownership.epoch, safePoint: shard.safePoint.current().toString() }, 'shard listening');
   return { shard, url };
 }
