@@ -286,17 +286,23 @@ export function createClient(options: ClientOptions): SkeinClient {
   };
 
   async function* streamEvents(tenant: string, stream: string, o?: StreamEventsOptions): AsyncGenerator<SkeinEvent, void, undefined> {
-    const pageFrom = (from: number | undefined) => readStream(tenant, stream, { from, direction: o?.direction, limit: o?.pageSize, signal: o?.signal });
+    let left = o?.limit ?? Number.POSITIVE_INFINITY;
+    const pageFrom = (from: number | undefined) => {
+      const limit = Number.isFinite(left) ? Math.min(left, o?.pageSize ?? 1000) : o?.pageSize;
+      return readStream(tenant, stream, { from, direction: o?.direction, limit, signal: o?.signal });
+    };
     let from = o?.from;
     let page = await pageFrom(from);
     for (;;) {
+      const events = page.events.length > left ? page.events.slice(0, left) : page.events;
+      left -= events.length;
       // The next page is asked for before this one's events are handed out, so the server
       // reads it while the caller (and this client's JSON parse) works through these: a
       // read's throughput is then the slower side's, not the sum of both (issue 9). A caller
-      // that stops early leaves at most that one read unused.
-      const following = page.next === null || page.next === from ? null : pageFrom(page.next);
+      // that stops early leaves at most that one read unused; one that says its `limit`, none.
+      const following = left <= 0 || page.next === null || page.next === from ? null : pageFrom(page.next);
       following?.catch(() => undefined); // observed below; a caller that stops early never awaits it
-      yield* page.events;
+      yield* events;
       if (!following) return;
       from = page.next!;
       page = await following;

@@ -100,6 +100,11 @@ export interface StreamEventsOptions extends CallOptions {
   direction?: Direction;
   /** Events per request, 1–1000; default 100 (the server's). */
   pageSize?: number;
+  /**
+   * At most this many events in all: the iterator ends after them and asks for no page
+   * beyond them (the next page is otherwise requested ahead, while these are handed out).
+   */
+  limit?: number;
 }
 
 export interface ReadLogOptions extends CallOptions {

@@ -286,17 +286,14 @@ const COMMANDS: Record<string, (ctx: Context) => Promise<void>> = {
     arity(ctx.args, 2, 2, 'read <tenant> <stream> [--from N] [--backward] [--limit N]');
     const limit = integerOption(ctx.values.limit, 'limit', 1);
     const from = integerOption(ctx.values.from, 'from', 1);
-    let n = 0;
     const events = ctx.client.streamEvents(ctx.args[0]!, ctx.args[1]!, {
       from,
       direction: ctx.values.backward ? 'backward' : 'forward',
       pageSize: limit === undefined ? undefined : Math.min(limit, 1000),
+      limit,
       signal: ctx.io.signal,
     });
-    for await (const e of events) {
-      printEvent(ctx, e);
-      if (limit !== undefined && ++n >= limit) break;
-    }
+    for await (const e of events) printEvent(ctx, e);
   },
 
   async log(ctx) {
