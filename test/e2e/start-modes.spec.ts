@@ -264,3 +264,31 @@ test('a start that cannot work fails at once with one line saying why: port in u
     await dir.remove();
   }
 });
+
+test('--nodes (SKEIN_NODES): a value out of range fails in one line; with the embedded control plane the cluster stays at one node and the control plane line says so', { timeout: 120_000 }, async () => {
+  const dir = await tempDir('skein-start-nodes-');
+  try {
+    const base: NodeJS.ProcessEnv = { ...process.env };
+    delete base.SKEIN_REDIS_URL;
+    for (const value of ['0', '4', 'many']) {
+      const bad = await failing(dir.path, { ...base, SKEIN_NODES: value, SKEIN_PORT: String(await freeStartPort()), SKEIN_DATA_DIR: join(dir.path, 'bad') });
+      assert.equal(bad.code, 1);
+      assert.match(bad.output, new RegExp(`^skein: --nodes \\(SKEIN_NODES\\) is a number of node processes from 1 to 3 \\(one per shard at most\\) or auto \\(one per core\\), got "${value}"$`, 'm'));
+      assert.doesNotMatch(bad.output, /starting/);
+    }
+
+    const bin = pathWithoutRedis(join(dir.path, 'bin'));
+    const env: NodeJS.ProcessEnv = { ...base, PATH: bin, SKEIN_NODES: '2' };
+    delete env.SKEIN_DATA_DIR;
+    const run = await start(dir.path, await freeStartPort(), env);
+    try {
+      assert.match(run.output(), /^skein: control plane: embedded, no Redis .*; one node process, not 2 \(--nodes needs Redis: the embedded control plane serves one process only\)$/m);
+      assert.match(run.output(), /^skein: starting one node process: /m);
+      assert.match(run.output(), /Skein is running at .*\(one node process hosting 3 shards; embedded control plane, no Redis;/);
+    } finally {
+      await stop(run);
+    }
+  } finally {
+    await dir.remove();
+  }
+});
