@@ -191,8 +191,9 @@ test('a shard SIGKILLed under load keeps every acknowledged append, and its safe
         const counter = BigInt((await admin.get('skein:seq:counter')) ?? '0');
         admin.disconnect();
         await victim.restart();
-        // The restarted shard publishes safe points up to the bound on disk at once and past
-        // it after its next state-file write (sequencer-state.ts): within moments, not never.
+        // The restarted shard publishes its high-water at once, then the counter from its
+        // first refresh, up to the bound on disk and past it after its next state-file write
+        // (sequencer-state.ts): within moments, not never.
         let info = (await getJson(`${victim.url}/internal/v1/info`)).body;
         for (const until = Date.now() + 5000; BigInt(info.safePoint) < counter && Date.now() < until; await sleep(50)) {
           info = (await getJson(`${victim.url}/internal/v1/info`)).body;

@@ -28,8 +28,11 @@ export interface SafePointDeps {
 export interface SafePointOptions {
   /**
    * Where the safe point starts. Only at process start, with nothing allocated, may
-   * this be the persisted high-water: every later allocation is above it. Default 0n
-   * (the engine's highest committed position is used in any case).
+   * this be the persisted high-water: every later allocation is above it. Never more
+   * than a counter value observed (so never the persisted bound, which has headroom
+   * above the counter): the safe point is a promise for the shards that allocate from
+   * that counter too, a shard that joins later included. Default 0n (the engine's
+   * highest committed position is used in any case).
    */
   initial?: bigint;
   /** Refresh period of {@link SafePointTracker.start}. Default 50 ms. */
@@ -80,6 +83,9 @@ const max = (a: bigint, b: bigint) => (a > b ? a : b);
  *
  * The published value never decreases and, when `durable` is given, never exceeds what
  * is on disk (or committed), so a restart can start from the persisted high-water.
+ * Every input is a counter value read, an allocated or committed position, or `initial`
+ * (a persisted high-water): the value is never above the counter, which every shard's
+ * later allocations pass, those of a shard not yet in a reader's topology included.
  *
  * Lag (issue 9): a value above what is on disk waits for the high-water file's fsync, which
  * under a write load took 60 ms on average and up to 700 ms (measured on the bench's

@@ -140,8 +140,18 @@ export async function createShard(config: ShardConfig, deps: ShardDeps): Promise
 
   const highestCommitted = store.writerState().highestCommitted;
   const initialHighWater = stateFile.initial.highWater > highestCommitted ? stateFile.initial.highWater : highestCommitted;
-  // Where the safe point starts: every allocation from now on is above it (see allocate).
-  const initialSafePoint = stateFile.initial.bound > highestCommitted ? stateFile.initial.bound : highestCommitted;
+  // Where the safe point starts: the high-water, not the bound. Invariant: a published safe
+  // point is never above a counter value this shard observed (a counter read, an allocation,
+  // a committed position), so never above the counter when a reader uses it (it only grows;
+  // a re-seed sets it at or above every member's high-water before anyone allocates). The
+  // watermark is a promise for shards outside the reader's topology too: one that joins, or
+  // takes a partition over, later allocates from the counter. The bound (sequencer-state.ts)
+  // lies up to RESERVE_MAX above the counter; published at start, it became the watermark
+  // of a cluster whose only shard had restarted, and a shard that joined next appended
+  // below it (test/e2e/fault/restarted-shard-watermark.spec.ts). This shard's own
+  // allocations still start above the bound (allocate): its previous run may have
+  // published up to it.
+  const initialSafePoint = initialHighWater;
   // Every shard of an embedded node raises the shared counter past what it committed or
   // published before anything allocates (the counter is written without waiting for the disk).
   embedded?.sequencer.seed(initialHighWater);
