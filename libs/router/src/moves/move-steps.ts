@@ -171,10 +171,12 @@ export function createMoveSteps(
       }
       case 'tailing': {
         await pauseBefore(move, 'tail');
-        const started = Date.now();
+        // The bandwidth limit is the snapshot copy's only: the tail carries what the partition
+        // appends meanwhile, and a tail held below the write rate never gets close enough to
+        // fence (seen: 2 writers outran a 60 kB/s limit once appends got faster, and the move
+        // tailed for good). Its cost is bounded by the partition's own write rate.
         const changes = await transfer.changes(source, move.partition, BigInt(move.tailFrom!), { maxEntries: 2000, mutable: false });
         if (changes.entries > 0) await transfer.importPage(target, move.partition, changes.page);
-        if (maxBytesPerSecond > 0) await sleep(Math.max(0, (changes.bytes / maxBytesPerSecond) * 1000 - (Date.now() - started)));
         const saved = await step('save', move, { tailFrom: changes.next.toString(), copiedBytes: move.copiedBytes + changes.bytes, copiedEntries: move.copiedEntries + changes.entries }, lock);
         if (changes.appends >= fenceBelow) return saved;
         const fenced = await step('fence', saved, { fencedAt: Date.now() }, lock);
