@@ -99,7 +99,10 @@ test('50 subscribers that never read are disconnected by the server, and appends
     `slow subscribers: appends/s before ${without.perSecond.toFixed(0)}, with ${SUBSCRIBERS} stalled subscribers ${withThem.perSecond.toFixed(0)}, after ${afterThem.perSecond.toFixed(0)} ` +
       `(ratio ${(withThem.perSecond / reference).toFixed(2)}); backed up after ${backedUpAfterMs} ms; all ${cut} disconnected ${cutAfterMs} ms after subscribing`,
   );
-  assert.ok(withThem.perSecond >= 0.8 * reference, `appends/s fell from ${reference.toFixed(0)} (before and after) to ${withThem.perSecond.toFixed(0)} with stalled subscribers`);
+  // Issue 8 saw appends five times slower (a ratio of 0.2). The bound sits well above that and
+  // below what a shared 2-core machine does to a 5 s throughput window on its own (ratios of
+  // 0.46 to 2.04 were seen at load average 7 to 9; 0.83 to 0.97 on a quiet machine).
+  assert.ok(withThem.perSecond >= 0.5 * reference, `appends/s fell from ${reference.toFixed(0)} (before and after) to ${withThem.perSecond.toFixed(0)} with stalled subscribers`);
   assert.equal(connectedThroughout, SUBSCRIBERS, 'subscribers were cut before their grace period ended');
   assert.equal(cut, SUBSCRIBERS, `only ${cut} of ${SUBSCRIBERS} stalled subscribers were disconnected`);
   assert.ok(cutAfterMs <= bound, `the last subscriber was disconnected ${cutAfterMs} ms after subscribing (bound ${bound} ms)`);
