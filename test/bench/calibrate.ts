@@ -9,12 +9,12 @@ const ECHO = fileURLToPath(new URL('./echo-server.ts', import.meta.url));
  * a fixed 201, in its own process, driven by the same lean load generator. Figures of
  * the same benchmark on two machines compare through it.
  */
-export async function fastifyCeiling(connections: number, body: string): Promise<number> {
+export async function fastifyCeiling(connections: number, body: string, requests: { warmup: number; measured: number } = { warmup: 5_000, measured: 60_000 }): Promise<number> {
   const echo = await startServiceProcess({ name: 'echo', main: ECHO, env: {}, listeningMessage: 'echo listening' });
   try {
     const request = { method: 'POST' as const, path: '/echo/s', body };
-    await runHttpLoad(echo.url, connections, 5_000, () => request);
-    const { seconds, latencies } = await runHttpLoad(echo.url, connections, 60_000, () => request);
+    await runHttpLoad(echo.url, connections, requests.warmup, () => request);
+    const { seconds, latencies } = await runHttpLoad(echo.url, connections, requests.measured, () => request);
     return latencies.length / seconds;
   } finally {
     await echo.kill('SIGTERM');

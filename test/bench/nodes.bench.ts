@@ -8,27 +8,16 @@
 // from /proc (every node and redis-server; the launcher is not counted).
 import { loadavg } from 'node:os';
 import { createClient } from '@skein/client';
-import { startServiceProcess } from '@skein/testing';
-import { fileURLToPath } from 'node:url';
-import { runHttpLoad } from './http-load.ts';
 import { startNpmStartNodes } from './topologies.ts';
 import { EVENT_DATA, measureSkeinAppends } from './workload.ts';
+import { fastifyCeiling } from './calibrate.ts';
 
 const env = process.env;
 const order = (env.SKEIN_NODES_BENCH ?? '1,2,1,2').split(',').map(Number);
 const clients = Number(env.SKEIN_NODES_BENCH_CLIENTS ?? 32);
 
-async function calibrate(): Promise<number> {
-  const echo = await startServiceProcess({ name: 'echo', main: fileURLToPath(new URL('./echo-server.ts', import.meta.url)), env: {}, listeningMessage: 'echo listening' });
-  try {
-    const request = { method: 'POST' as const, path: '/echo/s', body: JSON.stringify({ expectedVersion: 0, events: [{ type: 'OrderPlaced', data: EVENT_DATA }] }) };
-    await runHttpLoad(echo.url, 64, 3_000, () => request);
-    const { seconds, latencies } = await runHttpLoad(echo.url, 64, 20_000, () => request);
-    return Math.round(latencies.length / seconds);
-  } finally {
-    await echo.kill('SIGTERM');
-  }
-}
+/** The bare-route calibration, shorter than `npm run bench`'s (3,000 + 20,000 requests). */
+const calibrate = () => fastifyCeiling(64, JSON.stringify({ expectedVersion: 0, events: [{ type: 'OrderPlaced', data: EVENT_DATA }] }), { warmup: 3_000, measured: 20_000 }).then(Math.round);
 
 console.log(`load average ${loadavg().map((l) => l.toFixed(2)).join(', ')}`);
 console.log(`calibration: bare Fastify route, 64 connections: ${await calibrate()} req/s`);

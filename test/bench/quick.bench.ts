@@ -12,11 +12,10 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createClient } from '@skein/client';
-import { startServiceProcess } from '@skein/testing';
-import { runHttpLoad } from './http-load.ts';
 import { labelOf } from './proc.ts';
 import { startNpmStart } from './topologies.ts';
 import { EVENT_DATA, measureSkeinAppends } from './workload.ts';
+import { fastifyCeiling } from './calibrate.ts';
 
 const env = process.env;
 const warmupMs = Number(env.SKEIN_QUICK_WARMUP_MS ?? 2_000);
@@ -36,17 +35,8 @@ interface CpuProfile {
   timeDeltas: number[];
 }
 
-async function calibrate(): Promise<number> {
-  const echo = await startServiceProcess({ name: 'echo', main: fileURLToPath(new URL('./echo-server.ts', import.meta.url)), env: {}, listeningMessage: 'echo listening' });
-  try {
-    const request = { method: 'POST' as const, path: '/echo/s', body: JSON.stringify({ expectedVersion: 0, events: [{ type: 'OrderPlaced', data: EVENT_DATA }] }) };
-    await runHttpLoad(echo.url, 64, 3_000, () => request);
-    const { seconds, latencies } = await runHttpLoad(echo.url, 64, 20_000, () => request);
-    return latencies.length / seconds;
-  } finally {
-    await echo.kill('SIGTERM');
-  }
-}
+/** The bare-route calibration, shorter than `npm run bench`'s (3,000 + 20,000 requests). */
+const calibrate = () => fastifyCeiling(64, JSON.stringify({ expectedVersion: 0, events: [{ type: 'OrderPlaced', data: EVENT_DATA }] }), { warmup: 3_000, measured: 20_000 });
 
 function label(name: string, url: string, line: number): string {
   const short = url.replace(/^.*\/(node_modules|libs|services)\//, '$1/');

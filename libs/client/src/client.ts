@@ -124,8 +124,11 @@ export interface PartitionMove {
   to: string;
   state: 'copying' | 'tailing' | 'fencing' | 'done' | 'rolled_back';
   copiedBytes: number;
+  copiedEntries: number;
   pauseMs?: number;
   reason?: string;
+  /** What is left to clean after the move ended: the source's copy (done) or the target's (rolled back). */
+  cleanup?: 'pending' | 'done';
   [member: string]: unknown;
 }
 

@@ -6,6 +6,7 @@ import { after, test } from 'node:test';
 import { startCluster, type Cluster, type ServiceProcess } from '@skein/testing';
 import { call, tenantName } from '../support.ts';
 import { startWriters, verifyAcknowledged, type Ack, type LoadReport } from './load.ts';
+import { settledMove, type Move } from './moves.ts';
 
 // Issue 12: a move runs as a BullMQ job on the cluster's moves queue, worked by every
 // router. Real processes (two routers, three shards) and a real redis-server.
@@ -18,17 +19,6 @@ after(async () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Move {
-  id: string;
-  partition: string;
-  from: string;
-  to: string;
-  state: string;
-  copiedBytes: number;
-  cleanup?: string;
-  reason?: string;
-  pauseMs?: number;
-}
 
 interface MoveJob {
   id: string;
@@ -173,12 +163,7 @@ test('a router SIGKILLed mid-copy: another router\'s worker resumes the move job
   const killedAt = Date.now();
 
   // The survivor's worker takes the job over once its lock expired, and resumes the copy.
-  let end: Move;
-  for (let until = Date.now() + 120_000; ; await sleep(200)) {
-    end = (await admin(c, survivor.url, 'GET', `/v1/admin/moves/${id}`)).body as Move;
-    if ((end.state === 'done' || end.state === 'rolled_back') && end.cleanup !== 'pending') break;
-    assert.ok(Date.now() < until, `move still ${end.state} (cleanup ${end.cleanup})`);
-  }
+  const end = await settledMove(survivor.url, c.adminKey, id, 120_000, 200);
   const settledAfterMs = Date.now() - killedAt;
   // The survivor's first run of the job started from the phase and copy progress recorded, not from scratch.
   const resumed = survivor.output.filter((l) => l.includes('move job running') && l.includes(id)).map((l) => JSON.parse(l) as { state: string; copiedBytes: number; time: number });
@@ -253,12 +238,7 @@ test('a router SIGKILLed while its move is fenced: another router\'s worker take
   }
   assert.ok(caught, 'no kill landed while a move was fenced in 8 moves');
   const survivor = c.routers.find((r) => r !== caught!.runner)!;
-  let end: Move;
-  for (let until = Date.now() + 120_000; ; await sleep(200)) {
-    end = (await admin(c, survivor.url, 'GET', `/v1/admin/moves/${caught.id}`)).body as Move;
-    if ((end.state === 'done' || end.state === 'rolled_back') && end.cleanup !== 'pending') break;
-    assert.ok(Date.now() < until, `move still ${end.state} (cleanup ${end.cleanup})`);
-  }
+  const end = await settledMove(survivor.url, c.adminKey, caught.id, 120_000, 200);
   const resumed = survivor.output.filter((l) => l.includes('move job running') && l.includes(caught!.id)).map((l) => JSON.parse(l) as { state: string });
   assert.equal(resumed[0]?.state, 'fencing', 'the survivor took the job over in the fenced phase');
   const owner = end.state === 'done' ? caught.to : caught.from;

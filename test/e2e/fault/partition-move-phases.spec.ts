@@ -6,6 +6,7 @@ import { TOPOLOGY_KEY } from '@skein/ring';
 import { startCluster, type Cluster, type ServiceProcess } from '@skein/testing';
 import { call, tenantName } from '../support.ts';
 import { startWriters, verifyAcknowledged, type LoadReport } from './load.ts';
+import { getMove as getMoveOf, settledMove, type Move } from './moves.ts';
 
 // Issue 12: "SIGKILL the source, then (separately) the target, at each phase of a move:
 // afterwards exactly one shard owns the partition, nothing acknowledged is lost, and the
@@ -26,20 +27,6 @@ const PARTITIONS = 3;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Move {
-  id: string;
-  partition: string;
-  from: string;
-  to: string;
-  state: string;
-  copiedBytes: number;
-  copiedEntries: number;
-  tailFrom?: string;
-  fencedAt?: number;
-  pauseMs?: number;
-  cleanup?: string;
-  reason?: string;
-}
 
 /** The phases a case kills in: the fail point the router waits at, or the cleanup grace period. */
 const PHASES = {
@@ -78,11 +65,7 @@ after(async () => {
 
 const admin = (method: string, path: string, body?: unknown) => call(c.url, method, path, { key: c.adminKey, ...(body !== undefined ? { body } : {}) });
 
-async function getMove(id: string): Promise<Move> {
-  const r = await admin('GET', `/v1/admin/moves/${id}`);
-  assert.equal(r.status, 200, JSON.stringify(r.body));
-  return r.body as Move;
-}
+const getMove = (id: string) => getMoveOf(c.url, c.adminKey, id);
 
 /** When the router logged that move `id` waits at `point` (ms since the epoch), or undefined. */
 function pausedAt(router: ServiceProcess, id: string, point: string): number | undefined {
@@ -110,13 +93,7 @@ async function reach(id: string, phase: Phase): Promise<{ move: Move; resumesAt:
   }
 }
 
-async function settled(id: string, timeoutMs = 60_000): Promise<Move> {
-  for (let until = Date.now() + timeoutMs; ; await sleep(50)) {
-    const move = await getMove(id);
-    if ((move.state === 'done' || move.state === 'rolled_back') && move.cleanup !== 'pending') return move;
-    assert.ok(Date.now() < until, `move ${id} still ${move.state} (cleanup ${move.cleanup})`);
-  }
-}
+const settled = (id: string) => settledMove(c.url, c.adminKey, id, 60_000, 50);
 
 /** Shards that answer for the partition's log at the cluster's epoch (each asked directly, by its own ownership view). */
 async function serving(partition: string): Promise<{ epoch: number; serving: string[]; listedBy: string[] }> {

@@ -4,6 +4,7 @@ import { partitionOf } from '@skein/protocol';
 import { startCluster, type Cluster } from '@skein/testing';
 import { call, tenantName } from '../support.ts';
 import { startWriters, verifyAcknowledged } from './load.ts';
+import { settledMove, type Move } from './moves.ts';
 
 // Issue 12: scale out online. Real processes and a real redis-server throughout.
 
@@ -14,35 +15,12 @@ after(async () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Move {
-  id: string;
-  partition: string;
-  from: string;
-  to: string;
-  state: string;
-  copiedBytes: number;
-  pauseMs?: number;
-  copyStartedAt?: number;
-  fencedAt?: number;
-  cleanup?: string;
-  reason?: string;
-}
 
 async function admin(c: Cluster, method: string, path: string, body?: unknown) {
   return call(c.url, method, path, { key: c.adminKey, ...(body !== undefined ? { body } : {}) });
 }
 
-async function waitMove(c: Cluster, id: string, timeoutMs = 90_000): Promise<Move> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const r = await admin(c, 'GET', `/v1/admin/moves/${id}`);
-    assert.equal(r.status, 200, JSON.stringify(r.body));
-    const move = r.body as Move;
-    if ((move.state === 'done' || move.state === 'rolled_back') && move.cleanup !== 'pending') return move;
-    if (Date.now() > until) assert.fail(`move ${id} still ${move.state} (cleanup ${move.cleanup})`);
-    await sleep(100);
-  }
-}
+const waitMove = (c: Cluster, id: string) => settledMove(c.url, c.adminKey, id);
 
 async function placements(c: Cluster): Promise<Record<string, string[]>> {
   const r = await admin(c, 'GET', '/v1/admin/cluster');
