@@ -6,6 +6,8 @@ import Fastify from 'fastify';
 const app = Fastify({ logger: false });
 const answer = { streamId: 's', firstVersion: 1, lastVersion: 1, firstPosition: '1', lastPosition: '1' };
 app.post('/echo/:stream', async (_req, reply) => reply.code(201).send(answer));
+// The append route's shape, so that the append workload (measureSkeinAppends) drives it as it drives Skein.
+app.post('/v1/tenants/:tenant/streams/:stream/events', async (_req, reply) => reply.code(201).send(answer));
 await app.listen({ port: 0, host: '127.0.0.1' });
 const address = app.server.address();
 const port = typeof address === 'object' && address ? address.port : 0;
