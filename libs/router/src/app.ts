@@ -7,7 +7,7 @@ import type { RouteContext, RouterDeps, RouterOptions } from './context.ts';
 import { createQuotaGate } from './quota.ts';
 import { createWatermarkHub } from './watermark-hub.ts';
 import { acceptUtf8JsonOnly, asSkeinError, problemDocumentOptions } from '@skein/http';
-import { sendProblem } from './http.ts';
+import { childLoggerOnFirstUse, sendProblem } from './http.ts';
 import { createRouterMetrics } from './metrics.ts';
 import { translateRedisFailure } from './redis-errors.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
@@ -26,6 +26,7 @@ export async function createRouterApp(deps: RouterDeps, options: RouterOptions):
     loggerInstance: deps.logger as unknown as FastifyBaseLogger,
     bodyLimit: options.maxBodyBytes,
     logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: childLoggerOnFirstUse,
     requestIdHeader: 'x-request-id',
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     return503OnClosing: true,
