@@ -7,6 +7,7 @@ import type { RouteContext, RouterDeps, RouterOptions } from './context.ts';
 import { createQuotaGate } from './quota.ts';
 import { createWatermarkHub } from './watermark-hub.ts';
 import { acceptUtf8JsonOnly, asSkeinError, problemDocumentOptions } from '@skein/http';
+import { declareRequestAccess } from './guard.ts';
 import { childLoggerOnFirstUse, sendProblem } from './http.ts';
 import { createRouterMetrics } from './metrics.ts';
 import { translateRedisFailure } from './redis-errors.ts';
@@ -63,9 +64,11 @@ export async function createRouterApp(deps: RouterDeps, options: RouterOptions):
     },
   });
 
-  app.addHook('onResponse', async (req, reply) => {
+  // Callback style: no promise and no microtask turn per request.
+  app.addHook('onResponse', (req, reply, done) => {
     const route = req.routeOptions.url ?? 'unknown';
     stats.requestSeconds.observe({ route, code: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    done();
   });
 
   app.setErrorHandler((err, req, reply) => {
@@ -77,6 +80,7 @@ export async function createRouterApp(deps: RouterDeps, options: RouterOptions):
   });
   app.setNotFoundHandler((req, reply) => sendProblem(reply, new SkeinError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)));
 
+  declareRequestAccess(app);
   registerHealthRoutes(app, ctx);
   await app.register(
     async (v1) => {

@@ -1,4 +1,4 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { authenticate, requireAdmin, tenantAccess } from './http.ts';
 import type { Principal, Registry, Tenant } from './registry.ts';
 
@@ -7,7 +7,18 @@ interface Access {
   tenant?: Tenant;
 }
 
-const access = new WeakMap<FastifyRequest, Access>();
+/**
+ * Who a guarded request acts for, kept on the request itself (declared by
+ * `declareRequestAccess`, so every request has the same shape): a WeakMap entry per
+ * request cost more (set, get, and the GC's ephemeron work).
+ */
+const ACCESS = Symbol('skein.access');
+type GuardedRequest = FastifyRequest & { [ACCESS]: Access | null };
+
+/** Declares the slot the guards fill on every request of `app` (call before registering routes). */
+export function declareRequestAccess(app: FastifyInstance): void {
+  app.decorateRequest(ACCESS, null);
+}
 
 /**
  * `onRequest` hooks that authenticate before anything else (before the body is even
@@ -19,19 +30,19 @@ export function guards(registry: Registry) {
     tenant: async (req: FastifyRequest, _reply: FastifyReply) => {
       const principal = await authenticate(req, registry);
       const tenant = await tenantAccess(principal, (req.params as { tenant: string }).tenant, registry);
-      access.set(req, { principal, tenant });
+      (req as GuardedRequest)[ACCESS] = { principal, tenant };
     },
     admin: async (req: FastifyRequest, _reply: FastifyReply) => {
       const principal = await authenticate(req, registry);
       requireAdmin(principal);
-      access.set(req, { principal });
+      (req as GuardedRequest)[ACCESS] = { principal };
     },
   };
 }
 
 /** The tenant a guarded request acts on. */
 export function tenantOf(req: FastifyRequest): Tenant {
-  const t = access.get(req)?.tenant;
+  const t = (req as GuardedRequest)[ACCESS]?.tenant;
   if (!t) throw new Error('tenantOf() on a route without the tenant guard');
   return t;
 }
