@@ -1,3 +1,4 @@
+import { FastHistogram } from '@skein/http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** What gauges read at scrape time. */
@@ -20,14 +21,16 @@ export function createRouterMetrics(registry: Registry, sources: RouterMetricsSo
     },
   });
   return {
-    requestSeconds: new Histogram({
+    // Observed for every request and every batch: FastHistogram (the same scrape as
+    // prom-client's Histogram at a fraction of its cost per observation).
+    requestSeconds: new FastHistogram({
       name: 'skein_router_http_request_duration_seconds',
       help: 'HTTP request latency by route and status code, seconds',
       labelNames: ['route', 'code'] as const,
       buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
       registers: [registry],
     }),
-    appendBatchSize: new Histogram({
+    appendBatchSize: new FastHistogram({
       name: 'skein_router_append_batch_size_appends',
       help: 'Appends per coalesced batch request to a shard',
       buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000],

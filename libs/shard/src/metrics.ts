@@ -1,10 +1,11 @@
+import { FastHistogram } from '@skein/http';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { EngineObserver } from '@skein/engine';
 import type { SequencerObserver } from '@skein/sequencer';
 
 /** The shard's metrics (names `skein_<component>_<what>_<unit>`; labels bounded). */
 export interface ShardMetrics {
-  readonly appendSeconds: Histogram<'result'>;
+  readonly appendSeconds: FastHistogram<'result'>;
   readonly eventsAppended: Counter;
   readonly bytesAppended: Counter;
   readonly requestSeconds: Histogram<'route' | 'code'>;
@@ -33,26 +34,28 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.
  */
 export function createShardMetrics(registry: Registry, sources: MetricsSources): ShardMetrics {
   const registers = [registry];
-  const appendSeconds = new Histogram({
+  // Observed per append or per batch: FastHistogram (the same scrape as prom-client's
+  // Histogram at a fraction of its cost per observation).
+  const appendSeconds = new FastHistogram({
     name: 'skein_shard_append_duration_seconds',
     help: 'Time from receiving an append to answering it (durable), seconds.',
     labelNames: ['result'] as const,
     buckets: LATENCY_BUCKETS,
     registers,
   });
-  const batchEvents = new Histogram({
+  const batchEvents = new FastHistogram({
     name: 'skein_shard_batch_size_events',
     help: 'Events per group-commit batch (one sequencer allocation, one transaction).',
     buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000],
     registers,
   });
-  const batchOps = new Histogram({
+  const batchOps = new FastHistogram({
     name: 'skein_shard_batch_size_operations',
     help: 'Operations (appends, deletes, metadata and snapshot writes) per group-commit batch.',
     buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 4096],
     registers,
   });
-  const batchSeconds = new Histogram({
+  const batchSeconds = new FastHistogram({
     name: 'skein_shard_batch_duration_seconds',
     help: 'Time of one group-commit batch from decision to durable, seconds.',
     buckets: LATENCY_BUCKETS,
@@ -64,7 +67,7 @@ export function createShardMetrics(registry: Registry, sources: MetricsSources):
     help: 'Request bytes of the appends written (duplicates and failures not counted).',
     registers,
   });
-  const sequencerSeconds = new Histogram({
+  const sequencerSeconds = new FastHistogram({
     name: 'skein_sequencer_round_trip_seconds',
     help: 'Redis round trips of the sequencer (allocate, current, re-seed), seconds.',
     buckets: LATENCY_BUCKETS,
