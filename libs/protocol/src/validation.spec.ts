@@ -78,6 +78,58 @@ test('an event over the size limit is PAYLOAD_TOO_LARGE', () => {
   rejects(() => validateProposedEvents([{ type: 'A', data: 'x'.repeat(2048) }], { maxEventBytes: 1024, maxEventsPerAppend: 10 }), 'PAYLOAD_TOO_LARGE', 'events[0]');
 });
 
+/** An event's measured size as API.md defines it: UTF-8 bytes of its type and of its data and metadata as JSON. */
+function stringifiedSize(type: string, data: unknown, metadata?: unknown): number {
+  const bytes = (v: unknown) => (v === undefined ? 0 : Buffer.byteLength(JSON.stringify(v) ?? '', 'utf8'));
+  return Buffer.byteLength(type) + bytes(data) + bytes(metadata);
+}
+
+function measured(type: string, data: unknown, metadata?: unknown): number {
+  const sizes: number[] = [];
+  validateProposedEvents([metadata === undefined ? { type, data } : { type, data, metadata }], undefined, sizes);
+  return sizes[0]!;
+}
+
+test('an event is measured exactly as the UTF-8 bytes of JSON.stringify, for any JSON value and for values with rules of their own', () => {
+  const cases: unknown[] = [
+    null, true, false, 0, -0, 1, -1, 0.1, 1e21, 1e-7, 5e-324, Number.MAX_VALUE, -123.456e-300, 2 ** 53 + 2,
+    '', 'plain', 'quote " and backslash \\', 'controls \u0000\u0001\u001f\n\t\r\b\f', '\u007f\u0080\u00e9', '\u2028\u2029', '日本語', '😀 pairs', 'ok\ud83d\ude00',
+    [], {}, [[]], [{}], { a: undefined }, { a: undefined, b: 1 }, { b: 1, a: undefined }, [1, 'two', null, { three: [3] }],
+    { 'name "quoted"': 1, 'ключ': 'значение', '': '', '\u0000': 0, '😀': ['😀'] },
+    Object.assign(Object.create(null), { nullProto: 1 }),
+    new Date(0), { when: new Date(86_400_000) }, [new Date(1)], { toJSON: undefined, x: 1 }, { toJSON: 'not a method' },
+    new (class Point { x = 1; y = 2; })(), Object.create({ inherited: 1 }),
+    { nested: { deeper: { deepest: [1, [2, [3, { four: 4 }]]] } } },
+  ];
+  // Seeded, so a failure repeats: random JSON values over the tricky characters and numbers above.
+  let seed = 0x9e3779b9;
+  const random = () => ((seed = (Math.imul(seed ^ (seed >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0) / 2 ** 32);
+  const alphabet = ['a', 'Z', '0', ' ', '"', '\\', '/', '\n', '\u0000', '\u001f', '\u007f', 'é', '€', '\u2028', '😀', '日'];
+  const text = () => Array.from({ length: Math.floor(random() * 8) }, () => alphabet[Math.floor(random() * alphabet.length)]).join('');
+  const numbers = [0, -0, 7, -42, 3.5, 1e21, 1e-7, 123456789012, 0.1 + 0.2, -5e-324, 1.7976931348623157e308];
+  const value = (depth: number): unknown => {
+    const pick = random();
+    if (depth > 4 || pick < 0.45) {
+      const scalar = Math.floor(random() * 4);
+      return scalar === 0 ? text() : scalar === 1 ? numbers[Math.floor(random() * numbers.length)] : scalar === 2 ? random() < 0.5 : null;
+    }
+    if (pick < 0.7) return Array.from({ length: Math.floor(random() * 4) }, () => value(depth + 1));
+    const o: Record<string, unknown> = {};
+    for (let i = Math.floor(random() * 4); i > 0; i--) o[text()] = random() < 0.1 ? undefined : value(depth + 1);
+    return o;
+  };
+  for (let i = 0; i < 2_000; i++) cases.push(value(0));
+  for (const data of cases) {
+    assert.equal(measured('Tÿpe', data), stringifiedSize('Tÿpe', data), JSON.stringify(data));
+    assert.equal(measured('T', 1, data), stringifiedSize('T', 1, data), JSON.stringify(data));
+  }
+  // The limit holds on the measured size, to the byte.
+  const data = { s: 'é'.repeat(100) };
+  const size = stringifiedSize('A', data);
+  assert.equal(validateProposedEvents([{ type: 'A', data }], { maxEventBytes: size, maxEventsPerAppend: 10 }).length, 1);
+  rejects(() => validateProposedEvents([{ type: 'A', data }], { maxEventBytes: size - 1, maxEventsPerAppend: 10 }), 'PAYLOAD_TOO_LARGE', 'events[0]');
+});
+
 test('paging parameters and positions are bounded integers', () => {
   assert.equal(parseLimit(undefined), 100);
   assert.equal(parseLimit('1000'), 1000);
