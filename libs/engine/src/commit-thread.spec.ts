@@ -2,10 +2,16 @@
 // shards do. Real LMDB files in temp directories.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { open } from 'lmdb';
 import { createEngine, type EngineOptions, type EventStore } from './index.ts';
+import { startCommitThread } from './commit-writer.ts';
+import { encodeBatch } from './encoded-batch.ts';
+import { environmentOptions } from './environment.ts';
+import type { Key } from './keys.ts';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -126,4 +132,47 @@ test('the measurement can fail: with inline commits the slow store stalls the ot
   // wait for it (a fast append can slip in between two slow commits, not most of them).
   const sorted = [...others].sort((a, b) => a - b);
   assert.ok(sorted[Math.floor(sorted.length * 0.5)]! >= 150, `other stores' appends: ${summary(others)}`);
+});
+
+test('a failed commit is rejected with its code and errno, and the thread answers the next request', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'skein-commit-thread-'));
+  const writer = startCommitThread({ mapSizeBytes: 64 * 1024 * 1024, testCommitDelayMs: 0 });
+  try {
+    const db = open<unknown, Key>(environmentOptions(dir, 64 * 1024 * 1024));
+    const batch = () => encodeBatch(db, [[['p', 's', 1], { t: 'T' }]]);
+    // A regular file where the environment's directory should be.
+    const file = join(dir, 'not-a-directory');
+    writeFileSync(file, 'x');
+    const err = await writer.commit(join(file, 'bucket'), batch()).then(
+      () => assert.fail('the commit succeeded'),
+      (e: unknown) => e as { code?: unknown; errno?: unknown },
+    );
+    assert.ok(err.code !== undefined || err.errno !== undefined, `no code or errno on ${String(err)}`);
+    await writer.commit(dir, batch());
+    db.resetReadTxn();
+    assert.deepEqual(db.get(['p', 's', 1]), { t: 'T' });
+    await writer.release();
+    await db.close();
+  } finally {
+    await writer.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an idle commit thread does not keep the process alive', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'skein-commit-thread-'));
+  try {
+    const script = `
+      import { createEngine } from ${JSON.stringify(new URL('./index.ts', import.meta.url).href)};
+      const engine = createEngine({ path: ${JSON.stringify(dir)}, commitThread: true });
+      const outcome = await engine.append('p', 's', { events: [{ type: 'T', data: {} }] });
+      if (!outcome.ok) process.exit(3);
+      // Not closed: the process ends once the event loop is empty.
+    `;
+    const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { timeout: 30_000, encoding: 'utf8' });
+    assert.equal(run.signal, null, `the process was still running after 30 s: ${run.stderr}`);
+    assert.equal(run.status, 0, run.stderr);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

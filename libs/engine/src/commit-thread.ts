@@ -2,15 +2,19 @@
 // transactions. Each request is one batch's puts, encoded by the engine's thread
 // (encoded-batch.ts), written into one environment in one synchronous transaction,
 // answered once LMDB has synced it. This thread encodes nothing: it never saves shared
-// structures.
-import { parentPort, workerData } from 'node:worker_threads';
+// structures. It runs no event loop: it waits for requests in Atomics.wait on the shared
+// request area (commit-writer.ts says why and what it measured), so nothing here may
+// depend on a promise callback, a timer or a message listener; lmdb-js's transactionSync
+// and close run synchronously for a root db with no async writes.
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { open, type RootDatabase } from 'lmdb';
 import { environmentOptions } from './environment.ts';
-import type { CommitReply, CommitRequest, CommitThreadData } from './commit-writer.ts';
-import { putEncodedBatch } from './encoded-batch.ts';
+import { BATCH_ON_PORT, HEADER_BYTES, KIND, SLOT, type CommitError, type CommitThreadChannel, type CommitThreadData } from './commit-writer.ts';
+import { putEncodedBatch, type EncodedBatch } from './encoded-batch.ts';
 
-const { mapSizeBytes, testCommitDelayMs } = workerData as CommitThreadData;
-const port = parentPort!;
+const { mapSizeBytes, testCommitDelayMs, shared, port } = workerData as CommitThreadData & CommitThreadChannel;
+const slots = new Int32Array(shared, 0, HEADER_BYTES / 4);
+const area = Buffer.from(shared, HEADER_BYTES);
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
 /**
@@ -33,26 +37,51 @@ function closeEnvironment(): void {
   env = null;
 }
 
-port.on('message', (request: CommitRequest) => {
-  let reply: CommitReply;
+/**
+ * This thread's copy of a batch, reused: LMDB is never handed bytes in shared memory
+ * (lmdb-js takes the address of a value's ArrayBuffer), and the copy is done with once
+ * transactionSync returns.
+ */
+let copy = Buffer.allocUnsafeSlow(64 * 1024);
+
+/** The request in the area (or, when it did not fit, on the port). */
+function request(): { path: string; batch: EncodedBatch } {
+  const batchBytes = slots[SLOT.BATCH_BYTES]!;
+  if (batchBytes === BATCH_ON_PORT) return receiveMessageOnPort(port)!.message as { path: string; batch: EncodedBatch };
+  const pathBytes = slots[SLOT.PATH_BYTES]!;
+  if (copy.length < batchBytes) copy = Buffer.allocUnsafeSlow(Math.max(2 * copy.length, batchBytes));
+  area.copy(copy, 0, pathBytes, pathBytes + batchBytes);
+  return { path: area.toString('utf8', 0, pathBytes), batch: copy.subarray(0, batchBytes) };
+}
+
+/** Runs the request in the area: null once it is durable (or the handle closed), else its error. */
+function run(): CommitError | null {
   try {
-    if (request.close) {
+    if (slots[SLOT.KIND] === KIND.CLOSE) {
       closeEnvironment();
-      reply = { id: request.id, ok: true };
-    } else {
-      const db = environment(request.path);
-      // Tests only: a slow fdatasync, on this thread as a real one would be.
-      if (testCommitDelayMs > 0) Atomics.wait(pause, 0, 0, testCommitDelayMs);
-      db.transactionSync(() => putEncodedBatch(db, request.batch));
-      reply = { id: request.id, ok: true };
+      return null;
     }
+    const { path, batch } = request();
+    const db = environment(path);
+    // Tests only: a slow fdatasync, on this thread as a real one would be.
+    if (testCommitDelayMs > 0) Atomics.wait(pause, 0, 0, testCommitDelayMs);
+    db.transactionSync(() => putEncodedBatch(db, batch));
+    return null;
   } catch (err) {
     // The environment may be in MDB_FATAL_ERROR (storage.ts): this thread's handle goes
     // before the answer, so the engine's reopen finds no handle of it left open.
     closeEnvironment();
     const e = err instanceof Error ? err : new Error(String(err));
     const { code, errno } = e as { code?: unknown; errno?: unknown };
-    reply = { id: request.id, ok: false, error: { message: e.message, ...(code === undefined ? {} : { code }), ...(errno === undefined ? {} : { errno }) } };
+    return { message: e.message, ...(code === undefined ? {} : { code }), ...(errno === undefined ? {} : { errno }) };
   }
-  port.postMessage(reply);
-});
+}
+
+let seen = 0;
+for (;;) {
+  // Returns at once when a request came before this thread got here.
+  Atomics.wait(slots, SLOT.REQUEST, seen);
+  seen = Atomics.load(slots, SLOT.REQUEST);
+  const error = run();
+  parentPort!.postMessage(error);
+}

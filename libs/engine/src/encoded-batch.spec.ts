@@ -98,16 +98,27 @@ test('records written through the commit thread and through the db read back ide
   }
 });
 
-test('a batch handed to the commit thread moves there: the sender can no longer read it', async () => {
+test('a batch handed to the commit thread is copied through shared memory, one larger than the area moves through the port; both commit', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'skein-encoded-batch-'));
   const writer = startCommitThread({ mapSizeBytes: MAP, testCommitDelayMs: 0 });
   try {
     const db = openDb(dir);
-    const batch = encodeBatch(db, records(0, 3));
-    assert.ok(batch.byteLength > 0);
+    const small = records(0, 3);
+    const batch = encodeBatch(db, small);
     const committed = writer.commit(dir, batch);
-    assert.equal(batch.byteLength, 0, 'the buffer was cloned, not transferred');
+    assert.ok(batch.byteLength > 0, 'a batch that fits the shared area was transferred, not copied');
     await committed;
+    // Over the 1 MiB area: its buffer is transferred (not cloned) instead.
+    const large: [Key, unknown][] = [0, 1, 2].map((i) => [['p', 'large', i], { blob: String(i).repeat(500_000) }]);
+    const big = encodeBatch(db, large);
+    const bigCommitted = writer.commit(dir, big);
+    assert.equal(big.byteLength, 0, 'a batch larger than the shared area was cloned, not transferred');
+    await bigCommitted;
+    // Then a small one again: the area was not disturbed by the port's request.
+    const after = records(1, 3);
+    await writer.commit(dir, encodeBatch(db, after));
+    db.resetReadTxn();
+    assertReadBack(db, [...small, ...large, ...after], 'both ways');
     await writer.release();
     await db.close();
   } finally {

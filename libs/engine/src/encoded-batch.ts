@@ -5,10 +5,11 @@ import type { Key } from './keys.ts';
  * A batch's puts as one buffer, encoded on the thread that decides them and written by
  * the commit thread: `[u32 count] ([u32 keyLength] key [u32 valueLength] value)*`,
  * little-endian, each key in lmdb-js's ordered-binary form and each value in the msgpack
- * form the environment's own db writes (its shared structures included). The buffer
- * owns its ArrayBuffer, so it moves to the commit thread in the transfer list instead of
- * being structured-cloned (measured: cloning the put objects was 10.7% of the node main
- * thread, README "Where the time goes").
+ * form the environment's own db writes (its shared structures included). One buffer of
+ * bytes reaches the commit thread as a copy into its shared request area, or, when
+ * larger than that, moved in a transfer list (it owns its ArrayBuffer), never as
+ * structured-cloned put objects (measured: cloning the put objects was 10.7% of the node
+ * main thread, README "Where the time goes").
  *
  * Why the bytes are the db's own: the encoder is the one that db decodes with, so a
  * record naming a shared structure names one that encoder saved (it saves a new
