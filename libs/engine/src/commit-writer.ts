@@ -82,9 +82,11 @@ interface Request {
  * epoll round, and costs the engine's thread a copy into the area and a futex wake
  * instead of a structured clone. Measured (issue 9; 3 stores, batches of 11 puts of
  * ~300 bytes, back to back): the commit thread's CPU per batch went from ~216 to
- * ~170-190 µs, the engine thread's from ~60-68 to ~47-50 µs. Most of what is left on
- * the commit thread is the commit itself (under quick.bench: fdatasync ~30%, page
- * writes ~20%, LMDB ~22%, lmdb-js's put path most of the rest). The answer is one
+ * ~170-190 µs, the engine thread's from ~60-68 to ~47-50 µs. Under quick.bench at 32
+ * clients (batches of ~3.6 appends) the commit threads went from ~372 to ~355 µs per
+ * batch (4 alternating pairs, within the shared machine's noise): there, most of a
+ * commit thread's CPU is the commit itself (perf: fdatasync ~30%, page writes ~20%,
+ * LMDB ~22%, lmdb-js's put path most of the rest; the hand-off was ~13%). The answer is one
  * message on the worker's port (`null`, or the error): it wakes the engine's event loop
  * once; Atomics.waitAsync instead cost the same within noise.
  */
