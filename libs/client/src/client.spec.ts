@@ -17,6 +17,14 @@ async function setup(handlers: FakeHandler | FakeHandler[], options: { retries?:
   return { api, client };
 }
 
+/** Resolves once `done()` holds; fails after 2 s. */
+async function waitFor(done: () => boolean): Promise<void> {
+  for (const until = Date.now() + 2_000; !done(); ) {
+    if (Date.now() > until) assert.fail('condition not met within 2 s');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 const BIG = '9007199254740993'; // 2^53 + 1: lost as a number
 const appended = { streamId: 'order-1', firstVersion: 4, lastVersion: 5, firstPosition: BIG, lastPosition: '9007199254740994' };
 
@@ -219,6 +227,45 @@ test('streamEvents walks the pages until next is null', async () => {
     [null, '3', '5'],
   );
   assert.ok(api.requests.every((r) => r.query.get('limit') === '2'));
+});
+
+test('streamEvents asks for the next page before parsing this one, from the next that ends its text', async () => {
+  const malformed: FakeHandler = (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end('{"events":[oops],"version":5,"next":3}');
+  };
+  const { api, client } = await setup([malformed, json(200, { events: [wireEvent(3, 12)], version: 5, next: null })]);
+  const err = await (async () => {
+    for await (const _e of client.streamEvents('acme', 'order-1', { pageSize: 2 })) assert.fail('no event expected');
+  })().catch((e: unknown) => e);
+  assert.ok(isSkeinError(err, 'INTERNAL'));
+  await waitFor(() => api.requests.length === 2);
+  assert.equal(api.requests[1]!.query.get('from'), '3');
+});
+
+test('streamEvents walks pages whose next does not end the text, and asks for none beyond its limit', async () => {
+  const nextFirst = (body: Record<string, unknown>): FakeHandler => (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ next: body.next, ...body }));
+  };
+  const { api, client } = await setup([
+    nextFirst({ events: [wireEvent(1, 10), wireEvent(2, 11)], version: 5, next: 3 }),
+    nextFirst({ events: [wireEvent(3, 12), wireEvent(4, 13)], version: 5, next: 5 }),
+    nextFirst({ events: [wireEvent(5, 14)], version: 5, next: null }),
+  ]);
+  const versions: number[] = [];
+  for await (const e of client.streamEvents('acme', 'order-1', { pageSize: 2 })) versions.push(e.version);
+  assert.deepEqual(versions, [1, 2, 3, 4, 5]);
+  assert.deepEqual(api.requests.map((r) => r.query.get('from')), [null, '3', '5']);
+
+  const limited = await setup([
+    json(200, { events: [wireEvent(1, 10), wireEvent(2, 11)], version: 5, next: 3 }),
+    json(200, { events: [wireEvent(3, 12)], version: 5, next: 4 }),
+  ]);
+  const read: number[] = [];
+  for await (const e of limited.client.streamEvents('acme', 'order-1', { pageSize: 2, limit: 3 })) read.push(e.version);
+  assert.deepEqual(read, [1, 2, 3]);
+  assert.deepEqual(limited.api.requests.map((r) => [r.query.get('from'), r.query.get('limit')]), [[null, '2'], ['3', '1']]);
 });
 
 test('tenantLogEvents walks the pages until an empty page, accepting any position form', async () => {

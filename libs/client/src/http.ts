@@ -117,6 +117,16 @@ export function errorFromResponse(status: number, headers: { get(name: string): 
   return err;
 }
 
+/** A 2xx body's JSON (`undefined` when empty). Throws INTERNAL when it is not JSON. */
+export function parseJsonBody(text: string, status: number): unknown {
+  if (text === '') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new SkeinError('INTERNAL', `malformed response from server: not JSON (HTTP ${status})`, {}, { cause: err });
+  }
+}
+
 const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 
 function causeCode(err: unknown): string | undefined {
@@ -215,15 +225,7 @@ export function createTransport(options: TransportOptions): Transport {
     const { res, text } = await send(req);
     if (res.status < 200 || res.status > 299) throw errorFromResponse(res.status, res.headers, text);
     if (req.text) return { status: res.status, body: text };
-    let body: unknown;
-    if (text !== '') {
-      try {
-        body = JSON.parse(text);
-      } catch (err) {
-        throw new SkeinError('INTERNAL', `malformed response from server: not JSON (HTTP ${res.status})`, {}, { cause: err });
-      }
-    }
-    return { status: res.status, body };
+    return { status: res.status, body: parseJsonBody(text, res.status) };
   };
 
   // How long to wait before attempt `attempt + 1` after `err`; undefined: do not retry.
