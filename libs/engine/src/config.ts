@@ -7,6 +7,7 @@ export const defaultEngineOptions = Object.freeze({
   mapSizeBytes: 1024 * 1024 * 1024,
   idempotencyWindowMs: 24 * 60 * 60 * 1000,
   maxBatchOps: 4096,
+  batchWaitMs: 0,
   headCacheSize: 100_000,
   maxEventBytes: DEFAULT_LIMITS.maxEventBytes,
   maxEventsPerAppend: DEFAULT_LIMITS.maxEventsPerAppend,

@@ -22,6 +22,8 @@ export interface AppendOp extends Pending<AppendOutcome> {
   sizes: number[];
   idempotencyKey: string | undefined;
   fingerprint: string | undefined;
+  /** ParsedAppend.batched: its caller comes back only once the whole batch it sent is answered. */
+  batched: boolean;
 }
 export interface DeleteOp extends Pending<DeleteOutcome> {
   kind: 'delete';

@@ -61,6 +61,7 @@ export function createEngine(options: EngineOptions): EventStore {
   const store: EventStore = {
     appendParsed(partition, streamId, append) {
       const { events, sizes, expectedVersion: expected, idempotencyKey } = append;
+      const batched = append.batched === true;
       if (events.length > limits.maxEventsPerAppend) return Promise.reject(validationError('events', `at most ${limits.maxEventsPerAppend} events per append`));
       for (let i = 0; i < sizes.length; i++) {
         if (sizes[i]! > limits.maxEventBytes) {
@@ -68,7 +69,7 @@ export function createEngine(options: EngineOptions): EventStore {
         }
       }
       const fingerprint = idempotencyKey === undefined ? undefined : fingerprintOf(streamId, expected, events);
-      return enqueue<AppendOutcome>((pending) => ({ kind: 'append', partition, streamId, expected, events, sizes: sizes as number[], idempotencyKey, fingerprint, ...pending }));
+      return enqueue<AppendOutcome>((pending) => ({ kind: 'append', partition, streamId, expected, events, sizes: sizes as number[], idempotencyKey, fingerprint, batched, ...pending }));
     },
 
     append(partition: string, streamId: string, request: AppendRequest): Promise<AppendOutcome> {
@@ -89,6 +90,7 @@ export function createEngine(options: EngineOptions): EventStore {
           sizes,
           idempotencyKey,
           fingerprint,
+          batched: false,
           ...pending,
         }));
       } catch (err) {

@@ -72,6 +72,15 @@ export interface EngineOptions {
   /** Most operations gathered into one write transaction. Default 4096. */
   maxBatchOps?: number;
   /**
+   * After a batch of two or more operations is answered, how long the next batch may
+   * wait for that many operations to be queued again (its callers coming back) before it
+   * is written, ms. Writers that each wait for their answer then share one batch per
+   * commit: fewer, larger batches, less CPU per write, at up to this much latency. A
+   * lone writer never waits. Default 0: the next batch is formed at once (with a commit
+   * thread, while one commits). A shard sets it (SKEIN_SHARD_BATCH_WAIT_MS).
+   */
+  batchWaitMs?: number;
+  /**
    * Most bytes of events in one read page (stream and log reads), by each event's
    * measured size plus its envelope: a page stops before the event that would pass it,
    * and always holds at least one event. Keeps a page of large events within what one
@@ -207,6 +216,12 @@ export interface ParsedAppend {
   /** Each event's measured size, as validateProposedEvents reported it. */
   sizes: readonly number[];
   idempotencyKey?: string;
+  /**
+   * The append came in a caller's batch whose next batch is sent only once this one is
+   * answered (a router over HTTP): the store does not wait for it to come back before its
+   * next batch (`batchWaitMs`).
+   */
+  batched?: boolean;
 }
 
 /** The embedded event store: everything the API needs from storage, per partition. */

@@ -56,6 +56,12 @@ export interface ShardConfig {
   readonly storageReserveBytes: number | undefined;
   /** `SKEIN_SHARD_STORAGE_PROBE_INTERVAL_MS`, default 1000: how often faulted storage is probed for recovery. */
   readonly storageProbeIntervalMs: number;
+  /**
+   * `SKEIN_SHARD_BATCH_WAIT_MS`, default 2 (0 turns it off): after a group commit of two or
+   * more writes is answered, how long the next one may wait for that many writes to come
+   * back before it commits (the engine's `batchWaitMs`).
+   */
+  readonly batchWaitMs: number;
   /** `SKEIN_LOG_LEVEL`, default `info`. */
   readonly logLevel: string;
   /**
@@ -119,6 +125,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: { redisOptional?: bo
     mapSizeBytes: mapSizeRaw === 0 ? undefined : mapSizeRaw,
     storageReserveBytes: reserveRaw === 0 ? undefined : reserveRaw,
     storageProbeIntervalMs: read.integer('SKEIN_SHARD_STORAGE_PROBE_INTERVAL_MS', 1000, 10, 60_000),
+    batchWaitMs: read.integer('SKEIN_SHARD_BATCH_WAIT_MS', 2, 0, 1000),
     logLevel: read.logLevel(),
     testAllocationDelayMs: read.integer('SKEIN_SHARD_TEST_ALLOCATION_DELAY_MS', 0, 0, 10_000),
     maintenanceIntervalMs: read.integer('SKEIN_SHARD_MAINTENANCE_INTERVAL_MS', 3_600_000, 1000),

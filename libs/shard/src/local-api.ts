@@ -35,9 +35,11 @@ export interface ShardCore {
  * Appends a batch: every append enters the engine's group-commit batcher in this tick, so
  * they share batches. A stale caller epoch refuses the whole batch (throws NOT_OWNER); a
  * partition this shard does not own refuses that entry only. `bytes`: the request's size
- * where it arrived over HTTP, counted in skein_shard_appended_bytes_total.
+ * where it arrived over HTTP, counted in skein_shard_appended_bytes_total. `batched`: the
+ * caller sends its next batch only once this one is answered (a router over HTTP), so the
+ * engine does not wait for these appends to come back (ParsedAppend.batched).
  */
-export async function appendBatch(core: ShardCore, batch: readonly ShardAppend[], epoch: number | undefined, bytes = 0): Promise<ShardAppendResult[]> {
+export async function appendBatch(core: ShardCore, batch: readonly ShardAppend[], epoch: number | undefined, bytes = 0, batched = false): Promise<ShardAppendResult[]> {
   const { ownership, metrics } = core;
   await checkOwner(ownership, undefined, epoch);
   for (const a of batch) {
@@ -51,7 +53,7 @@ export async function appendBatch(core: ShardCore, batch: readonly ShardAppend[]
   // is 1-4 appends under load; the closures showed in the main thread's profile).
   const tally: BatchTally = { started: performance.now(), totalEvents: 0, writtenEvents: 0 };
   const pending = new Array<Promise<ShardAppendResult>>(batch.length);
-  for (let i = 0; i < batch.length; i++) pending[i] = appendOne(core, batch[i]!, epoch, tally);
+  for (let i = 0; i < batch.length; i++) pending[i] = appendOne(core, batch[i]!, epoch, tally, batched);
   const results = await Promise.all(pending);
   if (tally.writtenEvents > 0) {
     metrics.eventsAppended.inc(tally.writtenEvents);
@@ -70,7 +72,7 @@ interface BatchTally {
 }
 
 /** One append of a batch: refused if this shard does not own its partition at `epoch`, else the engine's outcome. */
-async function appendOne(core: ShardCore, a: ShardAppend, epoch: number | undefined, tally: BatchTally): Promise<ShardAppendResult> {
+async function appendOne(core: ShardCore, a: ShardAppend, epoch: number | undefined, tally: BatchTally, batched: boolean): Promise<ShardAppendResult> {
   const { engine, ownership, metrics } = core;
   const notOwner = ownership.check(a.partition, epoch);
   if (notOwner) {
@@ -84,7 +86,7 @@ async function appendOne(core: ShardCore, a: ShardAppend, epoch: number | undefi
     // Measured at the edge of this process (the router's validation): not again.
     const outcome =
       a.sizes !== undefined && a.sizes.length === a.events.length
-        ? await engine.appendParsed(a.partition, a.streamId, a.idempotencyKey === undefined ? { expectedVersion: a.expectedVersion, events: a.events, sizes: a.sizes } : { expectedVersion: a.expectedVersion, events: a.events, idempotencyKey: a.idempotencyKey, sizes: a.sizes })
+        ? await engine.appendParsed(a.partition, a.streamId, a.idempotencyKey === undefined ? { expectedVersion: a.expectedVersion, events: a.events, sizes: a.sizes, batched } : { expectedVersion: a.expectedVersion, events: a.events, idempotencyKey: a.idempotencyKey, sizes: a.sizes, batched })
         : await engine.append(a.partition, a.streamId, a.idempotencyKey === undefined ? { expectedVersion: a.expectedVersion, events: a.events } : { expectedVersion: a.expectedVersion, events: a.events, idempotencyKey: a.idempotencyKey });
     if (!outcome.ok) {
       result = 'rejected';

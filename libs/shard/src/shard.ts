@@ -130,6 +130,7 @@ export async function createShard(config: ShardConfig, deps: ShardDeps): Promise
     mapSizeBytes: config.mapSizeBytes,
     storageReserveBytes: config.storageReserveBytes,
     storageProbeIntervalMs: config.storageProbeIntervalMs,
+    batchWaitMs: config.batchWaitMs,
     logger: logger.child({ component: 'engine' }),
     observer: metrics.engineObserver,
     ...deps.engineOptions,

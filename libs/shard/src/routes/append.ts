@@ -8,7 +8,9 @@ import {
   toProblem,
   toWireAppendResult,
   validateIdempotencyKey,
+  validatePartition,
   validateProposedEvents,
+  validateStreamId,
   validationError,
   type ShardAppend,
 } from '@skein/protocol';
@@ -33,7 +35,11 @@ function parseAppend(a: unknown, i: number): ShardAppend {
   const { partition, streamId, expectedVersion, events, idempotencyKey }: { [k: string]: unknown } = { ...a };
   if (typeof partition !== 'string') throw validationError(`appends[${i}].partition`, 'partition must be a string');
   if (typeof streamId !== 'string') throw validationError(`appends[${i}].streamId`, 'streamId must be a string');
-  const append: ShardAppend = { partition, streamId, expectedVersion: parseExpectedVersion(expectedVersion), events: validateProposedEvents(events) };
+  validatePartition(partition);
+  validateStreamId(streamId);
+  // Measured here, so the engine takes it as parsed (appendParsed) instead of walking it again.
+  const sizes: number[] = [];
+  const append: ShardAppend = { partition, streamId, expectedVersion: parseExpectedVersion(expectedVersion), events: validateProposedEvents(events, undefined, sizes), sizes };
   if (idempotencyKey !== undefined) append.idempotencyKey = validateIdempotencyKey(idempotencyKey);
   return append;
 }
@@ -169,7 +175,8 @@ export function registerAppendRoutes(app: FastifyInstance, ctx: RouteContext): v
         }
       });
       const valid = parsed.filter((a): a is ShardAppend => !(a instanceof SkeinError));
-      const answered = await appendBatch(core, valid, epoch, contentLength(req));
+      // A router sends a shard one batch at a time: its appends are `batched`.
+      const answered = await appendBatch(core, valid, epoch, contentLength(req), true);
       let next = 0;
       const results = parsed.map((a) => appendResultToWire(a instanceof SkeinError ? { ok: false, error: a } : answered[next++]!));
       return reply.code(200).send({ results });
