@@ -32,14 +32,35 @@ export async function authenticate(req: FastifyRequest, registry: Registry): Pro
  * tenant; a missing one is 404 TENANT_NOT_FOUND.
  */
 export async function tenantAccess(principal: Principal, tenantParam: string, registry: Registry): Promise<Tenant> {
-  if (principal.kind === 'tenant' && principal.tenant !== tenantParam) throw new SkeinError('FORBIDDEN', 'this key does not give access to that tenant');
-  if (principal.kind === 'admin') validateTenant(tenantParam);
+  checkTenantParam(principal, tenantParam);
   const tenant = await registry.getTenant(tenantParam);
   if (!tenant) {
     if (principal.kind === 'tenant') throw new SkeinError('FORBIDDEN', 'this key does not give access to that tenant');
     throw new SkeinError('TENANT_NOT_FOUND', `no tenant ${tenantParam}`);
   }
   return tenant;
+}
+
+/** tenantAccess's checks before the tenant is looked up. */
+function checkTenantParam(principal: Principal, tenantParam: string): void {
+  if (principal.kind === 'tenant' && principal.tenant !== tenantParam) throw new SkeinError('FORBIDDEN', 'this key does not give access to that tenant');
+  if (principal.kind === 'admin') validateTenant(tenantParam);
+}
+
+/**
+ * authenticate then tenantAccess answered from the registry's caches, synchronously:
+ * undefined when either would read the store (then call them). Throws as they do, in the
+ * same order, for what the caches decide (a malformed header, another tenant's key).
+ */
+export function cachedTenantAccess(req: FastifyRequest, tenantParam: string, registry: Registry): { principal: Principal; tenant: Tenant } | undefined {
+  const header = req.headers.authorization;
+  const m = typeof header === 'string' ? BEARER_RE.exec(header) : null;
+  if (!m) throw new SkeinError('UNAUTHENTICATED', 'send Authorization: Bearer <api key>');
+  const principal = registry.cachedPrincipal(m[1]!);
+  if (principal === undefined) return undefined;
+  checkTenantParam(principal, tenantParam);
+  const tenant = registry.cachedTenant(tenantParam);
+  return tenant === undefined ? undefined : { principal, tenant };
 }
 
 /** 403 unless the admin key is used. */

@@ -50,6 +50,10 @@ test('API keys are stored as digests only, and a deleted key stops authenticatin
   assert.ok(await registry.authenticate(second.apiKey));
   assert.equal(await registry.deleteKey('acme', second.keyId), true);
   assert.equal(await registry.authenticate(second.apiKey), null);
+  // The guard's synchronous path sees exactly what authenticate's cache holds.
+  assert.equal(registry.cachedPrincipal(second.apiKey), undefined);
+  assert.deepEqual(registry.cachedPrincipal(apiKey), await registry.authenticate(apiKey));
+  assert.equal(registry.cachedPrincipal('b'.repeat(40)), undefined);
   assert.equal(await registry.deleteKey('acme', second.keyId), false);
   await assert.rejects(registry.createTenant({ tenant: 'acme' }), (e: unknown) => isSkeinError(e, 'TENANT_EXISTS'));
   await assert.rejects(registry.createTenant({ tenant: 'x', partitions: 999 }), (e: unknown) => isSkeinError(e, 'VALIDATION_FAILED'));

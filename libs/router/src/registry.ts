@@ -40,6 +40,13 @@ export interface Registry {
   deleteKey(tenant: string, keyId: string): Promise<boolean>;
   /** Null for an unknown key. */
   authenticate(apiKey: string): Promise<Principal | null>;
+  /**
+   * The principal `authenticate` would answer from its cache right now, without a store
+   * read; undefined when it would have to read (unknown, expired or never seen).
+   */
+  cachedPrincipal(apiKey: string): Principal | undefined;
+  /** The tenant `getTenant` would answer from its cache right now; undefined when it would read. */
+  cachedTenant(tenant: string): Tenant | undefined;
   /** Listens for key revocations by other routers (control-plane announcements arrive through `control`). */
   listen(): Promise<void>;
 }
@@ -292,6 +299,15 @@ export function createRegistry(deps: { store: ControlStore; adminKey: string; co
       const cached = authCache.get(apiKey);
       if (cached !== undefined && cached.until > now) return Promise.resolve(cached.principal);
       return authenticateByDigest(apiKey, now);
+    },
+
+    cachedPrincipal(apiKey) {
+      const cached = authCache.get(apiKey);
+      return cached !== undefined && cached.until > clock() ? cached.principal : undefined;
+    },
+
+    cachedTenant(tenant) {
+      return tenants.get(tenant) ?? undefined;
     },
 
     async listen() {
