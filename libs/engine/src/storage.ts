@@ -137,6 +137,15 @@ export class GuardedFile {
   private maxGrowth = 0;
   /** LMDB's used end at the last prepare. */
   private usedEnd = 0;
+  /**
+   * A lower bound of the file's size: the end of the zeros or probe this guard last wrote
+   * through its descriptor, or the size fstat last read. The file never shrinks while the
+   * descriptor is open (LMDB only grows it, and nothing else truncates it), so when this
+   * bound already leaves the kept headroom, so does the real size, and prepare skips the
+   * fstat (a syscall and a Stats object per batch). Zeros are only ever written from a
+   * size fstat read, never from this bound: never below the real end of the file.
+   */
+  private sizeAtLeast = 0;
   /** The environment's page size and last-page reader, read at the first prepare of an environment. */
   private paging: { db: PagedEnvironment; pageSize: number; info: EnvInfo | undefined } | null = null;
 
@@ -161,25 +170,31 @@ export class GuardedFile {
     this.usedEnd = usedEnd;
     const needed = Math.max(MiB, 2 * this.maxGrowth);
     const kept = Math.max(2 * needed, Math.min(this.reserveBytes, usedEnd));
-    const size = fstatSync(this.fd).size;
-    if (size < usedEnd + kept / 2) {
-      try {
-        for (let at = size; at < usedEnd + kept; ) {
-          const n = Math.min(ZEROS.length, usedEnd + kept - at);
-          at += writeSync(this.fd, ZEROS, 0, n, at);
+    if (this.sizeAtLeast < usedEnd + kept / 2) {
+      const size = fstatSync(this.fd).size;
+      this.sizeAtLeast = size;
+      if (size < usedEnd + kept / 2) {
+        try {
+          for (let at = size; at < usedEnd + kept; ) {
+            const n = Math.min(ZEROS.length, usedEnd + kept - at);
+            at += writeSync(this.fd, ZEROS, 0, n, at);
+            this.sizeAtLeast = at;
+          }
+        } catch (err) {
+          if (fstatSync(this.fd).size < usedEnd + needed) throw err;
         }
-      } catch (err) {
-        if (fstatSync(this.fd).size < usedEnd + needed) throw err;
       }
     }
     // The page just past LMDB's last one: no snapshot refers to it.
     writeSync(this.fd, PROBE, 0, PROBE.length, usedEnd);
+    if (usedEnd + PROBE.length > this.sizeAtLeast) this.sizeAtLeast = usedEnd + PROBE.length;
   }
 
   close(): void {
     if (this.fd !== undefined) closeSync(this.fd);
     this.fd = undefined;
     this.usedEnd = 0;
+    this.sizeAtLeast = 0;
     this.paging = null;
   }
 
