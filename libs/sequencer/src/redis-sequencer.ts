@@ -323,7 +323,6 @@ export function createRedisSequencer(options: RedisSequencerOptions): RedisSeque
   async function roundTrip(script: ScriptFailure['script'], args: (string | number)[]): Promise<Reply> {
     if (closed) throw new SkeinError('UNAVAILABLE', 'the sequencer is closed', { retryAfter: RETRY_AFTER_SECONDS });
     const started = performance.now();
-    const seconds = () => (performance.now() - started) / 1000;
     try {
       if (redis.status !== 'ready') {
         // Establishing (startup, a reconnect attempt): wait a little. Known down
@@ -334,12 +333,12 @@ export function createRedisSequencer(options: RedisSequencerOptions): RedisSeque
           throw new Error(`Redis connection is ${redis.status}`);
         }
       }
-      const reply = await scripts[script](...args);
+      const reply = await scripts[script](args);
       if (!Array.isArray(reply) || typeof reply[0] !== 'number') throw new Error(`malformed ${script} script reply`);
-      observe?.roundTrip(seconds(), true);
+      observe?.roundTrip((performance.now() - started) / 1000, true);
       return reply as Reply;
     } catch (err) {
-      observe?.roundTrip(seconds(), false);
+      observe?.roundTrip((performance.now() - started) / 1000, false);
       throw toSkeinError(err);
     }
   }
@@ -385,8 +384,11 @@ export function createRedisSequencer(options: RedisSequencerOptions): RedisSeque
       if (marker === null) await join();
       const sent = marker;
       if (sent === null) continue;
-      const keyList = script === 'allocate' ? [keys.counter, keys.marker, keys.members, keys.fence] : [keys.counter, keys.marker, keys.members, keys.removed];
-      const reply = await roundTrip(script, [...keyList, sent, highWater.toString(), memberId, known.size, ...extraArgs]);
+      const args: (string | number)[] =
+        script === 'allocate' ? [keys.counter, keys.marker, keys.members, keys.fence] : [keys.counter, keys.marker, keys.members, keys.removed];
+      args.push(sent, highWater.toString(), memberId, known.size);
+      for (const a of extraArgs) args.push(a);
+      const reply = await roundTrip(script, args);
       last = reply[0] as ScriptCode;
       if (last === SCRIPT_CODES.OK) return reply;
       if (last === SCRIPT_CODES.FENCED) {
@@ -415,7 +417,8 @@ export function createRedisSequencer(options: RedisSequencerOptions): RedisSeque
       const reply = await checked('allocate', [count, floor.toString(), maxBase.toString(), fenceGeneration ? String(fenceGeneration()) : '']);
       const last = BigInt(reply[1]!);
       observed(last);
-      learn(reply.slice(2).map(String));
+      // Member ids come only when this member's count of them differs (allocate-4.lua).
+      if (reply.length > 2) learn(reply.slice(2).map(String));
       return { first: last - BigInt(count) + 1n, last };
     },
 

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 
-type ScriptCall = (...keysAndArgs: (string | number)[]) => Promise<unknown>;
+/** Runs a script with its keys, then its arguments, in one array (passed on to ioredis as they are, not spread twice). */
+type ScriptCall = (keysAndArgs: (string | number)[]) => Promise<unknown>;
 
 /** The sequencer's Lua scripts, bound to one ioredis client (EVALSHA, falling back to EVAL after a Redis restart). */
 export interface SequencerScripts {
@@ -22,8 +23,8 @@ export function defineScripts(redis: Redis): SequencerScripts {
   for (const [name, { file, keys, command }] of Object.entries(SCRIPTS)) {
     const lua = readFileSync(new URL(`./scripts/${file}`, import.meta.url), 'utf8');
     redis.defineCommand(command, { numberOfKeys: keys, lua });
-    const fn = (redis as unknown as Record<string, ScriptCall>)[command]!;
-    bound[name as keyof SequencerScripts] = (...keysAndArgs) => fn.apply(redis, keysAndArgs);
+    const fn = (redis as unknown as Record<string, (...keysAndArgs: (string | number)[]) => Promise<unknown>>)[command]!;
+    bound[name as keyof SequencerScripts] = (keysAndArgs) => fn.apply(redis, keysAndArgs);
   }
   return bound;
 }
