@@ -4,7 +4,7 @@ import type { CommitWriter } from './commit-writer.ts';
 import type { Decision, AppendOp, PreparedBatch } from './decide.ts';
 import { encodeBatch } from './encoded-batch.ts';
 import type { StorageGuard } from './faults.ts';
-import { globalKey, idemKey, logKey, streamKey, type Key } from './keys.ts';
+import { globalKeyOf, idemKey, logKeyOf, splitPosition, streamKey, type Key } from './keys.ts';
 import type { IdempotencyRecord } from './records.ts';
 import type { StoreAccess } from './store-access.ts';
 
@@ -159,9 +159,11 @@ function appendWrites(d: Decision, now: number, puts: [Key, unknown][], committe
   for (const r of records) puts.push([streamKey(p, s, version++), r]);
   const first = records[0]!.pos;
   const last = records[records.length - 1]!.pos;
-  // One log entry per append: its positions are consecutive (see keys.ts).
-  puts.push([logKey(p, first), [s, d.firstVersion!, records.length]]);
-  puts.push([globalKey(first), [p, s, d.firstVersion!, records.length]]);
+  // One log entry per append: its positions are consecutive (see keys.ts). Both keys from
+  // one split of the position (a bigint division and remainder each).
+  const [hi, lo] = splitPosition(first);
+  puts.push([logKeyOf(p, hi, lo), [s, d.firstVersion!, records.length]]);
+  puts.push([globalKeyOf(hi, lo), [p, s, d.firstVersion!, records.length]]);
   if (op.idempotencyKey !== undefined) {
     const idem: IdempotencyRecord = {
       h: op.fingerprint!,

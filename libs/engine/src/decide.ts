@@ -209,8 +209,16 @@ function decideAppend(access: StoreAccess, op: AppendOp, st: BatchState, now: nu
   }
   const target = access.buckets.targetId(now);
   // An append revives a soft-deleted stream (its hidden versions stay hidden by `start`).
-  const { del: _revived, ...kept } = head;
-  const newHead: HeadRecord = { ...kept, v: head.v + events.length, fb: head.fb ?? target, lb: target };
+  // A plain spread when there is no `del` to drop: object rest with an excluded key is a
+  // runtime call in V8, per append, for a field almost no head has.
+  const v = head.v + events.length;
+  const fb = head.fb ?? target;
+  let newHead: HeadRecord;
+  if (head.del === undefined) newHead = { ...head, v, fb, lb: target };
+  else {
+    const { del: _revived, ...kept } = head;
+    newHead = { ...kept, v, fb, lb: target };
+  }
   st.heads.set(streamRef(p, s), newHead);
 
   const decision: Decision = {

@@ -54,13 +54,17 @@ export const snapshotKey = (p: string, s: string, version: number): Key => [p, '
 
 export function logKey(p: string, position: bigint): Key {
   const [hi, lo] = splitPosition(position);
-  return [p, 'log', hi, lo];
+  return logKeyOf(p, hi, lo);
 }
 
 export function globalKey(position: bigint): Key {
   const [hi, lo] = splitPosition(position);
-  return [GLOBAL, hi, lo];
+  return globalKeyOf(hi, lo);
 }
+
+/** logKey and globalKey from a position already split (an append's two entries share one split). */
+export const logKeyOf = (p: string, hi: number, lo: number): Key => [p, 'log', hi, lo];
+export const globalKeyOf = (hi: number, lo: number): Key => [GLOBAL, hi, lo];
 
 /** Position of a log key ([p,'log',hi,lo]) or shard-log key (['$global',hi,lo]). */
 export function positionOfKey(key: Key): bigint {
