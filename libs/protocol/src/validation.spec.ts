@@ -100,6 +100,8 @@ test('an event is measured exactly as the UTF-8 bytes of JSON.stringify, for any
     new Date(0), { when: new Date(86_400_000) }, [new Date(1)], { toJSON: undefined, x: 1 }, { toJSON: 'not a method' },
     new (class Point { x = 1; y = 2; })(), Object.create({ inherited: 1 }),
     { nested: { deeper: { deepest: [1, [2, [3, { four: 4 }]]] } } },
+    // Either side of the length up to which strings are measured character by character.
+    'x'.repeat(24), 'x'.repeat(25), 'é'.repeat(24), 'é'.repeat(25), '😀'.repeat(12), `${'😀'.repeat(12)}x`, `${'x'.repeat(23)}"`, `${'x'.repeat(24)}"`, `€${'x'.repeat(23)}`,
   ];
   // Seeded, so a failure repeats: random JSON values over the tricky characters and numbers above.
   let seed = 0x9e3779b9;
