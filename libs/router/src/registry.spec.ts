@@ -59,6 +59,23 @@ test('API keys are stored as digests only, and a deleted key stops authenticatin
   await assert.rejects(registry.createTenant({ tenant: 'x', partitions: 999 }), (e: unknown) => isSkeinError(e, 'VALIDATION_FAILED'));
 });
 
+test('requests that miss the key cache together share one store read, and a revoked key stops authenticating at once', async () => {
+  const store = createRedisControlStore({ redis });
+  let reads = 0;
+  const counting = { ...store, readApiKey: (digest: string) => (reads++, store.readApiKey(digest)) };
+  const registry = createRegistry({ store: counting, adminKey: 'a'.repeat(40), control: oneShardControlPlane(redis) });
+  const { apiKey } = await registry.createTenant({ tenant: 'herd' });
+  reads = 0;
+  const principals = await Promise.all(Array.from({ length: 8 }, () => registry.authenticate(apiKey)));
+  assert.equal(reads, 1);
+  for (const p of principals) assert.deepEqual(p && p.kind === 'tenant' && p.tenant, 'herd');
+  const second = await registry.createKey('herd');
+  const early = registry.authenticate(second.apiKey);
+  assert.equal(await registry.deleteKey('herd', second.keyId), true);
+  assert.equal(await registry.authenticate(second.apiKey), null);
+  await early;
+});
+
 test('placements are recorded once; adding a shard bumps the epoch and moves no placed partition', async () => {
   const topology = createRouterTopology({ store: createRedisControlStore({ redis }) });
   const control = oneShardControlPlane(redis);

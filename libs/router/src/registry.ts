@@ -152,7 +152,19 @@ export function createRegistry(deps: { store: ControlStore; adminKey: string; co
   const forgetAll = () => {
     authCache.clear();
     byDigest.clear();
+    reading.clear();
   };
+  /**
+   * Store reads of keys under way, by the key as sent, with the revocation count and the
+   * control marker they started at. Requests that miss the cache together (each client
+   * of a key whose entry expired, until the read's answer is handled: under load that is
+   * milliseconds, and those reads, each an ioredis transaction, were ~0.45% of the main
+   * thread under 32 appending clients on one key) share one read. A request
+   * joins only while no revocation arrived and the marker is unchanged since the read
+   * began: the conditions under which that read's answer is cached, so joining it is
+   * what a cache hit would answer.
+   */
+  const reading = new Map<string, { revocations: number; marker: string | null; read: Promise<Principal | null> }>();
   control.onEpoch(() => {
     tenants.clear();
     forgetAll();
@@ -298,7 +310,13 @@ export function createRegistry(deps: { store: ControlStore; adminKey: string; co
       const now = clock();
       const cached = authCache.get(apiKey);
       if (cached !== undefined && cached.until > now) return Promise.resolve(cached.principal);
-      return authenticateByDigest(apiKey, now);
+      const under = reading.get(apiKey);
+      if (under !== undefined && under.revocations === forgotten && under.marker === control.marker) return under.read;
+      const read: Promise<Principal | null> = authenticateByDigest(apiKey, now).finally(() => {
+        if (reading.get(apiKey)?.read === read) reading.delete(apiKey);
+      });
+      reading.set(apiKey, { revocations: forgotten, marker: control.marker, read });
+      return read;
     },
 
     cachedPrincipal(apiKey) {
