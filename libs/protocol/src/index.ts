@@ -65,4 +65,4 @@ export type {
   ShardInfo,
 } from './shard-api.ts';
 export { JOB_KINDS, MAINTENANCE_KINDS, JOB_STATES, JOB_DEFAULTS, maintenanceQueueName, jobIdOf, parseJobId, parseJobData, deduplicationIdOf, BACKUPS_KEY, backupKey, BACKUP_ID_RE, MOVES_QUEUE, MOVE_STATES, MOVE_JOB_DEFAULTS, movePercent, parseMoveJobData, parseMoveJobProgress } from './jobs.ts';
-export type { JobKind, MaintenanceKind, JobState, JobData, JobView, BackupView, BackupShardView, MoveState, MoveJobData, MoveJobProgress } from './jobs.ts';
+export type { JobKind, MaintenanceKind, JobState, JobData, JobView, BackupView, BackupShardView, EnqueuedJob, JobQueues, MoveState, MoveJobData, MoveJobProgress } from './jobs.ts';

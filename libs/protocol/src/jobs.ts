@@ -65,6 +65,34 @@ export interface BackupView {
   shards: BackupShardView[];
 }
 
+/** A job as `POST /v1/admin/maintenance` and `POST /v1/admin/backups` answer it. */
+export interface EnqueuedJob {
+  id: string;
+  kind: JobKind;
+  partition?: string;
+  shard: string;
+}
+
+/**
+ * The router's side of maintenance jobs: it enqueues them on the owning shards' queues
+ * and reads them back. Implemented on BullMQ in a cluster (the router's jobs.ts: the
+ * shard hosting a queue runs its jobs; listing also reads the moves queue), and in
+ * process on a node without Redis (the shard library's local-job-queues.ts).
+ */
+export interface JobQueues {
+  /** Adds each job to its shard's queue; a job already waiting or running for the same unit is returned instead of a new one. */
+  enqueue(jobs: readonly JobData[]): Promise<EnqueuedJob[]>;
+  /** Jobs of the shards' queues (and of the moves queue, where there is one), newest first. */
+  list(shards: readonly string[], filter: { state?: JobState; kind?: JobKind; limit: number }): Promise<JobView[]>;
+  /** Null when no such job (or its shard queue) exists; an id without `:` is a move's. */
+  get(id: string): Promise<JobView | null>;
+  /** Starts a backup of every shard in `shards`: one `backup` job per shard queue, one backup id. */
+  createBackup(shards: readonly string[], epoch: number): Promise<{ id: string; jobs: EnqueuedJob[] }>;
+  /** Backups, newest first. */
+  listBackups(limit: number): Promise<BackupView[]>;
+  close(): Promise<void>;
+}
+
 /** The BullMQ queue of shard `shard`'s jobs. */
 export const maintenanceQueueName = (shard: string): string => `skein-maintenance-${shard}`;
 

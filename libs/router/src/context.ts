@@ -28,7 +28,7 @@ export interface RouterDeps {
   metrics: MetricsRegistry;
   /** Membership and partition moves (Redis only). Absent: those admin routes are not served. */
   cluster?: { moves: MoveCoordinator; membership: Membership };
-  /** Maintenance jobs on the shards' queues (Redis only). Absent: those admin routes are not served. */
+  /** Maintenance jobs on the shards' queues (BullMQ with Redis, in process on a node without). Absent: those admin routes are not served. */
   jobs?: JobQueues;
 }
 

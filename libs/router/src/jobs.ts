@@ -17,38 +17,15 @@ import {
   parseMoveJobProgress,
   type BackupShardView,
   type BackupView,
+  type EnqueuedJob,
   type JobData,
   type JobKind,
+  type JobQueues,
   type JobState,
   type JobView,
 } from '@skein/protocol';
 
-/** A job as `POST /v1/admin/maintenance` and `POST /v1/admin/backups` answer it. */
-export interface EnqueuedJob {
-  id: string;
-  kind: JobKind;
-  partition?: string;
-  shard: string;
-}
-
-/**
- * The router's side of maintenance jobs: it enqueues them on the owning shards' queues
- * and reads them back; it never runs one (the shard hosting a queue does). Listing also
- * reads the cluster's moves queue (moves/move-jobs.ts runs it), so moves show as jobs.
- */
-export interface JobQueues {
-  /** Adds each job to its shard's queue; a job already waiting or running for the same unit is returned instead of a new one. */
-  enqueue(jobs: readonly JobData[]): Promise<EnqueuedJob[]>;
-  /** Jobs of the shards' queues and of the moves queue, newest first. */
-  list(shards: readonly string[], filter: { state?: JobState; kind?: JobKind; limit: number }): Promise<JobView[]>;
-  /** Null when no such job (or its shard queue) exists; an id without `:` is a move's. */
-  get(id: string): Promise<JobView | null>;
-  /** Starts a backup of every shard in `shards`: one `backup` job per shard queue, one backup id. */
-  createBackup(shards: readonly string[], epoch: number): Promise<{ id: string; jobs: EnqueuedJob[] }>;
-  /** Backups, newest first. */
-  listBackups(limit: number): Promise<BackupView[]>;
-  close(): Promise<void>;
-}
+export type { EnqueuedJob, JobQueues };
 
 const STATE_TYPES: Record<JobState, JobType[]> = {
   waiting: ['waiting', 'delayed', 'prioritized', 'waiting-children'],

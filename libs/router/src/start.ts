@@ -9,7 +9,7 @@ import type { ControlStore, ShardApi } from '@skein/protocol';
 import { createRouterApp } from './app.ts';
 import type { RouterConfig } from './config.ts';
 import { createShardPeers } from './control-peers.ts';
-import { createBullJobQueues } from './jobs.ts';
+import { createBullJobQueues, type JobQueues } from './jobs.ts';
 import { createControlPlane } from './control-plane.ts';
 import { createClusterAdmin } from './moves/cluster-admin.ts';
 import { createRedisControlStore } from './redis-control-store.ts';
@@ -35,6 +35,12 @@ export interface RouterDepsOfProcess {
    * `openEmbeddedControlStore`; the caller closes it). Default: Redis at `config.redisUrl`.
    */
   store?: ControlStore;
+  /**
+   * Maintenance jobs when they are not BullMQ's: a node's in-process queues (`@skein/shard`'s
+   * `createLocalJobQueues`; the caller closes them). Default: BullMQ at `config.redisUrl`,
+   * none without Redis (the admin job routes are then not served).
+   */
+  jobs?: JobQueues;
 }
 
 export interface RunningRouter {
@@ -98,7 +104,8 @@ export async function startRouter(config: RouterConfig, deps: RouterDepsOfProces
           { cleanupGraceMs: config.moveCleanupGraceMs, stallMs: config.moveStallMs, maxBytesPerSecond: config.moveMaxBytesPerSecond, lockMs: config.moveLockMs, pauseBeforeMs: config.movePauseBeforeMs },
         )
       : undefined;
-  const jobs = redisUrl === null ? undefined : createBullJobQueues({ redisUrl, redisOptions: config.redisOptions });
+  const ownJobs = deps.jobs !== undefined || redisUrl === null ? undefined : createBullJobQueues({ redisUrl, redisOptions: config.redisOptions });
+  const jobs = deps.jobs ?? ownJobs;
   const app = await createRouterApp({ store, registry, topology, shards, control, logger, metrics: deps.metrics, ...(cluster ? { cluster } : {}), ...(jobs ? { jobs } : {}) }, config);
   const url = await app.listen({ host: config.host, port: config.port });
   return {
@@ -110,7 +117,7 @@ export async function startRouter(config: RouterConfig, deps: RouterDepsOfProces
     async close() {
       await app.close();
       await cluster?.close();
-      await jobs?.close();
+      await ownJobs?.close();
       control.close();
       await shards.close();
       if (redis && subscriber) await Promise.allSettled([redis.quit(), subscriber.quit()]);

@@ -5,3 +5,4 @@ export { loadConfig as loadShardConfig, type ShardConfig } from './config.ts';
 export { createShard, type Shard, type ShardDeps } from './shard.ts';
 export { openEmbeddedControlStore, type EmbeddedControlStore, type EmbeddedSequencer } from './embedded-control-store.ts';
 export { createLocalShardApi, type ShardCore } from './local-api.ts';
+export { createLocalJobQueues, defaultLocalJobQueuesOptions, type LocalJobQueuesDeps, type LocalJobQueuesOptions, type LocalJobShard } from './jobs/local-job-queues.ts';

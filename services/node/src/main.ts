@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { createTimerJobs, exitOnUncaught, loadOrExit, stopOnSignals, type TimerJobs } from '@skein/http';
-import { loadRouterConfig, startRouter, type RunningRouter } from '@skein/router';
-import { createShard, loadShardConfig, openEmbeddedControlStore, type EmbeddedControlStore, type Shard, type ShardConfig } from '@skein/shard';
+import { loadRouterConfig, startRouter, type JobQueues, type RunningRouter } from '@skein/router';
+import { createLocalJobQueues, createShard, loadShardConfig, openEmbeddedControlStore, type EmbeddedControlStore, type Shard, type ShardConfig } from '@skein/shard';
 import { loadNodeConfig, type NodeConfig } from './config.ts';
 
 const bootLogger = pino({ base: { component: 'node' } });
@@ -80,6 +80,7 @@ async function main(): Promise<void> {
   const timerJobs = embedded ? createTimerJobs({ logger: logger.child({ component: 'timer-jobs' }) }) : null;
   const shards: Shard[] = [];
   let router: RunningRouter | undefined;
+  let jobs: JobQueues | undefined;
   try {
     if (embedded) {
       const path = join(node.dataDir, 'control');
@@ -99,8 +100,10 @@ async function main(): Promise<void> {
       // routers reach them by; this router calls them in-process.
       const listed = new Set(routerConfig.shards.map((s) => s.id));
       const config = { ...routerConfig, shards: [...routerConfig.shards, ...advertised.filter((s) => !listed.has(s.id))] };
+      // No Redis: the admin job endpoints run jobs on the hosted shards' runners, in this process.
+      if (embedded) jobs = createLocalJobQueues({ shards: shards.map((shard, i) => ({ id: shardConfigs[i]!.shardId, runner: shard.maintenance.runner, backupDir: shardConfigs[i]!.backupDir })), log: logger });
       // The router's registry carries the process's default metrics (createRouterMetrics).
-      router = await startRouter(config, { logger: logger.child({ component: 'router' }), metrics: new Registry(), local: shards.map((shard, i) => ({ id: shardConfigs[i]!.shardId, localApi: shard.localApi })), ...(control ? { store: control } : {}) });
+      router = await startRouter(config, { logger: logger.child({ component: 'router' }), metrics: new Registry(), local: shards.map((shard, i) => ({ id: shardConfigs[i]!.shardId, localApi: shard.localApi })), ...(control ? { store: control } : {}), ...(jobs ? { jobs } : {}) });
       logger.info({ url: router.url, epoch: router.epoch, shards: advertised.map((s) => s.id) }, node.role === 'node' ? 'node listening' : 'router listening');
     }
   } catch (err) {
@@ -116,6 +119,7 @@ async function main(): Promise<void> {
     deadlineMs: drainMs + 5_000,
     stop: async () => {
       await router?.close();
+      await jobs?.close();
       await timerJobs?.close();
       await Promise.all(shards.map((s) => s.close()));
       await control?.close();
