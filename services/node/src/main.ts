@@ -101,7 +101,7 @@ async function main(): Promise<void> {
       const listed = new Set(routerConfig.shards.map((s) => s.id));
       const config = { ...routerConfig, shards: [...routerConfig.shards, ...advertised.filter((s) => !listed.has(s.id))] };
       // No Redis: the admin job endpoints run jobs on the hosted shards' runners, in this process.
-      if (embedded) jobs = createLocalJobQueues({ shards: shards.map((shard, i) => ({ id: shardConfigs[i]!.shardId, runner: shard.maintenance.runner, backupDir: shardConfigs[i]!.backupDir })), log: logger });
+      if (embedded) jobs = createLocalJobQueues({ shards: shards.map((shard, i) => ({ id: shardConfigs[i]!.shardId, runner: shard.maintenance.runner, backupDir: shardConfigs[i]!.backupDir, timerRuns: shard.maintenance })), log: logger });
       // The router's registry carries the process's default metrics (createRouterMetrics).
       router = await startRouter(config, { logger: logger.child({ component: 'router' }), metrics: new Registry(), local: shards.map((shard, i) => ({ id: shardConfigs[i]!.shardId, localApi: shard.localApi })), ...(control ? { store: control } : {}), ...(jobs ? { jobs } : {}) });
       logger.info({ url: router.url, epoch: router.epoch, shards: advertised.map((s) => s.id) }, node.role === 'node' ? 'node listening' : 'router listening');

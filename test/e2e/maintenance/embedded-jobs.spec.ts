@@ -1,7 +1,8 @@
 // `npm start` without Redis (no SKEIN_REDIS_URL, no redis-* program on PATH): the admin
 // job endpoints of API.md ("Maintenance, jobs and backups") are served by the node's
 // in-process queues. Retention and compaction run now, a backup of every shard is taken,
-// and each shows as completed in `GET /v1/admin/jobs` and `GET /v1/admin/backups`.
+// and each shows as completed in `GET /v1/admin/jobs` and `GET /v1/admin/backups`, as do
+// the runs of the timers' sweep.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, symlinkSync } from 'node:fs';
@@ -49,7 +50,8 @@ function start(cwd: string, port: number, env: NodeJS.ProcessEnv): Promise<{ chi
 
 test('npm start without Redis serves maintenance, jobs and backups: retention, compaction and a backup of every shard complete and are listed', { timeout: 240_000 }, async () => {
   const dir = await tempDir('skein-embedded-jobs-');
-  const env: NodeJS.ProcessEnv = { ...process.env, PATH: pathWithoutRedis(join(dir.path, 'bin')) };
+  // The timers' sweep every second: its runs go on beside the queued jobs, and are listed too.
+  const env: NodeJS.ProcessEnv = { ...process.env, PATH: pathWithoutRedis(join(dir.path, 'bin')), SKEIN_SHARD_MAINTENANCE_INTERVAL_MS: '1000' };
   delete env.SKEIN_REDIS_URL;
   delete env.SKEIN_DATA_DIR;
   const work = join(dir.path, 'work');
@@ -110,6 +112,19 @@ test('npm start without Redis serves maintenance, jobs and backups: retention, c
     assert.deepEqual(latest.shards.map((s: { shard: string }) => s.shard), ['shard-0', 'shard-1', 'shard-2']);
     assert.ok(latest.shards.some((s: { position: string }) => BigInt(s.position) > 0n), 'a shard holding events backed them up to a position above 0');
     assert.ok(existsSync(join(work, '.skein', 'shard-0', 'backups', backup.body.id, 'manifest.json')), 'the backup is on disk beside the shard data');
+
+    // The sweep's own runs, listed as jobs of their shard.
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const swept = (await call(url, 'GET', '/v1/admin/jobs?kind=compact&state=completed&limit=1000', { key })).body.jobs.filter((j: { id: string }) => /^shard-\d:timer-\d+-compact$/.test(j.id));
+      if (swept.length > 0) {
+        assert.ok(Array.isArray(swept[0].result.buckets) || swept[0].result.skipped === 'held', JSON.stringify(swept[0]));
+        assert.equal((await call(url, 'GET', `/v1/admin/jobs/${swept[0].id}`, { key })).body.id, swept[0].id);
+        break;
+      }
+      assert.ok(Date.now() < deadline, 'a timer run of compaction is listed within 30 s');
+      await new Promise((r) => setTimeout(r, 200));
+    }
   } finally {
     const exited = new Promise((r) => run.child.once('exit', r));
     process.kill(run.child.pid!, 'SIGINT');

@@ -5,6 +5,7 @@ import type { BackupManifest } from '@skein/engine';
 import type { JobData, JobQueues, JobView } from '@skein/protocol';
 import { createLocalJobQueues } from './local-job-queues.ts';
 import type { JobRunner, RunOutcome } from './runner.ts';
+import type { TimerRunObserver } from './shard-maintenance.ts';
 
 const log = pino({ level: 'silent' });
 
@@ -153,5 +154,31 @@ test('a job for a shard not in this process fails at once', async () => {
   assert.equal(view?.state, 'failed');
   assert.match(view?.error ?? '', /shard-9 is not in this process/);
   assert.equal(await jobs.get('no-such-job'), null);
+  await jobs.close();
+});
+
+test('lists the timers\' runs beside the queued jobs, without holding back a job enqueued for the same unit', async () => {
+  let observer: TimerRunObserver | undefined;
+  const gated = gatedRunner();
+  const jobs = createLocalJobQueues({ shards: [{ id: 'shard-0', runner: gated.runner, backupDir: '', timerRuns: { observeTimerRuns: (o) => (observer = o) } }], log });
+  assert.ok(observer);
+  observer.started('shard-0:timer-1-compact', { kind: 'compact', shard: 'shard-0', epoch: 1 });
+  observer.progress('shard-0:timer-1-compact', 50);
+  assert.deepEqual((await jobs.list(['shard-0'], { state: 'active', limit: 10 })).map((j) => [j.id, j.progress]), [['shard-0:timer-1-compact', 50]]);
+  // Its unit's job is queued (the runner's lease makes it wait for the timer's run).
+  const [queued] = await jobs.enqueue([{ kind: 'compact', shard: 'shard-0', epoch: 1 }]);
+  assert.notEqual(queued!.id, 'shard-0:timer-1-compact');
+  observer.finished('shard-0:timer-1-compact', { result: { buckets: [] } });
+  const timer = await jobs.get('shard-0:timer-1-compact');
+  assert.equal(timer?.state, 'completed');
+  assert.deepEqual(timer?.result, { buckets: [] });
+  // The queued job still answers a second enqueue of the unit.
+  assert.equal((await jobs.enqueue([{ kind: 'compact', shard: 'shard-0', epoch: 1 }]))[0]!.id, queued!.id);
+  observer.started('shard-0:timer-2-compact', { kind: 'compact', shard: 'shard-0', epoch: 1 });
+  observer.finished('shard-0:timer-2-compact', { error: 'disk full' });
+  assert.equal((await jobs.get('shard-0:timer-2-compact'))?.error, 'disk full');
+  await until(jobs, queued!.id, 'active');
+  gated.release();
+  await until(jobs, queued!.id, 'completed');
   await jobs.close();
 });

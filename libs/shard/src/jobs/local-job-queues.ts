@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { listBackups as listBackupsOnDisk, type BackupManifest } from '@skein/engine';
 import { JOB_DEFAULTS, deduplicationIdOf, jobIdOf, parseJobId, type BackupShardView, type BackupView, type EnqueuedJob, type JobData, type JobQueues, type JobView } from '@skein/protocol';
 import type { JobRunner } from './runner.ts';
+import type { ShardMaintenance } from './shard-maintenance.ts';
 
 /** A shard of this process whose jobs the queues run: its job runner (`Shard.maintenance.runner`) and backup directory. */
 export interface LocalJobShard {
@@ -10,6 +11,8 @@ export interface LocalJobShard {
   runner: JobRunner;
   /** The shard's `SKEIN_SHARD_BACKUP_DIR`: its backups' manifests are listed from here. */
   backupDir: string;
+  /** The shard's maintenance (`Shard.maintenance`): its timers' runs are listed beside the queued jobs. Default: not listed. */
+  timerRuns?: Pick<ShardMaintenance, 'observeTimerRuns'>;
 }
 
 export interface LocalJobQueuesDeps {
@@ -99,7 +102,7 @@ export function createLocalJobQueues(deps: LocalJobQueuesDeps, options: Partial<
     } else if (outcome.error !== undefined) {
       view.error = outcome.error;
     }
-    pending.delete(entry.dedupId);
+    if (pending.get(entry.dedupId) === entry) pending.delete(entry.dedupId);
     finished.push(entry.view.id);
     while (finished.length > opts.historyLimit) history.delete(finished.shift()!);
   }
@@ -164,6 +167,27 @@ export function createLocalJobQueues(deps: LocalJobQueuesDeps, options: Partial<
       out.push({ id: entry.view.id, kind: data.kind, ...(data.partition !== undefined ? { partition: data.partition } : {}), shard: data.shard });
     }
     return out;
+  }
+
+  // A timer's run is listed as it goes but queues nothing: a job enqueued for its unit
+  // meanwhile waits for its lease (execute), as one enqueued behind BullMQ's sweep would.
+  for (const shard of shards.values()) {
+    shard.timerRuns?.observeTimerRuns({
+      started(id, data) {
+        const view: JobView = { id, kind: data.kind, ...(data.partition !== undefined ? { partition: data.partition } : {}), shard: data.shard, state: 'active', progress: 0, attempts: 1, createdAt: new Date(clock()).toISOString() };
+        history.set(id, { view, data, dedupId: deduplicationIdOf(data) });
+      },
+      progress(id, percent) {
+        const entry = history.get(id);
+        if (entry) entry.view.progress = Math.max(0, Math.min(100, Math.round(percent)));
+      },
+      finished(id, end) {
+        const entry = history.get(id);
+        if (!entry || entry.view.finishedAt !== undefined) return;
+        if ('result' in end) finish(entry, 'completed', { result: end.result });
+        else finish(entry, 'failed', { error: end.error });
+      },
+    });
   }
 
   /** Backups in the shards' directories (earlier runs' included), by id; a directory shared by shards names no shard. */

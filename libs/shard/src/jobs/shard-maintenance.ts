@@ -2,7 +2,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { BackupManifest, EventStore } from '@skein/engine';
-import { backupKey, type JobKind, type Marked, type StoredTenant } from '@skein/protocol';
+import { backupKey, type JobData, type JobKind, type Marked, type StoredTenant } from '@skein/protocol';
 import type { TimerJobs } from '@skein/http';
 import { startBullJobs, type ShardJobs } from './bullmq-jobs.ts';
 import { createLocalLeases, createRedisLeases } from './lease.ts';
@@ -34,10 +34,20 @@ export interface ShardMaintenanceOptions {
   testPauseMs: number;
 }
 
+/** Runs of the timers' sweep (embedded only) as they start and end: the node's in-process job queues list them. */
+export interface TimerRunObserver {
+  started(id: string, data: JobData): void;
+  progress(id: string, percent: number): void;
+  /** `result` as a queued job's (`{ skipped }` when not run); `error` for a run that threw. */
+  finished(id: string, end: { result: Record<string, unknown> } | { error: string }): void;
+}
+
 export interface ShardMaintenance {
   readonly runner: JobRunner;
   /** Null while maintenance runs; otherwise the one-line reason it does not. */
   readonly refused: string | null;
+  /** Reports the timers' runs from now on to `observer` (one observer; a later call replaces it). No-op with Redis: BullMQ's sweep enqueues jobs, listed as any. */
+  observeTimerRuns(observer: TimerRunObserver): void;
   close(): Promise<void>;
 }
 
@@ -71,6 +81,20 @@ export async function startShardMaintenance(deps: ShardMaintenanceDeps, options:
   const leases = redis ? createRedisLeases({ redis, log }, { ttlMs: options.lockMs }) : createLocalLeases();
   const runner = createJobRunner({ shardId, handlers, leases, ownership, metrics, log });
 
+  let observer: TimerRunObserver | null = null;
+  /** One run of the sweep, reported to the observer; throws what the run threw. */
+  async function timerRun(id: string, data: JobData): Promise<void> {
+    const seen = observer;
+    seen?.started(id, data);
+    try {
+      const outcome = await runner.run(id, data, 1, async (percent) => seen?.progress(id, percent));
+      seen?.finished(id, { result: outcome.status === 'done' ? outcome.result : { skipped: outcome.status === 'held' ? 'held' : outcome.reason } });
+    } catch (err) {
+      seen?.finished(id, { error: err instanceof Error ? err.message : String(err) });
+      throw err;
+    }
+  }
+
   if (redis) {
     jobs = await startBullJobs({ redisUrl: deps.redis!.url, redisOptions: deps.redis!.options, shardId, runner, ownership, log }, { sweepEveryMs: options.sweepEveryMs, lockMs: options.lockMs });
   } else if (deps.embedded) {
@@ -78,15 +102,14 @@ export async function startShardMaintenance(deps: ShardMaintenanceDeps, options:
     deps.embedded.timers.every(`maintenance-${shardId}`, options.sweepEveryMs, async () => {
       run++;
       const epoch = ownership.epoch;
-      const noProgress = async () => {};
       for (const partition of ownership.owned()) {
         try {
-          await runner.run(`${shardId}:timer-${run}-retention-${partition}`, { kind: 'retention', shard: shardId, partition, epoch }, 1, noProgress);
+          await timerRun(`${shardId}:timer-${run}-retention-${partition}`, { kind: 'retention', shard: shardId, partition, epoch });
         } catch (err) {
           log.error({ err, kind: 'retention', partition }, 'job failed; it runs again at the next sweep');
         }
       }
-      await runner.run(`${shardId}:timer-${run}-compact`, { kind: 'compact', shard: shardId, epoch }, 1, noProgress);
+      await timerRun(`${shardId}:timer-${run}-compact`, { kind: 'compact', shard: shardId, epoch });
     });
     log.info({ sweepEveryMs: options.sweepEveryMs }, 'maintenance: in-process timers (no Redis)');
   }
@@ -95,6 +118,9 @@ export async function startShardMaintenance(deps: ShardMaintenanceDeps, options:
   return {
     runner,
     refused,
+    observeTimerRuns(next) {
+      observer = next;
+    },
     async close() {
       await jobs?.close();
       redis?.disconnect();
