@@ -25,7 +25,7 @@
  *    below the caller's high-water (writes lost, marker kept) deletes the marker too.
  * 4. A member with no valid marker runs `scripts/reseed-5.lua`. With the cluster still
  *    seeded and the counter ≥ its high-water, it joins: it adopts the marker. Otherwise
- *    it reports its high-water into the `reseed` hash and adds every member id it knows
+ *    it reports its high-water (or its `reseedFloor`, when higher) into the `reseed` hash and adds every member id it knows
  *    to `members`. Only when every id in `members` has reported does the script set the
  *    counter to the highest report (or the counter, if higher) and write a new marker.
  *    `members` is thus the union of every reporter's known members: every member known
@@ -161,6 +161,15 @@ export interface RedisSequencerOptions {
    * Reported in a re-seed. Default 0n.
    */
   initialHighWater?: bigint;
+  /**
+   * The least this member reports in a re-seed, read at each one: a value its previous
+   * run may have promised readers something up to (a shard's persisted safe-point bound,
+   * which lies above its persisted high-water: safe points up to it needed no state
+   * write, so a crash may lose the high-water that covered them). Never taken as the
+   * high-water: a counter below it is not lost data, so a restart does not force a
+   * re-seed. Default: the high-water alone.
+   */
+  reseedFloor?: () => bigint;
   /** Member ids this member learned before (persisted from `onMembers`). Default none. */
   knownMembers?: string[];
   /** Member ids this member tombstoned before (persisted from `onRemoved`, see "Removed members"). Default none. */
@@ -347,9 +356,11 @@ export function createRedisSequencer(options: RedisSequencerOptions): RedisSeque
     joining ??= (async () => {
       try {
         const others = [...known].filter((id) => id !== memberId);
+        const floor = options.reseedFloor?.() ?? 0n;
+        const report = floor > highWater ? floor : highWater;
         const reply = await roundTrip('reseed', [
           keys.counter, keys.marker, keys.members, keys.reseed, keys.removed,
-          memberId, highWater.toString(), randomUUID(), others.length, ...others, ...removed,
+          memberId, highWater.toString(), report.toString(), randomUUID(), others.length, ...others, ...removed,
         ]);
         const code = reply[0] as ScriptCode;
         if (code !== SCRIPT_CODES.OK) {

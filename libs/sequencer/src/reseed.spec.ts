@@ -163,3 +163,29 @@ test('a fresh cluster seeds at once from a member that knows only itself, and wa
   assert.deepEqual(await y.allocate(1, 0n), { first: 10n, last: 10n });
   assert.deepEqual(await x.allocate(1, 0n), { first: 11n, last: 11n });
 });
+
+test('a re-seed counts what a member may have promised (reseedFloor), while a restart below that floor joins without one', async () => {
+  const keyPrefix = `test:${randomUUID()}:`;
+  const sa = fresh();
+  const sb = fresh();
+  const a = member('a', keyPrefix, sa);
+  const b = member('b', keyPrefix, sb);
+  assert.equal((await a.allocate(5, 0n)).last, 5n);
+  assert.equal((await b.allocate(5, 0n)).last, 10n);
+
+  // a restarts, and its previous run may have published safe points up to 1000 (a shard's
+  // persisted bound) though its persisted high-water says 5. The counter (10) is at or
+  // above that high-water, so it joins; the floor is not a high-water: nobody re-seeds.
+  await a.close();
+  const a2 = member('a', keyPrefix, sa, { reseedFloor: () => 1000n });
+  assert.equal((await a2.allocate(1, 0n)).first, 11n);
+  assert.equal((await b.allocate(1, 0n)).first, 12n);
+
+  // Redis loses everything: the re-seed counts a's floor, so nothing is handed out at or
+  // below a position a reader may have been promised (without it, b would go on at 13).
+  await server.restart({ wipe: true });
+  assert.deepEqual(await blocked(b), ['a']);
+  const first = await a2.allocate(1, 0n);
+  assert.equal(first.first, 1001n);
+  assert.ok((await b.allocate(1, 0n)).first > first.last);
+});

@@ -161,6 +161,9 @@ export async function createShard(config: ShardConfig, deps: ShardDeps): Promise
     redisOptions: config.redisOptions,
     memberId: config.shardId,
     initialHighWater,
+    // Safe points up to the persisted bound needed no state write: a crash may lose the
+    // high-water that covered them, and a re-seed must still count them.
+    reseedFloor: () => stateFile.persistedBound(),
     knownMembers: stateFile.initial.members,
     removedMembers: stateFile.initial.removed,
     onObserved: (value) => stateFile.observe(value),

@@ -5,8 +5,9 @@
   caller joins. Its member ids are added and the current marker is returned.
 
   Otherwise (no marker: a fresh or wiped Redis, or a counter below the caller's
-  high-water, which deletes the marker): the caller reports its high-water in the
-  reseed hash and adds the member ids it knows. Once every id in members has a report,
+  high-water, which deletes the marker): the caller reports its report value (its
+  high-water, or more: what its previous run may have promised) in the reseed hash
+  and adds the member ids it knows. Once every id in members has a report,
   the counter becomes the highest of the reports and of the counter itself, the new
   marker is written, the reports are cleared, and the new marker is returned. Until
   then the answer lists the members still to report.
@@ -25,11 +26,12 @@
       KEYS[5] removed   set of member ids removed from the cluster
 
       ARGV[1] caller's member id
-      ARGV[2] caller's high-water (decimal)
-      ARGV[3] marker to write if this call completes the seed (fresh random id)
-      ARGV[4] n: how many other member ids the caller knows
-      ARGV[5 .. 4+n] every other member id the caller knows
-      ARGV[5+n ..] every member id the caller knows as removed
+      ARGV[2] caller's high-water (decimal): a counter below it means lost data
+      ARGV[3] caller's report (decimal, ≥ ARGV[2]): what a re-seed counts for it
+      ARGV[4] marker to write if this call completes the seed (fresh random id)
+      ARGV[5] n: how many other member ids the caller knows
+      ARGV[6 .. 5+n] every other member id the caller knows
+      ARGV[6+n ..] every member id the caller knows as removed
 
     Output:
       {0, marker, counter, id, ...}   joined or seeded: the marker to pass from now on,
@@ -37,8 +39,8 @@
       {-4, id, ...}                   re-seed waiting for the reports of these members
 ]]
 local counterKey, markerKey, membersKey, reseedKey, removedKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local self, highWater = ARGV[1], ARGV[2]
-local knownEnd = 4 + tonumber(ARGV[4])
+local self, highWater, report = ARGV[1], ARGV[2], ARGV[3]
+local knownEnd = 5 + tonumber(ARGV[5])
 
 local function lessThan(a, b)
   if #a ~= #b then return #a < #b end
@@ -53,7 +55,7 @@ local function addMember(id)
   if redis.call('SISMEMBER', removedKey, id) == 0 then redis.call('SADD', membersKey, id) end
 end
 addMember(self)
-for i = 5, knownEnd do addMember(ARGV[i]) end
+for i = 6, knownEnd do addMember(ARGV[i]) end
 
 local counter = redis.call('GET', counterKey) or '0'
 local marker = redis.call('GET', markerKey)
@@ -68,8 +70,8 @@ if marker then
 end
 
 local previous = redis.call('HGET', reseedKey, self)
-if not previous or lessThan(previous, highWater) then
-  redis.call('HSET', reseedKey, self, highWater)
+if not previous or lessThan(previous, report) then
+  redis.call('HSET', reseedKey, self, report)
 end
 
 local members = redis.call('SMEMBERS', membersKey)
@@ -86,8 +88,8 @@ end
 if #missing > 1 then return missing end
 
 redis.call('SET', counterKey, high)
-redis.call('SET', markerKey, ARGV[3])
+redis.call('SET', markerKey, ARGV[4])
 redis.call('DEL', reseedKey)
-local result = {0, ARGV[3], high}
+local result = {0, ARGV[4], high}
 for _, id in ipairs(members) do result[#result + 1] = id end
 return result
