@@ -49,7 +49,7 @@ export async function createRouterApp(deps: RouterDeps, options: RouterOptions):
     closing,
     coalescer: createAppendCoalescer(
       { shards: deps.shards, topology: deps.topology, observer: { batch: (n) => stats.appendBatchSize.observe(n) } },
-      { queueTimeoutMs: options.shardTimeoutMs },
+      { queueTimeoutMs: options.shardTimeoutMs, ...(options.batchWaitMs === undefined ? {} : { batchWaitMs: options.batchWaitMs }) },
     ),
     appendBudget,
     quota: createQuotaGate({ store: deps.store, onRefused: () => stats.appendsRateLimited.inc() }),

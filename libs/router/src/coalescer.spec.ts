@@ -82,3 +82,34 @@ test('an append that waited past the queue timeout behind a stalled shard is ans
   await assert.rejects(second, (err) => isSkeinError(err, 'UNAVAILABLE') && err.details.retryAfter === 1);
   assert.equal(batches.length, 1, 'the stale append was sent');
 });
+
+/**
+ * Four clients append together (one batch), then each appends again after a pause of its
+ * own (0, 5, 10, 15 ms): the sizes of the batches of the second round.
+ */
+async function secondRound(batchWaitMs: number, comeBack = 4): Promise<number[]> {
+  const { shards, batches } = recordingShard(() => new Promise((r) => setTimeout(r, 2)));
+  const coalescer = createAppendCoalescer({ shards, topology }, { queueTimeoutMs: 60_000, batchWaitMs });
+  const clients = [0, 1, 2, 3];
+  await Promise.all(clients.map((c) => coalescer.append(item(c))));
+  const before = batches.length;
+  await Promise.all(
+    clients.slice(0, comeBack).map(async (c) => {
+      await new Promise((r) => setTimeout(r, 5 * c));
+      await coalescer.append(item(c));
+    }),
+  );
+  return batches.slice(before).map((b) => b.length);
+}
+
+test('for a shard taking one batch at a time, clients coming back within batchWaitMs share the next batch; without the wait they split', async () => {
+  assert.deepEqual(await secondRound(5_000), [4]);
+  assert.ok((await secondRound(0)).length > 1, 'the control: without the wait the round is sent in several batches');
+});
+
+test('a batch waits at most batchWaitMs for clients that do not come back', async () => {
+  const started = Date.now();
+  const round = await secondRound(100, 3);
+  assert.equal(round.reduce((a, b) => a + b, 0), 3);
+  assert.ok(Date.now() - started < 4_000, 'the wait ends after batchWaitMs, not never');
+});

@@ -21,6 +21,14 @@ export interface CoalescerOptions {
    * per batch. Use the shard request timeout.
    */
   queueTimeoutMs: number;
+  /**
+   * For a shard that takes one batch at a time (over HTTP): once a batch of two or more
+   * appends is answered, how long the next one may wait for that many appends to be
+   * queued again (their callers coming back) before it is sent, ms. Default 2; 0 sends at
+   * once. Shards in this process gather in their engine instead (the engine's
+   * `batchWaitMs`, SKEIN_SHARD_BATCH_WAIT_MS), which sees their callers come back.
+   */
+  batchWaitMs?: number;
 }
 
 interface Waiting {
@@ -60,6 +68,38 @@ export function createAppendCoalescer(
   const clock = deps.clock ?? Date.now;
   const pending = new Map<string, Waiting[]>();
   let scheduled = false;
+  const batchWaitMs = options.batchWaitMs ?? 2;
+  /**
+   * Gathering per shard (batchWaitMs): the next batch waits until `target` appends are
+   * queued or until `until` (performance.now()). Without it, steady clients of a shard
+   * taking one batch at a time split into two halves that alternate (the half answered
+   * comes back while the other half's batch is under way), and each batch costs the
+   * shard its fixed cost (a round trip, an allocation, a commit).
+   */
+  const gathering = new Map<string, { target: number; until: number; timer: NodeJS.Timeout | null }>();
+
+  function scheduleFlush(): void {
+    if (scheduled) return;
+    scheduled = true;
+    setImmediate(flush);
+  }
+
+  /** True while the next batch for `shardId` should wait for more appends (a timer flushes it later). */
+  function stillGathering(shardId: string, queued: number): boolean {
+    const g = gathering.get(shardId);
+    if (!g) return false;
+    const left = g.until - performance.now();
+    if (queued < g.target && left > 0) {
+      g.timer ??= setTimeout(() => {
+        g.timer = null;
+        scheduleFlush();
+      }, Math.ceil(left));
+      return true;
+    }
+    if (g.timer) clearTimeout(g.timer);
+    gathering.delete(shardId);
+    return false;
+  }
 
   /** Appends of fenced partitions (a move's fence-to-flip window), waiting for the flip or the rollback. */
   const fenced = new Set<Waiting>();
@@ -101,10 +141,7 @@ export function createAppendCoalescer(
     let list = pending.get(owner);
     if (!list) pending.set(owner, (list = []));
     list.push(w);
-    if (!scheduled) {
-      scheduled = true;
-      setImmediate(flush);
-    }
+    scheduleFlush();
   }
 
   function retryLater(list: Waiting[], err: SkeinError): void {
@@ -136,16 +173,19 @@ export function createAppendCoalescer(
     for (const [shardId, list] of pending) {
       let busy = inFlight.get(shardId) ?? 0;
       const most = shards.get(shardId).appendsInFlight ?? MAX_IN_FLIGHT;
+      if (busy === 0 && stillGathering(shardId, list.length)) continue;
       while (list.length > 0 && busy < most) {
         const batch = takeBatch(list);
         if (batch.length === 0) continue;
         busy++;
         void send(shardId, batch).finally(() => {
           inFlight.set(shardId, (inFlight.get(shardId) ?? 1) - 1);
-          if ((pending.get(shardId)?.length ?? 0) > 0 && !scheduled) {
-            scheduled = true;
-            setImmediate(flush);
+          if (most === 1 && batchWaitMs > 0 && batch.length >= 2) {
+            const before = gathering.get(shardId);
+            if (before?.timer) clearTimeout(before.timer);
+            gathering.set(shardId, { target: (pending.get(shardId)?.length ?? 0) + batch.length, until: performance.now() + batchWaitMs, timer: null });
           }
+          if ((pending.get(shardId)?.length ?? 0) > 0) scheduleFlush();
         });
       }
       inFlight.set(shardId, busy);

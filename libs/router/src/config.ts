@@ -49,6 +49,12 @@ export interface RouterConfig {
   readonly maxPendingBytesPerShard: number;
   /** `SKEIN_ROUTER_SHARD_TIMEOUT_MS`, default 10000: the longest a shard request may take. */
   readonly shardTimeoutMs: number;
+  /**
+   * `SKEIN_ROUTER_BATCH_WAIT_MS`, default 2 (0 turns it off): for a shard reached over HTTP,
+   * once a batch of two or more appends is answered, the longest the next one waits for
+   * that many appends to come back before it is sent (coalescer.ts).
+   */
+  readonly batchWaitMs: number;
   /** `SKEIN_ROUTER_HEARTBEAT_MS`, default 15000: SSE heartbeat comment interval. */
   readonly heartbeatMs: number;
   /** `SKEIN_ROUTER_SUBSCRIBER_BUFFER_BYTES`, default 4 MiB: a subscriber with more unsent bytes than this is disconnected at once. */
@@ -115,6 +121,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, options: { redisOptional?: bo
     maxPendingBytes: read.integer('SKEIN_ROUTER_MAX_PENDING_BYTES', 64 * 1024 * 1024, 1024),
     maxPendingBytesPerShard: read.integer('SKEIN_ROUTER_MAX_PENDING_BYTES_PER_SHARD', 32 * 1024 * 1024, 1024),
     shardTimeoutMs: read.integer('SKEIN_ROUTER_SHARD_TIMEOUT_MS', 10_000, 100),
+    batchWaitMs: read.integer('SKEIN_ROUTER_BATCH_WAIT_MS', 2, 0, 1000),
     heartbeatMs: read.integer('SKEIN_ROUTER_HEARTBEAT_MS', 15_000, 10),
     subscriberBufferBytes: read.integer('SKEIN_ROUTER_SUBSCRIBER_BUFFER_BYTES', 4 * 1024 * 1024, 1024),
     slowSubscriberMs: read.integer('SKEIN_ROUTER_SLOW_SUBSCRIBER_MS', 10_000, 10),

@@ -38,6 +38,8 @@ export interface RouterOptions {
   maxPendingBytes: number;
   maxPendingBytesPerShard: number;
   shardTimeoutMs: number;
+  /** Default 2 (coalescer.ts, CoalescerOptions.batchWaitMs). */
+  batchWaitMs?: number;
   heartbeatMs: number;
   subscriberBufferBytes: number;
   slowSubscriberMs: number;
