@@ -80,6 +80,18 @@ test('npm start without Redis serves maintenance, jobs and backups: retention, c
       assert.equal(typeof done.result.events, 'number');
       assert.ok(done.finishedAt);
     }
+    // Retention asked for right after a tenant is created, before any shard served it: a
+    // new tenant's placement takes no new epoch, and a shard that had not read it yet
+    // skipped the job as not its partition's owner.
+    const fresh = await call(url, 'POST', '/v1/admin/tenants', { key, body: { tenant: 'fresh', partitions: 6 } });
+    assert.equal(fresh.status, 201, JSON.stringify(fresh.body));
+    const freshRetention = await call(url, 'POST', '/v1/admin/maintenance', { key, body: { kind: 'retention', tenant: 'fresh' } });
+    assert.equal(freshRetention.body.jobs.length, 6);
+    for (const job of freshRetention.body.jobs) {
+      const done = await waitForJob(url, key, job.id);
+      assert.equal(typeof done.result.events, 'number', `${job.id} on ${job.shard}: ${JSON.stringify(done.result)}`);
+    }
+
     // Compaction: one per shard of the topology.
     const compact = await call(url, 'POST', '/v1/admin/maintenance', { key, body: { kind: 'compact' } });
     assert.equal(compact.status, 202, JSON.stringify(compact.body));

@@ -48,7 +48,7 @@ export interface JobRunnerDeps {
   shardId: string;
   handlers: JobHandlers;
   leases: Leases;
-  ownership: { readonly epoch: number; check(partition: string | undefined, callerEpoch: number | undefined): Error | null };
+  ownership: { readonly epoch: number; check(partition: string | undefined, callerEpoch: number | undefined): Error | null; refresh(): Promise<void> };
   metrics: JobMetrics;
   log: Logger;
 }
@@ -70,7 +70,14 @@ export function createJobRunner(deps: JobRunnerDeps): JobRunner {
         return { status: 'skipped', reason: 'unknown-kind' };
       }
       if (data.partition !== undefined) {
-        const refused = ownership.check(data.partition, undefined);
+        let refused = ownership.check(data.partition, undefined);
+        if (refused && isSkeinError(refused, 'NOT_OWNER')) {
+          // A tenant placed since this shard last read the topology takes no new epoch:
+          // read it before refusing (a retention asked for right after a tenant was created
+          // was skipped on the shards that had not seen its placement yet).
+          await ownership.refresh();
+          refused = ownership.check(data.partition, undefined);
+        }
         if (refused && isSkeinError(refused, 'NOT_OWNER')) {
           metrics.jobs.inc({ kind: data.kind, result: 'skipped' });
           log.info({ epoch: ownership.epoch }, 'job skipped: the partition is not this shard\'s');

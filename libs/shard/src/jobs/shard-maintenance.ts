@@ -16,7 +16,7 @@ const TENANT_HASH = (tenant: string) => `skein:tenant:${tenant}`;
 export interface ShardMaintenanceDeps {
   shardId: string;
   engine: EventStore;
-  ownership: { owned(): string[]; readonly epoch: number; check(partition: string | undefined, callerEpoch: number | undefined): Error | null };
+  ownership: { owned(): string[]; readonly epoch: number; check(partition: string | undefined, callerEpoch: number | undefined): Error | null; refresh(): Promise<void> };
   registry: Registry;
   logger: Logger;
   /** Redis: BullMQ queue, worker and scheduler, leases in Redis. */
