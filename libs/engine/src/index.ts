@@ -2,7 +2,7 @@ export { createEngine, defaultEngineOptions, outcomeError } from './engine.ts';
 export { createEmbeddedSequencer } from './embedded-sequencer.ts';
 export { bucketIdOf } from './buckets.ts';
 export type { BucketSpan } from './buckets.ts';
-export { storageCodeOf } from './storage.ts';
+export { storageCodeOf, checkWritable, GuardedWrites } from './storage.ts';
 export { partitionTransferOf } from './partition-transfer.ts';
 export type { PartitionTransfer, TransferCursor, ExportPage, ChangesPage } from './partition-transfer.ts';
 export type { StorageFault } from './storage.ts';

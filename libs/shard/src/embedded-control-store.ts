@@ -1,6 +1,8 @@
 import { EventEmitter } from 'node:events';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { open, type RootDatabase } from 'lmdb';
+import { GuardedWrites, checkWritable } from '@skein/engine';
 import {
   MAX_POSITION,
   SkeinError,
@@ -69,18 +71,41 @@ type StoredTopology = Topology & { placements: Record<string, string>; version?:
 export function openEmbeddedControlStore(path: string, options: EmbeddedControlStoreOptions = {}): EmbeddedControlStore {
   const clock = options.clock ?? Date.now;
   mkdirSync(path, { recursive: true });
+  const file = join(path, 'data.mdb');
   let db: RootDatabase<unknown, string>;
   try {
+    // Creating the environment writes its files: only with room for them (storage.ts).
+    if (!existsSync(file)) checkWritable(path, 2 * 1024 * 1024);
     // Durable on commit: lmdb-js syncs before a write's promise resolves (never noSync).
     db = open<unknown, string>({ path, mapSize: 64 * 1024 * 1024, encoding: 'msgpack', compression: false });
   } catch (err) {
     throw new SkeinError('INTERNAL', `cannot open the embedded control store at ${path}`, {}, { cause: err });
   }
+  // Every write goes through the guard, one at a time: a full disk answers 503, never a
+  // failed commit inside LMDB (storage.ts).
+  const writes = new GuardedWrites(db, file, 'the embedded control store', undefined, clock);
+  const transaction = <T>(change: () => T) => writes.write(() => db.transaction(change));
   const events = new EventEmitter();
   events.setMaxListeners(0);
   const quotas = new Map<string, { second: number; used: number }>();
   let lock: { token: string; until: number } | null = null;
   let counter = BigInt((db.get(COUNTER) as string | undefined) ?? '0');
+  // The counter is persisted behind the allocations, not awaited (see EmbeddedSequencer):
+  // at most one write queued, which stores the value current when it runs.
+  let counterQueued = false;
+  const persistCounter = () => {
+    if (counterQueued) return;
+    counterQueued = true;
+    writes
+      .write(() => {
+        counterQueued = false;
+        return db.put(COUNTER, counter.toString());
+      })
+      // Refused: the guard holds the fault and the next allocation is refused until it clears.
+      .catch(() => {
+        counterQueued = false;
+      });
+  };
 
   const get = <T>(key: string) => (db.get(key) as T | undefined) ?? null;
   const marker = () => get<string>(MARKER);
@@ -99,8 +124,12 @@ export function openEmbeddedControlStore(path: string, options: EmbeddedControlS
       const base = floor > counter ? floor : counter;
       const last = base + BigInt(count);
       if (last > MAX_POSITION) throw new SkeinError('VALIDATION_FAILED', 'position range does not fit in 64 bits', { field: 'count' });
+      // A counter write was refused for space: 503 UNAVAILABLE before the counter moves,
+      // until a probe of the disk succeeds. The counter in memory never goes back, so a
+      // range handed out before the fault is never handed out again.
+      writes.check();
       counter = last;
-      void db.put(COUNTER, last.toString());
+      persistCounter();
       return { first: base + 1n, last };
     },
     async current() {
@@ -109,10 +138,11 @@ export function openEmbeddedControlStore(path: string, options: EmbeddedControlS
     seed(value) {
       if (value > counter) {
         counter = value;
-        void db.put(COUNTER, value.toString());
+        persistCounter();
       }
     },
     async close() {
+      await writes.settled();
       await db.flushed;
     },
   };
@@ -146,7 +176,7 @@ export function openEmbeddedControlStore(path: string, options: EmbeddedControlS
       return { value: get<StoredApiKey>(API_KEY(digest)), marker: marker() };
     },
     createTenant(known, t) {
-      return db.transaction(() => {
+      return transaction(() => {
         if (marker() !== known) return { ok: false, reason: 'stale' } as const;
         if (db.get(TENANT(t.tenant)) !== undefined) return { ok: false, reason: 'exists' } as const;
         const tenantVersion = nextVersion();
@@ -159,7 +189,7 @@ export function openEmbeddedControlStore(path: string, options: EmbeddedControlS
       });
     },
     updateTenant(known, { tenant, maxAge, quota }) {
-      return db.transaction(() => {
+      return transaction(() => {
         if (marker() !== known) return { ok: false, reason: 'stale' } as const;
         const stored = get<StoredTenant>(TENANT(tenant));
         if (stored === null) return { ok: false, reason: 'no-tenant' } as const;
@@ -176,7 +206,7 @@ export function openEmbeddedControlStore(path: string, options: EmbeddedControlS
       });
     },
     mintKey(known, { tenant, keyId, digest }) {
-      return db.transaction(() => {
+      return transaction(() => {
         if (marker() !== known) return { ok: false, reason: 'stale' } as const;
         if (db.get(TENANT(tenant)) === undefined) return { ok: false, reason: 'no-tenant' } as const;
         const version = nextVersion();
@@ -189,7 +219,7 @@ export function openEmbeddedControlStore(path: string, options: EmbeddedControlS
       return { digest: get<Record<string, string>>(TENANT_KEYS(tenant))?.[keyId] ?? null, revoking: get<Record<string, ControlRecord>>(REVOKING(tenant))?.[keyId] ?? null };
     },
     async revokeKey(known, { tenant, keyId, digest, recordKey, channel }) {
-      const result = await db.transaction(() => {
+      const result = await transaction(() => {
         if (marker() !== known) return { ok: false, reason: 'stale' } as const;
         const keys = get<Record<string, string>>(TENANT_KEYS(tenant)) ?? {};
         if (keys[keyId] !== digest) return { ok: false, reason: 'changed' } as const;
@@ -204,14 +234,14 @@ export function openEmbeddedControlStore(path: string, options: EmbeddedControlS
       return result;
     },
     async finishRevocation(tenant, keyId) {
-      await db.transaction(() => {
+      await transaction(() => {
         const { [keyId]: _done, ...rest } = get<Record<string, ControlRecord>>(REVOKING(tenant)) ?? {};
         void db.put(REVOKING(tenant), rest);
       });
     },
     readTopology: async () => get<string>(TOPOLOGY_KEY),
     placePartitions(known, epoch, group) {
-      return db.transaction(() => {
+      return transaction(() => {
         if (marker() !== known) return { ok: false, reason: 'stale' } as const;
         const text = get<string>(TOPOLOGY_KEY);
         if (text === null) return { ok: false, reason: 'no-topology' } as const;
@@ -229,7 +259,7 @@ export function openEmbeddedControlStore(path: string, options: EmbeddedControlS
       });
     },
     async ensureShards(known, shards, channel) {
-      const result = await db.transaction(() => {
+      const result = await transaction(() => {
         if (marker() !== known) return { ok: false, reason: 'stale' } as const;
         const text = get<string>(TOPOLOGY_KEY);
         const topology: StoredTopology = text === null ? { epoch: 0, shards: [], placements: {} } : parseTopology(text);
@@ -267,7 +297,7 @@ export function openEmbeddedControlStore(path: string, options: EmbeddedControlS
     },
     async restore(token, newMarker, records, channel) {
       if (lock?.token !== token || lock.until <= clock()) return false;
-      const done = await db.transaction(() => {
+      const done = await transaction(() => {
         if (db.get(MARKER) !== undefined) return false;
         let maxVersion = 0;
         for (const r of records) {
@@ -326,8 +356,10 @@ export function openEmbeddedControlStore(path: string, options: EmbeddedControlS
     },
     async close() {
       events.removeAllListeners();
+      await writes.settled();
       await db.flushed;
       await db.close();
+      writes.close();
     },
   };
   return store;

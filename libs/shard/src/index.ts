@@ -4,5 +4,6 @@ export { defaultShardAppOptions, type RouteContext, type ShardAppDeps, type Shar
 export { loadConfig as loadShardConfig, type ShardConfig } from './config.ts';
 export { createShard, type Shard, type ShardDeps } from './shard.ts';
 export { openEmbeddedControlStore, type EmbeddedControlStore, type EmbeddedSequencer } from './embedded-control-store.ts';
+export { openControlRecordStore, type ControlRecordStore } from './control-records.ts';
 export { createLocalShardApi, type ShardCore } from './local-api.ts';
 export { createLocalJobQueues, defaultLocalJobQueuesOptions, type LocalJobQueuesDeps, type LocalJobQueuesOptions, type LocalJobShard } from './jobs/local-job-queues.ts';

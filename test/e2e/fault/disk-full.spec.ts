@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, unlinkSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { partitionOf } from '@skein/protocol';
 import { startCluster } from '@skein/testing';
 import { call, tenantName } from '../support.ts';
+import { fillDisk, mountTmpfs } from './full-disk.ts';
 import { startWriters, verifyAcknowledged, type Ack, type Load } from './load.ts';
 
 // Issue 8, item 2: with a shard's data directory full, the shard answered 503 for a
@@ -16,44 +15,6 @@ import { startWriters, verifyAcknowledged, type Ack, type Load } from './load.ts
 
 const PARTITIONS = 12;
 const FAULTED = 'shard-1';
-
-function mountTmpfs(mb: number): { dir: string; unmount(): void } | string {
-  if (process.getuid?.() !== 0) return 'needs root to mount a small tmpfs for the shard';
-  const base = mkdtempSync(join(tmpdir(), 'skein-disk-full-'));
-  const dir = join(base, 'mnt');
-  mkdirSync(dir);
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${mb}m`, 'tmpfs', dir], { stdio: 'ignore' });
-  } catch {
-    rmSync(base, { recursive: true, force: true });
-    return 'mount -t tmpfs failed';
-  }
-  return {
-    dir,
-    unmount() {
-      try {
-        execFileSync('umount', [dir], { stdio: 'ignore' });
-      } finally {
-        rmSync(base, { recursive: true, force: true });
-      }
-    },
-  };
-}
-
-/** Fills the filesystem of `dir` until ENOSPC; returns the filler's path. */
-function fillDisk(dir: string): string {
-  const path = join(dir, 'filler');
-  const fd = openSync(path, 'w');
-  const chunk = Buffer.alloc(64 * 1024, 1);
-  try {
-    for (;;) writeSync(fd, chunk);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-  } finally {
-    closeSync(fd);
-  }
-  return path;
-}
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
