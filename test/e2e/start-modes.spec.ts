@@ -7,63 +7,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { npmStart, pathWithoutRedis, stopNpmStart, type NpmStartRun } from './npm-start.ts';
 import { freePort, freeStartPort, isPortFree, tempDir, type TempDir } from '@skein/testing';
 
 const START = fileURLToPath(new URL('../../scripts/start.mjs', import.meta.url));
 const CLI = fileURLToPath(new URL('../../libs/client/bin/skein.mjs', import.meta.url));
 
 
-
-/** A PATH with node, npm and npx only (symlinks in a temp bin dir): no redis-server, no redis-cli. */
-function pathWithoutRedis(bin: string): string {
-  mkdirSync(bin, { recursive: true });
-  const nodeDir = dirname(process.execPath);
-  for (const name of ['node', 'npm', 'npx']) {
-    const target = name === 'node' ? process.execPath : join(nodeDir, name);
-    if (existsSync(target)) symlinkSync(target, join(bin, name));
-  }
-  return bin;
-}
-
-interface Run {
-  child: ChildProcess;
-  url: string;
-  adminKey: string;
-  output(): string;
-}
-
-/** `npm start` (node scripts/start.mjs) in `cwd`: resolves once it printed the URL and admin key. */
-function start(cwd: string, port: number, env: NodeJS.ProcessEnv): Promise<Run> {
-  const child = spawn(process.execPath, [START], { cwd, env: { ...env, SKEIN_PORT: String(port) }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`npm start did not come up:\n${out}`)), 90_000);
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      const key = /admin key: (\S+)/.exec(out);
-      if (out.includes('Skein is running at') && key) {
-        clearTimeout(timer);
-        resolve({ child, url: `http://127.0.0.1:${port}`, adminKey: key[1]!, output: () => out });
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`npm start exited (${code}):\n${out}`));
-    });
-  });
-}
-
-async function stop(run: Run): Promise<void> {
-  const exited = new Promise((r) => run.child.once('exit', r));
-  process.kill(run.child.pid!, 'SIGINT');
-  await exited;
-}
 
 /** One `skein` CLI command; its stdout. */
 function skein(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
@@ -113,7 +67,7 @@ interface RoundTrip {
 /** Starts, creates a tenant, appends, reads and tails with the CLI, stops, starts again and reads the same. */
 async function roundTrip(cwd: string, env: NodeJS.ProcessEnv, controlLine: RegExp): Promise<RoundTrip> {
   const port = await freeStartPort();
-  let run: Run | undefined = await start(cwd, port, env);
+  let run: NpmStartRun | undefined = await npmStart(cwd, port, env);
   try {
     const printed = run.output();
     assert.match(printed, controlLine);
@@ -146,11 +100,11 @@ async function roundTrip(cwd: string, env: NodeJS.ProcessEnv, controlLine: RegEx
     assert.deepEqual(live.events().map((e) => [e.type, e.position]), read.map((e) => [e.type, e.position]), 'the tail saw the same events at the same positions');
     assert.ok(tailed.code === 0 || tailed.code === 130, `tail ends cleanly on Ctrl-C (code ${tailed.code}): ${tailed.stderr}`);
 
-    await stop(run);
+    await stopNpmStart(run);
     run = undefined;
     for (const p of [port, port + 1, port + 2, port + 3]) assert.ok(await isPortFree(p), `port ${p} was released on SIGINT`);
 
-    run = await start(cwd, port, env);
+    run = await npmStart(cwd, port, env);
     const again = { ...env, SKEIN_URL: run.url, SKEIN_API_KEY: created.apiKey };
     assert.deepEqual(lines(await skein(['read', 'demo', 'order-1'], again)), read, 'the same events, versions and positions after a restart');
     assert.deepEqual(lines(await skein(['log', 'demo'], again)), log);
@@ -159,7 +113,7 @@ async function roundTrip(cwd: string, env: NodeJS.ProcessEnv, controlLine: RegEx
     assert.ok(BigInt(after.firstPosition) > positions.reduce((a, b) => (a > b ? a : b)), 'positions keep growing across the restart');
     return { printed, apiKey: created.apiKey, stream: lines(await skein(['read', 'demo', 'order-1'], again)), log: lines(await skein(['log', 'demo'], again)) };
   } finally {
-    if (run) await stop(run).catch(() => undefined);
+    if (run) await stopNpmStart(run).catch(() => undefined);
   }
 }
 
@@ -202,7 +156,7 @@ test('npm start with no redis-* program on PATH runs on the embedded control pla
     delete withRedis.SKEIN_REDIS_URL;
     delete withRedis.SKEIN_DATA_DIR;
     const port = await freeStartPort();
-    const run = await start(work, port, withRedis);
+    const run = await npmStart(work, port, withRedis);
     try {
       assert.match(run.output(), /skein: control plane: starting a private redis-server/);
       const as = { ...withRedis, SKEIN_URL: run.url, SKEIN_API_KEY: apiKey };
@@ -211,7 +165,7 @@ test('npm start with no redis-* program on PATH runs on the embedded control pla
       const next = JSON.parse(await skein(['append', 'demo', 'order-1', '--expected-version', String(stream.length), '{"type":"Reopened","data":{}}'], as));
       assert.ok(BigInt(next.firstPosition) > BigInt(log.at(-1)!.position as string), 'positions continue above the embedded ones');
     } finally {
-      await stop(run);
+      await stopNpmStart(run);
     }
   } finally {
     await dir.remove();
@@ -280,13 +234,13 @@ test('--nodes (SKEIN_NODES): a value out of range fails in one line; with the em
     const bin = pathWithoutRedis(join(dir.path, 'bin'));
     const env: NodeJS.ProcessEnv = { ...base, PATH: bin, SKEIN_NODES: '2' };
     delete env.SKEIN_DATA_DIR;
-    const run = await start(dir.path, await freeStartPort(), env);
+    const run = await npmStart(dir.path, await freeStartPort(), env);
     try {
       assert.match(run.output(), /^skein: control plane: embedded, no Redis .*; one node process, not 2 \(--nodes needs Redis: the embedded control plane serves one process only\)$/m);
       assert.match(run.output(), /^skein: starting one node process: /m);
       assert.match(run.output(), /Skein is running at .*\(one node process hosting 3 shards; embedded control plane, no Redis;/);
     } finally {
-      await stop(run);
+      await stopNpmStart(run);
     }
   } finally {
     await dir.remove();

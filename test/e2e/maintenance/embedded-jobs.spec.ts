@@ -4,49 +4,13 @@
 // and each shows as completed in `GET /v1/admin/jobs` and `GET /v1/admin/backups`, as do
 // the runs of the timers' sweep.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, symlinkSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { freeStartPort, tempDir } from '@skein/testing';
 import { call } from '../support.ts';
+import { npmStart, pathWithoutRedis, stopNpmStart } from '../npm-start.ts';
 import { waitForJob } from './support.ts';
-
-const START = fileURLToPath(new URL('../../../scripts/start.mjs', import.meta.url));
-
-/** A PATH with node, npm and npx only: `npm start` finds no redis-server and runs embedded. */
-function pathWithoutRedis(bin: string): string {
-  mkdirSync(bin, { recursive: true });
-  const nodeDir = dirname(process.execPath);
-  for (const name of ['node', 'npm', 'npx']) {
-    const target = name === 'node' ? process.execPath : join(nodeDir, name);
-    if (existsSync(target)) symlinkSync(target, join(bin, name));
-  }
-  return bin;
-}
-
-function start(cwd: string, port: number, env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; url: string; adminKey: string; output(): string }> {
-  const child = spawn(process.execPath, [START], { cwd, env: { ...env, SKEIN_PORT: String(port) }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`npm start did not come up:\n${out}`)), 90_000);
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      const key = /admin key: (\S+)/.exec(out);
-      if (out.includes('Skein is running at') && key) {
-        clearTimeout(timer);
-        resolve({ child, url: `http://127.0.0.1:${port}`, adminKey: key[1]!, output: () => out });
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`npm start exited (${code}):\n${out}`));
-    });
-  });
-}
 
 test('npm start without Redis serves maintenance, jobs and backups: retention, compaction and a backup of every shard complete and are listed', { timeout: 240_000 }, async () => {
   const dir = await tempDir('skein-embedded-jobs-');
@@ -56,7 +20,7 @@ test('npm start without Redis serves maintenance, jobs and backups: retention, c
   delete env.SKEIN_DATA_DIR;
   const work = join(dir.path, 'work');
   mkdirSync(work);
-  const run = await start(work, await freeStartPort(), env);
+  const run = await npmStart(work, await freeStartPort(), env);
   try {
     assert.match(run.output(), /skein: control plane: embedded, no Redis/);
     const { url, adminKey: key } = run;
@@ -138,9 +102,7 @@ test('npm start without Redis serves maintenance, jobs and backups: retention, c
       await new Promise((r) => setTimeout(r, 200));
     }
   } finally {
-    const exited = new Promise((r) => run.child.once('exit', r));
-    process.kill(run.child.pid!, 'SIGINT');
-    await exited;
+    await stopNpmStart(run);
     await dir.remove();
   }
 });
