@@ -97,10 +97,23 @@ try {
   const port = Number(new URL(topology.url).port);
   /** Each shard's group-commit batches so far: count and operations (its /metrics). */
   const batches = async () => {
-    const out: Array<{ count: number; ops: number }> = [];
+    const out: Array<{ count: number; ops: number; batchS: number; seqN: number; seqS: number; appN: number; appS: number }> = [];
+    const metric = (text: string, name: string) => {
+      let sum = 0;
+      for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)`, 'gm'))) sum += Number(m[1]);
+      return sum;
+    };
     for (let k = 1; k <= 3; k++) {
       const text = await (await fetch(`http://127.0.0.1:${port + k}/metrics`)).text();
-      out.push({ count: Number(/^skein_shard_batch_size_operations_count\{[^}]*\} (\S+)/m.exec(text)?.[1] ?? 0), ops: Number(/^skein_shard_batch_size_operations_sum\{[^}]*\} (\S+)/m.exec(text)?.[1] ?? 0) });
+      out.push({
+        count: metric(text, 'skein_shard_batch_size_operations_count'),
+        ops: metric(text, 'skein_shard_batch_size_operations_sum'),
+        batchS: metric(text, 'skein_shard_batch_duration_seconds_sum'),
+        seqN: metric(text, 'skein_sequencer_round_trip_seconds_count'),
+        seqS: metric(text, 'skein_sequencer_round_trip_seconds_sum'),
+        appN: metric(text, 'skein_shard_append_duration_seconds_count'),
+        appS: metric(text, 'skein_shard_append_duration_seconds_sum'),
+      });
     }
     return out;
   };
@@ -145,6 +158,8 @@ try {
     console.log(`    node threads (µs/append user+sys, warm-up included): ${[...t1].map(([k, v]) => `${k} ${((v.u - (t0.get(k)?.u ?? 0)) * 1e6 / appends).toFixed(0)}+${((v.s - (t0.get(k)?.s ?? 0)) * 1e6 / appends).toFixed(0)}`).join(', ')}`);
     const batchLine = b1.map((b, k) => `${((b.count - b0[k]!.count) / (warmupMs + durationMs) * 1000).toFixed(0)}/s × ${((b.ops - b0[k]!.ops) / Math.max(1, b.count - b0[k]!.count)).toFixed(1)} ops`).join(', ');
     console.log(`    shard batches: ${batchLine}`);
+    const mean = (s: number, n: number) => (n > 0 ? ((s * 1e6) / n).toFixed(0) : '-');
+    console.log(`    shard means (µs): ${b1.map((b, k) => `batch ${mean(b.batchS - b0[k]!.batchS, b.count - b0[k]!.count)}, ${((b.seqN - b0[k]!.seqN) / Math.max(1, b.count - b0[k]!.count)).toFixed(2)} round trips/batch, sequencer ${mean(b.seqS - b0[k]!.seqS, b.seqN - b0[k]!.seqN)}, append ${mean(b.appS - b0[k]!.appS, b.appN - b0[k]!.appN)}`).join(' | ')}`);
     console.log(`${String(clients).padStart(3)} clients: ${Math.round(m.requestsPerSecond)} appends/s, p50 ${m.p50Ms.toFixed(2)} ms, p99 ${m.p99Ms.toFixed(2)} ms, CPU ${m.cpuPerRequestUs.toFixed(0)} µs/append [${per}] statuses ${JSON.stringify(m.statuses)}`);
   }
 } finally {
