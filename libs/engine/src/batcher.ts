@@ -186,12 +186,12 @@ export function createBatcher(access: StoreAccess, sequencer: Sequencer): Batche
       // The periodic probe runs here too, so it never overlaps a batch.
       if (guard.fault) await guard.probeStorage();
       for (;;) {
-        // A range allocated ahead never outlives the round that asked for it.
-        if (ahead) await dropAhead();
         if (maintenanceWrites.length > 0) {
+          // A maintenance write may take a while: no range is held meanwhile.
+          await dropAhead();
           await settled();
-          const [w, ...rest] = maintenanceWrites;
-          maintenanceWrites = rest;
+          const [w, ...others] = maintenanceWrites;
+          maintenanceWrites = others;
           await runMaintenanceWrite(w!);
           continue;
         }
@@ -204,6 +204,11 @@ export function createBatcher(access: StoreAccess, sequencer: Sequencer): Batche
           await gathered();
         }
         if (queue.length === 0) {
+          if (ahead || rest) {
+            // Idle: nothing is held (and callers that came meanwhile are seen next).
+            await dropAhead();
+            continue;
+          }
           if (!inFlight) break;
           await settled();
           continue;
@@ -212,6 +217,7 @@ export function createBatcher(access: StoreAccess, sequencer: Sequencer): Batche
         queue = queue.length <= cfg.maxBatchOps ? [] : queue.slice(cfg.maxBatchOps);
         if (guard.fault) await settled();
         if (guard.fault && !(await guard.probeStorage())) {
+          await dropAhead();
           guard.refuse(ops, storageUnavailable(guard.fault, 1));
           continue;
         }
@@ -235,35 +241,52 @@ export function createBatcher(access: StoreAccess, sequencer: Sequencer): Batche
       }
     } finally {
       gatherTarget = 0;
-      if (ahead) await dropAhead();
+      // Reached with a range held only when the loop threw: released without an await, so
+      // that no caller queues between the loop's last look at the queue and `running`.
+      if (rest) release(positions, rest);
+      rest = null;
+      void ahead?.then((range) => release(positions, range));
+      ahead = null;
       running = null;
     }
   }
 
   /**
-   * Allocating ahead. While a batch gathers (`gathered`), the positions it will most
-   * likely need are allocated at once, so that the sequencer's round trip (with Redis's
-   * `appendfsync always`, an AOF fsync: ~500 µs of the ~3 ms a batch took at 32 writers)
-   * overlaps the gathering instead of following it. The count asked for is the gather
-   * target times the events per op of the batch before, with a quarter more and one
-   * spare. The batch takes the first positions of that range; the rest of it is a gap
-   * (global positions may have gaps: DESIGN.md). When the batch turns out larger than
-   * the range, or writes no event, the range is released whole and the batch allocates
-   * as before. The range counts as allocated and uncommitted from its reply on (the safe
-   * point stays below it) and is released by the round that asked for it at the latest.
+   * Allocating ahead. While a batch gathers (`gathered`), positions for it are allocated
+   * at once, so that the sequencer's round trip (with Redis's `appendfsync always`, an
+   * AOF fsync: ~500 µs of the ~3 ms a batch took at 32 writers) overlaps the gathering
+   * instead of following it. The range asked for covers two such batches (the gather
+   * target times the events per op of the batch before, a quarter more and one spare,
+   * twice): a batch takes the first positions it needs and leaves the rest to the next
+   * batch, so about every other batch makes no round trip at all (half the sequencer's
+   * CPU, in Redis and here). What no batch takes is a gap (global positions may have
+   * gaps: DESIGN.md). A batch larger than what is left releases it and allocates its
+   * own; a rest smaller than the next gathering needs is released before it allocates.
+   *
+   * Invariant: a range is held only from its reply to the next batch decided (which
+   * takes it or releases it), or until the batcher idles, a maintenance write runs or
+   * the storage faults, which release it: an idle shard holds no range, and while one is
+   * held it counts as allocated and uncommitted (the safe point stays below it).
    */
   let ahead: Promise<PositionRange | undefined> | null = null;
+  /** The rest of a range whose first positions the batch before took. */
+  let rest: PositionRange | null = null;
   let eventsPerOp = 1;
+
+  const sizeOf = (range: PositionRange) => range.last - range.first + 1n;
 
   function allocateAhead(): void {
     if (ahead || gatherTarget === 0) return;
     const count = Math.ceil(gatherTarget * eventsPerOp * 1.25) + 1;
+    if (rest && sizeOf(rest) >= BigInt(count)) return;
+    if (rest) release(positions, rest);
+    rest = null;
     const floor = floorOfAllocations();
     positions.allocating = true;
-    ahead = sequencer.allocate(count, floor).then(
+    ahead = sequencer.allocate(2 * count, floor).then(
       (range) => {
         positions.allocating = false;
-        if (!fits(range, count, floor)) return undefined;
+        if (!fits(range, 2 * count, floor)) return undefined;
         positions.uncommitted.push(range.first);
         positions.highestAllocated = range.last;
         return range;
@@ -277,15 +300,22 @@ export function createBatcher(access: StoreAccess, sequencer: Sequencer): Batche
     );
   }
 
-  /** The range allocated ahead (undefined when none was asked for or it failed); it is the caller's from here. */
+  /** The range held for the next batch (allocated ahead, or the rest of one); the caller's from here. */
   async function takeAhead(): Promise<PositionRange | undefined> {
-    const range = (await ahead) ?? undefined;
-    ahead = null;
+    if (ahead) {
+      const range = (await ahead) ?? undefined;
+      ahead = null;
+      return range;
+    }
+    const range = rest ?? undefined;
+    rest = null;
     return range;
   }
 
-  async function dropAhead(): Promise<void> {
-    release(positions, await takeAhead());
+  /** Releases any range held for the next batch. */
+  async function dropAhead(): Promise<undefined> {
+    if (ahead || rest) release(positions, await takeAhead());
+    return undefined;
   }
 
   /** The floor keeps the counter above everything this writer allocated or committed. */
@@ -303,12 +333,21 @@ export function createBatcher(access: StoreAccess, sequencer: Sequencer): Batche
   /** Allocates the batch's positions (one sequencer round trip, unless allocated ahead). Undefined when the batch failed. */
   async function allocate(batch: DecidedBatch): Promise<PreparedBatch | undefined> {
     const { ops, decisions, eventCount } = batch;
-    if (eventCount === 0) return { ...batch, range: undefined };
+    if (eventCount === 0) {
+      if (ahead || rest) await dropAhead();
+      return { ...batch, range: undefined };
+    }
     eventsPerOp = eventCount / ops.length;
-    let range = ahead ? await takeAhead() : undefined;
-    if (range && range.last - range.first + 1n < BigInt(eventCount)) {
+    let range = ahead || rest ? await takeAhead() : undefined;
+    if (range && sizeOf(range) < BigInt(eventCount)) {
       release(positions, range);
       range = undefined;
+    }
+    if (range && sizeOf(range) > BigInt(eventCount)) {
+      // The batch takes the first positions; the rest is held for the next batch.
+      rest = { first: range.first + BigInt(eventCount), last: range.last };
+      positions.uncommitted.push(rest.first);
+      range = { first: range.first, last: rest.first - 1n };
     }
     if (!range) {
       const floor = floorOfAllocations();
