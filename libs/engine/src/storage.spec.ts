@@ -1,13 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, unlinkSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { isSkeinError, type RecordedEvent } from '@skein/protocol';
+import { fillDisk, mountSmallDisk } from '@skein/testing';
 import { createEngine, storageCodeOf, type AppendOutcome, type EventStore } from './index.ts';
-
-const isRoot = process.getuid?.() === 0;
 
 /** Runs `cmd`; false when it is missing or fails (the case is then skipped, saying why). */
 function run(cmd: string, args: string[]): boolean {
@@ -17,49 +15,6 @@ function run(cmd: string, args: string[]): boolean {
   } catch {
     return false;
   }
-}
-
-/** A fresh filesystem of `mb` MiB mounted on a temp dir: tmpfs, or ext4 on a loop file. */
-function mountSmall(kind: 'tmpfs' | 'ext4', mb: number): { dir: string; unmount(): void } | string {
-  if (!isRoot) return 'needs root to mount a small filesystem';
-  const base = mkdtempSync(join(tmpdir(), 'skein-storage-'));
-  const dir = join(base, 'mnt');
-  mkdirSync(dir);
-  const cleanup = () => rmSync(base, { recursive: true, force: true });
-  if (kind === 'tmpfs') {
-    if (!run('mount', ['-t', 'tmpfs', '-o', `size=${mb}m`, 'tmpfs', dir])) {
-      cleanup();
-      return 'mount -t tmpfs failed';
-    }
-  } else {
-    const image = join(base, 'fs.img');
-    if (!run('truncate', ['-s', `${mb}M`, image]) || !run('mkfs.ext4', ['-q', '-F', image]) || !run('mount', ['-o', 'loop', image, dir])) {
-      cleanup();
-      return 'no mkfs.ext4 or loop device to make an ext4 filesystem';
-    }
-  }
-  return {
-    dir,
-    unmount() {
-      run('umount', [dir]);
-      cleanup();
-    },
-  };
-}
-
-/** Fills the filesystem of `dir` with a file until ENOSPC; returns its path. */
-function fillDisk(dir: string): string {
-  const path = join(dir, 'filler');
-  const fd = openSync(path, 'w');
-  const chunk = Buffer.alloc(64 * 1024, 1);
-  try {
-    for (;;) writeSync(fd, chunk);
-  } catch (err) {
-    if (storageCodeOf(err) !== 'ENOSPC') throw err;
-  } finally {
-    closeSync(fd);
-  }
-  return path;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -174,7 +129,7 @@ for (const commitThread of [false, true]) {
   const how = commitThread ? 'committing on a thread (as in a node process)' : 'committing on the main thread';
 
   test(`${how}: a full disk fails appends with UNAVAILABLE, acknowledges nothing it did not write, and recovers when space is freed`, async (t) => {
-    const fs = mountSmall('tmpfs', 24);
+    const fs = mountSmallDisk('tmpfs', 24);
     if (typeof fs === 'string') return t.skip(fs);
     let filler = '';
     try {
@@ -191,7 +146,7 @@ for (const commitThread of [false, true]) {
   });
 
   test(`${how}: an immutable data file (chattr +i) fails appends with UNAVAILABLE and recovers when the flag is cleared`, async (t) => {
-    const fs = mountSmall('ext4', 64);
+    const fs = mountSmallDisk('ext4', 64);
     if (typeof fs === 'string') return t.skip(fs);
     let locked = '';
     try {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { isSkeinError, type ControlRecord } from '@skein/protocol';
 import { openControlRecordStore, openEmbeddedControlStore } from '@skein/shard';
-import { fillDisk, mountTmpfs } from './full-disk.ts';
+import { fillDisk, mountSmallDisk } from '@skein/testing';
 
 // Issue 8 for the control environments: on a full disk a write to the embedded control
 // store or the shard's control records failed inside LMDB's commit, and lmdb-js rejected
@@ -20,7 +20,7 @@ function assertRefusedForSpace(err: unknown): true {
 }
 
 test('on a full disk the embedded control store and the control records refuse writes with 503 UNAVAILABLE (storage ENOSPC), change nothing, hand out no position twice, and take writes again once space returns', async (t) => {
-  const fs = mountTmpfs(8);
+  const fs = mountSmallDisk('tmpfs', 8);
   if (typeof fs === 'string') return t.skip(fs);
   const unhandled: unknown[] = [];
   const onUnhandled = (err: unknown) => unhandled.push(err);

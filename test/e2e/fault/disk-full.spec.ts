@@ -3,9 +3,8 @@ import { rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { partitionOf } from '@skein/protocol';
-import { startCluster } from '@skein/testing';
+import { fillDisk, mountSmallDisk, startCluster } from '@skein/testing';
 import { call, tenantName } from '../support.ts';
-import { fillDisk, mountTmpfs } from './full-disk.ts';
 import { startWriters, verifyAcknowledged, type Ack, type Load } from './load.ts';
 
 // Issue 8, item 2: with a shard's data directory full, the shard answered 503 for a
@@ -33,7 +32,7 @@ async function readyz(url: string): Promise<{ status: number; body: Record<strin
 }
 
 test('a shard whose disk fills refuses writes with 503 and turns not-ready, stays up, and recovers by itself when space is freed; nothing acknowledged is lost', async (t) => {
-  const fs = mountTmpfs(48);
+  const fs = mountSmallDisk('tmpfs', 48);
   if (typeof fs === 'string') return t.skip(fs);
   const cluster = await startCluster({
     shards: 3,
