@@ -25,12 +25,15 @@ export interface NpmStartRun {
   output(): string;
 }
 
-/** `npm start` in `cwd` on `port`: resolves once it printed the URL and admin key. */
-export function npmStart(cwd: string, port: number, env: NodeJS.ProcessEnv): Promise<NpmStartRun> {
-  const child = spawn(process.execPath, [START], { cwd, env: { ...env, SKEIN_PORT: String(port) }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * `npm start [args]` in `cwd` (this process's when undefined) on `port`: resolves once it
+ * printed the URL and admin key, rejects when it exits first or after `timeoutMs` (90 s).
+ */
+export function npmStart(cwd: string | undefined, port: number, env: NodeJS.ProcessEnv, { args = [], timeoutMs = 90_000 }: { args?: string[]; timeoutMs?: number } = {}): Promise<NpmStartRun> {
+  const child = spawn(process.execPath, [START, ...args], { cwd, env: { ...env, SKEIN_PORT: String(port) }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   return new Promise((resolve, reject) => {
     let out = '';
-    const timer = setTimeout(() => reject(new Error(`npm start did not come up:\n${out}`)), 90_000);
+    const timer = setTimeout(() => reject(new Error(`npm start did not come up:\n${out}`)), timeoutMs);
     const onData = (d: Buffer) => {
       out += d.toString();
       const key = /admin key: (\S+)/.exec(out);

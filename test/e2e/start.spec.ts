@@ -6,48 +6,16 @@
 // acknowledged event kept.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createClient } from '@skein/client';
 import { partitionOf } from '@skein/protocol';
 import { freeStartPort, isPortFree, tempDir } from '@skein/testing';
+import { npmStart, type NpmStartRun } from './npm-start.ts';
 import { call } from './support.ts';
 
-const START = fileURLToPath(new URL('../../scripts/start.mjs', import.meta.url));
-
-
-
-interface Started {
-  child: ChildProcess;
-  adminKey: string;
-  url: string;
-  /** Everything it printed so far. */
-  output(): string;
-}
-
-function start(dataDir: string, port: number, args: string[] = []): Promise<Started> {
-  const child = spawn(process.execPath, [START, ...args], { env: { ...process.env, SKEIN_DATA_DIR: dataDir, SKEIN_PORT: String(port) }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`npm start did not come up:\n${out}`)), 60_000);
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      const key = /admin key: (\S+)/.exec(out);
-      if (out.includes('Skein is running at') && key) {
-        clearTimeout(timer);
-        resolve({ child, adminKey: key[1]!, url: `http://127.0.0.1:${port}`, output: () => out });
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`npm start exited (${code}):\n${out}`));
-    });
-  });
-}
+/** `npm start [args]` with its data in `dataDir`. */
+const start = (dataDir: string, port: number, args: string[] = []): Promise<NpmStartRun> => npmStart(undefined, port, { ...process.env, SKEIN_DATA_DIR: dataDir }, { args, timeoutMs: 60_000 });
 
 test('npm start survives SIGKILL of its process group without losing an acknowledged event, and SIGINT stops everything', { timeout: 180_000 }, async () => {
   const dir = await tempDir('skein-start-');
@@ -136,7 +104,7 @@ const alive = (pid: number) => {
 test('npm start -- --processes 3 restarts a SIGKILLed shard with a backoff and says so; its partitions take appends again; SIGINT stops everything', { timeout: 240_000 }, async () => {
   const dir = await tempDir('skein-start-restart-');
   const port = await freeStartPort();
-  let run: Started | undefined;
+  let run: NpmStartRun | undefined;
   try {
     run = await start(dir.path, port, ['--processes', '3']);
     for (const file of ['admin-key', 'cluster-secret', 'redis-password']) {
@@ -194,7 +162,7 @@ test('npm start -- --processes 3 restarts a SIGKILLed shard with a backoff and s
 test('npm start -- --nodes 2: two node processes serve the one public port, appends reach every partition and read back; a node SIGKILLed under 8 writers is restarted and every acknowledged event is there', { timeout: 120_000 }, async () => {
   const dir = await tempDir('skein-start-nodes-');
   const port = await freeStartPort();
-  let run: Started | undefined;
+  let run: NpmStartRun | undefined;
   try {
     run = await start(dir.path, port, ['--nodes', '2']);
     assert.match(run.output(), /skein: starting 2 node processes sharing port \d+ \(Node's cluster module\): node-0 hosting shard-0; node-1 hosting shard-1, shard-2/);
