@@ -256,7 +256,7 @@ export function createBatcher(access: StoreAccess, sequencer: Sequencer): Batche
    * at once, so that the sequencer's round trip (with Redis's `appendfsync always`, an
    * AOF fsync: ~500 µs of the ~3 ms a batch took at 32 writers) overlaps the gathering
    * instead of following it. The count asked for is the gather target times the events
-   * per op of the batch before, a quarter more and one spare (times AHEAD_BATCHES). A
+   * per op of the batch before, a quarter more and one spare: one batch's worth. A
    * batch takes the first positions it needs; the rest is held for the next batch when
    * it is enough for it, else released. What no batch takes is a gap (global positions
    * may have gaps: DESIGN.md). A batch larger than what is held releases it and
@@ -266,18 +266,16 @@ export function createBatcher(access: StoreAccess, sequencer: Sequencer): Batche
    * takes it or releases it), or until the batcher idles, a maintenance write runs or
    * the storage faults, which release it: an idle shard holds no range, and while one is
    * held it counts as allocated and uncommitted (the safe point stays below it).
+   *
+   * Why one batch's worth: sized for two, the sequencer's round trips halved (0.4 per
+   * batch instead of 1.04; Redis 4 instead of 9 µs and the node ~9% less CPU per append),
+   * but a range held across a batch holds every global reader behind it (other shards'
+   * newer positions wait for this shard to use or release it): tenant-log subscription
+   * lag went from p50 1.5-2.5 / p99 6-13.5 ms to p50 3.4-4.7 / p99 13-27 ms
+   * (read-lag.bench, 3 rounds × 2 alternating runs); one batch's worth kept it at p50
+   * 1.9-2.7 / p99 7.6-15 ms.
    */
   let ahead: Promise<PositionRange | undefined> | null = null;
-  /**
-   * Batches one allocation ahead is sized for. 2 halved the sequencer's round trips
-   * (0.4 per batch instead of 1.04; Redis 4 instead of 9 µs and the node ~9% less CPU per
-   * append), but a range held across a batch holds every global reader behind it (other
-   * shards' newer positions wait for this shard to use or release it): tenant-log
-   * subscription lag went from p50 1.5-2.5 / p99 6-13.5 ms to p50 3.4-4.7 / p99 13-27 ms
-   * (read-lag.bench, 3 rounds × 2 alternating runs). 1 kept it at p50 1.9-2.7 / p99
-   * 7.6-15 ms.
-   */
-  const AHEAD_BATCHES = 1;
   /** The rest of a range whose first positions the batch before took. */
   let rest: PositionRange | null = null;
   let eventsPerOp = 1;
@@ -292,10 +290,10 @@ export function createBatcher(access: StoreAccess, sequencer: Sequencer): Batche
     rest = null;
     const floor = floorOfAllocations();
     positions.allocating = true;
-    ahead = sequencer.allocate(AHEAD_BATCHES * count, floor).then(
+    ahead = sequencer.allocate(count, floor).then(
       (range) => {
         positions.allocating = false;
-        if (!fits(range, AHEAD_BATCHES * count, floor)) return undefined;
+        if (!fits(range, count, floor)) return undefined;
         positions.uncommitted.push(range.first);
         positions.highestAllocated = range.last;
         return range;
