@@ -372,7 +372,12 @@ function createMaintenance(deps: MaintenanceDeps): Maintenance {
           linkSync(object, join(into, 'data.mdb'));
           manifest.buckets.push({ id: b.id, bytes: statSync(object).size, reused });
         } else {
-          await b.db.backup(into, false);
+          // The current bucket and the catalog are written while they are copied: copied
+          // compacting, which reads them in one read transaction. LMDB's plain copy takes
+          // the writers' lock to snapshot the meta pages, and behind back-to-back
+          // synchronous commits (8 writers in maintenance.spec) it waited for that lock
+          // from seconds to minutes: the lock is not fair.
+          await b.db.backup(into, true);
           manifest.buckets.push({ id: b.id, bytes: statSync(join(into, 'data.mdb')).size, reused: false });
         }
       } finally {
@@ -383,7 +388,7 @@ function createMaintenance(deps: MaintenanceDeps): Maintenance {
     }
     // Last, so its sequencer counter is above every position copied.
     mkdirSync(join(target, 'catalog'), { recursive: true });
-    await buckets.catalog.backup(join(target, 'catalog'), false);
+    await buckets.catalog.backup(join(target, 'catalog'), true);
     manifest.highestPosition = String(highest);
     writeFileSync(join(target, 'manifest.json'), JSON.stringify(manifest, null, 2));
     const all = listBackups(dir).filter((m) => m.id !== id);
