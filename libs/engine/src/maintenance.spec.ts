@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { open } from 'lmdb';
-import { createEngine, maintenanceOf, restoreBackup, type EngineOptions, type EventStore } from './index.ts';
+import { createEngine, listBackups, maintenanceOf, restoreBackup, type EngineOptions, type EventStore } from './index.ts';
 
 const DAY = 86_400_000;
 const T0 = Date.UTC(2026, 2, 1);
@@ -242,5 +242,38 @@ test('a closed bucket unchanged since its last compaction is not copied again; r
   } finally {
     await e.close();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a backup directory holds one store: a second store backing up into it is refused and changes nothing there; a store restored from it backs up into it again', async () => {
+  const backups = tempDir('backup-shared');
+  const dirs = [tempDir('backup-one'), tempDir('backup-two')];
+  const restored = join(tempDir('backup-restored'), 'data');
+  let now = T0;
+  const [one, two] = dirs.map((d) => engineAt(d, () => now));
+  let r: EventStore | undefined;
+  try {
+    // Closed buckets of the same ids in both stores: their copies would share names.
+    for (const [i, e] of [one!, two!].entries()) {
+      now = T0;
+      must(await e.append('acme', `s-${i}`, { events: [{ type: 'T', data: { store: i, day: 0 } }] }));
+      now = T0 + DAY;
+      must(await e.append('acme', `s-${i}`, { events: [{ type: 'T', data: { store: i, day: 1 } }] }));
+    }
+    const first = await maintenanceOf(one!).backup(backups, { id: 'b1' });
+    const before = readdirSync(backups).sort();
+    await assert.rejects(maintenanceOf(two!).backup(backups, { id: 'b2' }), /holds the backups of another store/);
+    assert.deepEqual(readdirSync(backups).sort(), before);
+    assert.deepEqual(listBackups(backups).map((m) => m.id), [first.id]);
+
+    restoreBackup(backups, restored, first.id);
+    r = engineAt(restored, () => now);
+    const again = await maintenanceOf(r).backup(backups, { id: 'b3' });
+    assert.deepEqual(again.buckets.map((b) => b.reused), [true, false]);
+    const events = must(r.readStream('acme', 's-0', { limit: 10 })).events.map((e) => e.data);
+    assert.deepEqual(events, [{ store: 0, day: 0 }, { store: 0, day: 1 }]);
+  } finally {
+    for (const e of [one, two, r]) await e?.close();
+    for (const d of [...dirs, backups, join(restored, '..')]) rmSync(d, { recursive: true, force: true });
   }
 });

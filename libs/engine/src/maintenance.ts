@@ -1,6 +1,6 @@
 import { copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { open } from 'lmdb';
 import { validatePartition, type StreamMetadata } from '@skein/protocol';
 import type { Bucket, BucketSet } from './buckets.ts';
@@ -57,6 +57,9 @@ export interface CompactionResult {
   /** False: the bucket had not changed since its last compaction and was not copied. */
   copied: boolean;
 }
+
+/** The catalog key of the store's id, which names the store in its backup directory (`claimBackupDir`). */
+const STORE_ID_KEY: Key = ['store-id'];
 
 /** What a backup holds (`<dir>/<id>/manifest.json`; every backup is listed in `<dir>/backups.json`). */
 export interface BackupManifest {
@@ -340,6 +343,27 @@ function createMaintenance(deps: MaintenanceDeps): Maintenance {
 
   // ---- backup ----
 
+  /**
+   * A backup directory holds one store's backups. Two stores writing into one (the shards
+   * of a node given one SKEIN_SHARD_BACKUP_DIR, two shard processes on one volume) would
+   * collide: a closed bucket's copy is named by its bucket id and generation only, so the
+   * second store found the first one's copy and "reused" it, silently backing up another
+   * store's events as its own. The first backup writes this store's id (the catalog's
+   * `['store-id']`, made then; a restored store keeps its source's) into `<dir>/store-id`;
+   * a backup into a directory that names another store fails and writes nothing.
+   */
+  function claimBackupDir(dir: string): void {
+    let own = buckets.catalog.get(STORE_ID_KEY) as string | undefined;
+    if (own === undefined) {
+      own = randomUUID();
+      buckets.catalog.putSync(STORE_ID_KEY, own);
+    }
+    const file = join(dir, 'store-id');
+    const named = existsSync(file) ? readFileSync(file, 'utf8').trim() : undefined;
+    if (named === undefined) writeFileSync(file, `${own}\n`);
+    else if (named !== own) throw new Error(`backup directory ${dir} holds the backups of another store (${named}; this one is ${own}): give each shard a backup directory of its own`);
+  }
+
   async function backup(dir: string, options: { id?: string } = {}): Promise<BackupManifest> {
     const createdAt = clock();
     if (options.id !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(options.id)) throw new Error(`backup id ${JSON.stringify(options.id)} is not a plain name`);
@@ -347,6 +371,7 @@ function createMaintenance(deps: MaintenanceDeps): Maintenance {
     const target = join(dir, id);
     const objects = join(dir, 'objects');
     mkdirSync(objects, { recursive: true });
+    claimBackupDir(dir);
     mkdirSync(target, { recursive: true });
     const list = buckets.all.slice();
     const newest = buckets.newest();

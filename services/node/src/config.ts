@@ -1,4 +1,6 @@
+import { join } from 'node:path';
 import { readSettings } from '@skein/http';
+import { loadShardConfig, type ShardConfig } from '@skein/shard';
 
 /** What a process started from services/node runs. */
 export type Role = 'node' | 'router' | 'shard';
@@ -47,4 +49,26 @@ export function loadNodeConfig(env: NodeJS.ProcessEnv): NodeConfig {
   };
   read.done();
   return Object.freeze(config);
+}
+
+/**
+ * Each hosted shard's settings: the shard's own (SKEIN_SHARD_*), with its id, data dir and
+ * port from the node's. A `SKEIN_SHARD_BACKUP_DIR` given to a node is the root of its
+ * shards' backups, each in `<dir>/<shard id>`: a backup directory holds one store's backups
+ * (the engine refuses a second store's), as a data directory does.
+ */
+export function hostedShardConfigs(node: NodeConfig, env: NodeJS.ProcessEnv): ShardConfig[] {
+  const backupRoot = env.SKEIN_SHARD_BACKUP_DIR;
+  return node.shards.map((id, i) =>
+    loadShardConfig(
+      {
+        ...env,
+        SKEIN_SHARD_ID: id,
+        SKEIN_SHARD_DATA_DIR: join(node.dataDir, id),
+        SKEIN_SHARD_PORT: String(node.shardPort === 0 ? 0 : node.shardPort + i),
+        ...(backupRoot ? { SKEIN_SHARD_BACKUP_DIR: join(backupRoot, id) } : {}),
+      },
+      { redisOptional: true },
+    ),
+  );
 }

@@ -7,7 +7,7 @@ import { Registry, collectDefaultMetrics } from 'prom-client';
 import { createTimerJobs, exitOnUncaught, loadOrExit, stopOnSignals, type TimerJobs } from '@skein/http';
 import { loadRouterConfig, startRouter, type JobQueues, type RunningRouter } from '@skein/router';
 import { createLocalJobQueues, createShard, loadShardConfig, openEmbeddedControlStore, type EmbeddedControlStore, type Shard, type ShardConfig } from '@skein/shard';
-import { loadNodeConfig, type NodeConfig } from './config.ts';
+import { hostedShardConfigs, loadNodeConfig } from './config.ts';
 
 const bootLogger = pino({ base: { component: 'node' } });
 exitOnUncaught(bootLogger);
@@ -21,21 +21,6 @@ const REDACT = [
   'req.headers["x-skein-cluster-secret"]',
   'headers["x-skein-cluster-secret"]',
 ];
-
-/** Each hosted shard's settings: the shard's own (SKEIN_SHARD_*), with its id, data dir and port from the node's. */
-function hostedShardConfigs(node: NodeConfig, env: NodeJS.ProcessEnv): ShardConfig[] {
-  return node.shards.map((id, i) =>
-    loadShardConfig(
-      {
-        ...env,
-        SKEIN_SHARD_ID: id,
-        SKEIN_SHARD_DATA_DIR: join(node.dataDir, id),
-        SKEIN_SHARD_PORT: String(node.shardPort === 0 ? 0 : node.shardPort + i),
-      },
-      { redisOptional: true },
-    ),
-  );
-}
 
 /** Opens a shard (its own engine, batcher, safe point, sequencer state, registry) and serves its internal API. */
 async function openShard(config: ShardConfig, logger: Logger, defaultMetrics: boolean, control?: EmbeddedControlStore, timerJobs?: TimerJobs, commitThread = false): Promise<{ shard: Shard; url: string }> {
