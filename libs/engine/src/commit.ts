@@ -54,13 +54,9 @@ export interface CommitContext {
  * batch was refused.
  */
 export function commit(ctx: CommitContext, batch: PreparedBatch): boolean {
-  const written = writesOf(batch);
-  if (written === null) {
-    answer(ctx, batch, []);
-    return true;
-  }
-  const bucket = guardedBucket(ctx, batch);
-  if (!bucket) return false;
+  const ready = readyToCommit(ctx, batch);
+  if (typeof ready === 'boolean') return ready;
+  const { written, bucket } = ready;
   const db = bucket.db;
   try {
     // Tests only: a slow fdatasync, holding this thread as a real one would.
@@ -83,13 +79,9 @@ export function commit(ctx: CommitContext, batch: PreparedBatch): boolean {
  * false when the batch was refused.
  */
 export async function commitOnThread(ctx: CommitContext, writer: CommitWriter, batch: PreparedBatch): Promise<boolean> {
-  const written = writesOf(batch);
-  if (written === null) {
-    answer(ctx, batch, []);
-    return true;
-  }
-  const bucket = guardedBucket(ctx, batch);
-  if (!bucket) return false;
+  const ready = readyToCommit(ctx, batch);
+  if (typeof ready === 'boolean') return ready;
+  const { written, bucket } = ready;
   try {
     // Encoded here, after the guard and with no commit in flight: a shared structure the
     // encoder saves is its own small commit on this thread (encoded-batch.ts).
@@ -102,6 +94,21 @@ export async function commitOnThread(ctx: CommitContext, writer: CommitWriter, b
   bucket.db.resetReadTxn();
   answer(ctx, batch, written.committed);
   return true;
+}
+
+/**
+ * What both commits start with: the batch's writes and the bucket they go to, guarded
+ * (storage.ts). True when the batch writes nothing and was answered; false when it was
+ * refused (the guard failed).
+ */
+function readyToCommit(ctx: CommitContext, batch: PreparedBatch): { written: NonNullable<ReturnType<typeof writesOf>>; bucket: Bucket } | boolean {
+  const written = writesOf(batch);
+  if (written === null) {
+    answer(ctx, batch, []);
+    return true;
+  }
+  const bucket = guardedBucket(ctx, batch);
+  return bucket ? { written, bucket } : false;
 }
 
 /** Every write of a prepared batch, in order; null when it writes nothing. */
