@@ -18,7 +18,7 @@ import { machineLine, percentile } from './machine.ts';
 import { measurePostgres } from './postgres.ts';
 import { ratiosOf, summaryLine, writeReport, type AppendFigure, type BenchResult } from './report.ts';
 import { startNpmStart, startThreeProcess, type Topology } from './topologies.ts';
-import { EVENT_DATA, measureSkeinAppends, sleep, type Measured, type Timing } from './workload.ts';
+import { EVENT_DATA, engineStreamRead, measureSkeinAppends, sleep, type Measured, type Timing } from './workload.ts';
 
 const env = process.env;
 const quick = env.SKEIN_BENCH_QUICK === '1';
@@ -172,7 +172,9 @@ try {
   print(f);
   skein.push(f);
   read = await measureRead(npmStart, apiKey);
-  console.log(`stream read, pages of 1000 (SDK): ${Math.round(read.eventsPerSecond).toLocaleString('en-US')} events/s (${read.events} events)`);
+  // The engine alone, in this process, while npm start idles: issue 9's yardstick for the SDK read.
+  read.engineEventsPerSecond = await engineStreamRead(readEvents);
+  console.log(`stream read, pages of 1000 (SDK): ${Math.round(read.eventsPerSecond).toLocaleString('en-US')} events/s (${read.events} events); the engine alone, in-process: ${Math.round(read.engineEventsPerSecond).toLocaleString('en-US')} events/s (SDK ÷ engine ${(read.eventsPerSecond / read.engineEventsPerSecond).toFixed(2)}; issue 9's then: 0.10)`);
   subscriptionLag = await measureLag(npmStart, apiKey);
   console.log(`subscription lag (acknowledged → delivered, tenant log) under ${Math.round(subscriptionLag.appendsPerSecondMeanwhile).toLocaleString('en-US')} appends/s: p50 ${subscriptionLag.p50Ms.toFixed(1)} ms  p99 ${subscriptionLag.p99Ms.toFixed(1)} ms over ${subscriptionLag.events} events`);
   for (const eventsPerAppend of [1, 10]) {

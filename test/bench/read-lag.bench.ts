@@ -14,7 +14,7 @@ import { createClient } from '@skein/client';
 import { fastifyCeiling } from './calibrate.ts';
 import { machineLine, percentile } from './machine.ts';
 import { startNpmStart, type Topology } from './topologies.ts';
-import { EVENT_DATA, measureSkeinAppends, sleep } from './workload.ts';
+import { EVENT_DATA, engineStreamRead, measureSkeinAppends, sleep } from './workload.ts';
 
 const env = process.env;
 const rounds = Number(env.SKEIN_BENCH_ROUNDS ?? 2);
@@ -94,6 +94,7 @@ try {
     const eps = await measureRead(t, apiKey, 'big-stream');
     console.log(`stream read, pages of 1000 (SDK): ${Math.round(eps).toLocaleString('en-US')} events/s`);
   }
+  if (rounds > 0) console.log(`the same read from the engine alone, in-process: ${Math.round(await engineStreamRead(readEvents)).toLocaleString('en-US')} events/s`);
   for (let r = 0; r < lagRounds; r++) {
     const lag = await measureLag(t, apiKey, r);
     console.log(

@@ -65,6 +65,10 @@ test('process rows give each process its share of a core, CPU per append and RSS
 test('reads, subscription lag and the concurrency sweep each have their rows', () => {
   const md = renderMarkdown(fixture(), 'chart.svg');
   assert.match(md, /\| stream read, pages of 1000 \(SDK\), 50,000 events \| npm start \| 100,000 events\/s \|/);
+  assert.match(md, /\| the same read from the engine alone, in-process \(no HTTP, no JSON\) \| engine \| 400,000 events\/s \|/);
+  assert.match(md, /\| SDK read ÷ engine alone \(issue 9: .*\) \| npm start \| 0\.25 \|/);
+  const older = { ...fixture(), read: { system: 'npm start', events: 50000, pageSize: 1000, eventsPerSecond: 100000 } };
+  assert.doesNotMatch(renderMarkdown(older, 'chart.svg'), /engine alone/);
   assert.match(md, /\| subscription lag, .* 100 events, under 2,900 appends\/s \| npm start \| p50 5\.00 ms, p99 20\.0 ms \|/);
   const sweepRows = md.split('\n').filter((l) => /^\| Skein \(npm start\) \| \d+ \| \d+ \|/.test(l));
   assert.equal(sweepRows.length, 6);

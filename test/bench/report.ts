@@ -50,7 +50,8 @@ export interface BenchResult {
   postgres: { skipped: string } | { version: string; synchronousCommit: string; fsync: string; walSyncMethod: string; ddl: string; figure: AppendFigure };
   /** Issue 9's workload against each Skein topology, `npm start`'s first. */
   skein: AppendFigure[];
-  read: { system: string; events: number; pageSize: number; eventsPerSecond: number };
+  /** `engineEventsPerSecond`: the same read from the embedded engine in the bench's process (issue 9's yardstick; absent in older results). */
+  read: { system: string; events: number; pageSize: number; eventsPerSecond: number; engineEventsPerSecond?: number };
   subscriptionLag: { system: string; events: number; p50Ms: number; p99Ms: number; appendsPerSecondMeanwhile: number };
   /** Appends/s against client concurrency (1, 16, 64) for 1- and 10-event appends. */
   sweep: AppendFigure[];
@@ -135,6 +136,11 @@ export function renderMarkdown(result: BenchResult, svgFile: string): string {
   for (const f of [...(pg ? [pg.figure] : []), ...result.skein]) lines.push(...processRows(f));
   lines.push('', '## Reads and subscriptions', '', '| Measure | System | figure |', '|---|---|---:|');
   lines.push(`| stream read, pages of ${result.read.pageSize} (SDK), ${int(result.read.events)} events | ${cell(result.read.system)} | ${int(result.read.eventsPerSecond)} events/s |`);
+  const engineRate = result.read.engineEventsPerSecond;
+  if (engineRate !== undefined) {
+    lines.push(`| the same read from the engine alone, in-process (no HTTP, no JSON) | engine | ${int(engineRate)} events/s |`);
+    lines.push(`| SDK read ÷ engine alone (issue 9: 36k-67k through the SDK when the engine alone read 350k-665k, about 0.10; its bar, 3× that read) | npm start | ${(result.read.eventsPerSecond / engineRate).toFixed(2)} |`);
+  }
   const lag = result.subscriptionLag;
   lines.push(`| subscription lag, acknowledged → delivered (tenant log, SDK), ${int(lag.events)} events, under ${int(lag.appendsPerSecondMeanwhile)} appends/s | ${cell(lag.system)} | p50 ${ms(lag.p50Ms)} ms, p99 ${ms(lag.p99Ms)} ms |`);
   lines.push('', '## Appends/s by client concurrency', '', '| System | clients | events/append | appends/s | events/s | p50 ms | p99 ms | server CPU µs/append |', '|---|---:|---:|---:|---:|---:|---:|---:|');
