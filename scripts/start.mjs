@@ -15,8 +15,8 @@
 // step that fails prints one line saying why.
 import { spawn, spawnSync } from 'node:child_process';
 import cluster from 'node:cluster';
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -225,6 +225,21 @@ try {
   rmSync(probe);
 } catch (err) {
   abort(`the data directory ${dataDir} is not writable (${err.code ?? err.message}); set SKEIN_DATA_DIR to a directory you can write to`);
+}
+// One npm start per data directory: a second one would start its own redis-server on the
+// same append-only file and its shards on the same stores. Held by a socket in Linux's
+// abstract namespace, which the kernel releases when this process ends (SIGKILL included);
+// each shard holds its own directory too (libs/shard/src/data-dir-hold.ts).
+if (process.platform === 'linux') {
+  const name = `\0skein-npm-start-${createHash('sha256').update(realpathSync(dataDir)).digest('hex').slice(0, 40)}`;
+  const holder = createServer();
+  const held = await new Promise((resolve) => {
+    holder.once('error', (err) => resolve(err.code));
+    holder.listen({ path: name, exclusive: true }, () => resolve(true));
+  });
+  if (held === 'EADDRINUSE') abort(`another npm start is running on the data directory ${dataDir}; stop it, or set SKEIN_DATA_DIR (and SKEIN_PORT) for a second cluster`);
+  if (held !== true) abort(`could not hold the data directory ${dataDir} (${held})`);
+  holder.unref();
 }
 const adminKey = secret(env.SKEIN_ADMIN_KEY, join(dataDir, 'admin-key'), () => `sk_admin_${randomBytes(24).toString('base64url')}`);
 if (adminKey.length < 32) abort('SKEIN_ADMIN_KEY must be at least 32 characters');

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { holdDataDir, type DataDirHold } from './data-dir-hold.ts';
 import { createEngine, partitionTransferOf, type EngineOptions, type EventStore } from '@skein/engine';
 import type { Marked, PositionRange, Sequencer, ShardApi, StoredTenant } from '@skein/protocol';
 import type { TimerJobs } from '@skein/http';
@@ -77,6 +78,17 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
  * engine, safe point tracker, ownership, metrics and HTTP app. The caller listens.
  */
 export async function createShard(config: ShardConfig, deps: ShardDeps): Promise<Shard> {
+  // Before anything in the directory is opened: one shard process per data directory.
+  const hold = await holdDataDir(config.dataDir);
+  try {
+    return await openShard(config, deps, hold);
+  } catch (err) {
+    await hold.release();
+    throw err;
+  }
+}
+
+async function openShard(config: ShardConfig, deps: ShardDeps, hold: DataDirHold): Promise<Shard> {
   const { logger, registry } = deps;
   const stateFile = openSequencerStateFile(config.dataDir, logger);
   const controlRecords = openControlRecordStore(config.dataDir);
@@ -296,6 +308,7 @@ export async function createShard(config: ShardConfig, deps: ShardDeps): Promise
         subscriber?.disconnect();
         if (redis?.status === 'ready') await redis.quit().catch(() => redis.disconnect());
         else redis?.disconnect();
+        await hold.release();
       })();
       return closing;
     },
