@@ -5,7 +5,8 @@ import { existsSync, mkdirSync, symlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const START = fileURLToPath(new URL('../../scripts/start.mjs', import.meta.url));
+/** scripts/start.mjs: what `npm start` runs. */
+export const START = fileURLToPath(new URL('../../scripts/start.mjs', import.meta.url));
 
 /** A PATH with node, npm and npx only (symlinks in a temp bin dir): no redis-server, no redis-cli. */
 export function pathWithoutRedis(bin: string): string {

@@ -6,12 +6,14 @@
 // acknowledged event kept.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { createClient } from '@skein/client';
 import { partitionOf } from '@skein/protocol';
 import { freeStartPort, isPortFree, tempDir } from '@skein/testing';
-import { npmStart, type NpmStartRun } from './npm-start.ts';
+import { START, npmStart, type NpmStartRun } from './npm-start.ts';
 import { call } from './support.ts';
 
 /** `npm start [args]` with its data in `dataDir`. */
@@ -46,6 +48,13 @@ test('npm start survives SIGKILL of its process group without losing an acknowle
     assert.ok(acked.length > 20, `acknowledged ${acked.length} appends before the kill`);
 
     run = await start(dir.path, port);
+    // The restart found its directory free (the kill released the holds); a second npm start on it is refused before it starts anything.
+    const second = await promisify(execFile)(process.execPath, [START, '--nodes', '1'], { env: { ...process.env, SKEIN_DATA_DIR: dir.path, SKEIN_PORT: String(port + 50) }, timeout: 30_000 }).then(
+      () => assert.fail('a second npm start on the same data directory started'),
+      (err: { code?: number; stderr?: string }) => err,
+    );
+    assert.equal(second.code, 1);
+    assert.match(second.stderr ?? '', /another npm start is running on the data directory/);
     const again = createClient({ url: run.url, apiKey });
     const stored = new Set<bigint>();
     for await (const e of again.tenantLogEvents('demo')) stored.add(e.position);
