@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createEngine, type EventStore } from '@skein/engine';
 import { machineLine, report, runConcurrent } from './machine.ts';
+import { readWholeStream } from './workload.ts';
 
 const scale = Number(process.env.SKEIN_BENCH_SCALE ?? '1');
 const dir = mkdtempSync(join(tmpdir(), 'skein-bench-engine-'));
@@ -75,13 +76,7 @@ try {
   const chunk = Array.from({ length: 1000 }, () => ({ type: 'Tick', data: payload }));
   for (let i = 0; i < streamEvents / 1000; i++) mustOk(await store.append('bench', 'big-stream', { events: chunk }));
   let t0 = performance.now();
-  let read = 0;
-  for (let from: number | null = 1; from !== null; ) {
-    const page = store.readStream('bench', 'big-stream', { from, limit: 1000 });
-    if (!page.ok) throw new Error('read failed');
-    read += page.events.length;
-    from = page.next;
-  }
+  let read = readWholeStream(store, 'bench', 'big-stream');
   report('stream read, pages of 1000', read, (performance.now() - t0) / 1000);
 
   // A partition log of 1M events (in a partition of its own), scanned in pages of 1000.

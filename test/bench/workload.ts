@@ -4,7 +4,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createEngine } from '@skein/engine';
+import { createEngine, type EventStore } from '@skein/engine';
 import { startHttpLoad, type LoadRequest } from './http-load.ts';
 import { percentile } from './machine.ts';
 import { sample, usageBetween, type ProcUsage } from './proc.ts';
@@ -148,6 +148,18 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/** Reads `stream` of `partition` forward in pages of 1,000 from the engine; how many events it held. */
+export function readWholeStream(store: EventStore, partition: string, stream: string): number {
+  let read = 0;
+  for (let from: number | null = 1; from !== null; ) {
+    const page = store.readStream(partition, stream, { from, limit: 1000 });
+    if (!page.ok) throw new Error(`reading ${stream} failed`);
+    read += page.events.length;
+    from = page.next;
+  }
+  return read;
+}
+
 /**
  * The same stream read as the SDK's (`events` events of EVENT_DATA in one stream, written
  * in appends of 500, read forward in pages of 1,000) from the embedded engine in this
@@ -164,13 +176,7 @@ export async function engineStreamRead(events: number): Promise<number> {
       if (!r.ok) throw new Error(`engine append failed: ${JSON.stringify(r)}`);
     }
     const t0 = performance.now();
-    let read = 0;
-    for (let from: number | null = 1; from !== null; ) {
-      const page = store.readStream('bench', 'big-stream', { from, limit: 1000 });
-      if (!page.ok) throw new Error('engine read failed');
-      read += page.events.length;
-      from = page.next;
-    }
+    const read = readWholeStream(store, 'bench', 'big-stream');
     if (read !== events) throw new Error(`engine read ${read} events, expected ${events}`);
     return read / ((performance.now() - t0) / 1000);
   } finally {

@@ -4,18 +4,8 @@ import { execFileSync } from 'node:child_process';
 import { unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { isSkeinError, type RecordedEvent } from '@skein/protocol';
-import { fillDisk, mountSmallDisk } from '@skein/testing';
+import { fillDisk, mountSmallDisk, runQuietly } from '@skein/testing';
 import { createEngine, storageCodeOf, type AppendOutcome, type EventStore } from './index.ts';
-
-/** Runs `cmd`; false when it is missing or fails (the case is then skipped, saying why). */
-function run(cmd: string, args: string[]): boolean {
-  try {
-    execFileSync(cmd, args, { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -161,7 +151,7 @@ for (const commitThread of [false, true]) {
         commitThread,
       );
     } finally {
-      if (locked) run('chattr', ['-i', locked]);
+      if (locked) runQuietly('chattr', ['-i', locked]);
       fs.unmount();
     }
   });

@@ -11,4 +11,4 @@ export { startCluster } from './cluster.ts';
 export type { Cluster, ClusterOptions } from './cluster.ts';
 export { controlStoreContract } from './control-store-contract.ts';
 export type { ContractStore } from './control-store-contract.ts';
-export { mountSmallDisk, fillDisk } from './small-disk.ts';
+export { mountSmallDisk, fillDisk, runQuietly } from './small-disk.ts';

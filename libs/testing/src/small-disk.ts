@@ -6,8 +6,8 @@ import { join } from 'node:path';
 // A real small (then full) filesystem for the storage-fault specs: a tmpfs, or ext4 on a
 // loop file, mounted on a temp dir (root only), filled until ENOSPC.
 
-/** Runs `cmd`; false when it is missing or fails. */
-function run(cmd: string, args: string[]): boolean {
+/** Runs `cmd` with no output; false when it is missing or fails (cleanup steps, skippable setup). */
+export function runQuietly(cmd: string, args: string[]): boolean {
   try {
     execFileSync(cmd, args, { stdio: 'ignore' });
     return true;
@@ -24,13 +24,13 @@ export function mountSmallDisk(kind: 'tmpfs' | 'ext4', mb: number): { dir: strin
   mkdirSync(dir);
   const cleanup = () => rmSync(base, { recursive: true, force: true });
   if (kind === 'tmpfs') {
-    if (!run('mount', ['-t', 'tmpfs', '-o', `size=${mb}m`, 'tmpfs', dir])) {
+    if (!runQuietly('mount', ['-t', 'tmpfs', '-o', `size=${mb}m`, 'tmpfs', dir])) {
       cleanup();
       return 'mount -t tmpfs failed';
     }
   } else {
     const image = join(base, 'fs.img');
-    if (!run('truncate', ['-s', `${mb}M`, image]) || !run('mkfs.ext4', ['-q', '-F', image]) || !run('mount', ['-o', 'loop', image, dir])) {
+    if (!runQuietly('truncate', ['-s', `${mb}M`, image]) || !runQuietly('mkfs.ext4', ['-q', '-F', image]) || !runQuietly('mount', ['-o', 'loop', image, dir])) {
       cleanup();
       return 'no mkfs.ext4 or loop device to make an ext4 filesystem';
     }
@@ -38,7 +38,7 @@ export function mountSmallDisk(kind: 'tmpfs' | 'ext4', mb: number): { dir: strin
   return {
     dir,
     unmount() {
-      run('umount', [dir]);
+      runQuietly('umount', [dir]);
       cleanup();
     },
   };
