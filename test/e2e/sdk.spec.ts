@@ -95,6 +95,54 @@ test('a subscription from the end delivers only what is appended after it starts
   assert.deepEqual(got.filter((t) => t !== 'Probe'), ['Late'], 'nothing acknowledged before the subscription started');
 });
 
+/** The first SSE block of a subscription that is not a comment, read over a raw connection, which is then closed. */
+async function firstBlock(path: string, apiKey: string, lastEventId?: string): Promise<string> {
+  const controller = new AbortController();
+  const headers: Record<string, string> = { authorization: `Bearer ${apiKey}` };
+  if (lastEventId !== undefined) headers['last-event-id'] = lastEventId;
+  // Bounded: a subscription that sends nothing but heartbeats fails here, not at the runner's timeout.
+  const timer = setTimeout(() => controller.abort(new Error(`no block other than a comment within 10 s from ${path}`)), 10_000);
+  const res = await fetch(`${cluster.url}${path}`, { headers, signal: controller.signal });
+  assert.equal(res.status, 200);
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  try {
+    for (;;) {
+      const chunk = await reader.read();
+      assert.ok(!chunk.done, `the subscription ended before its first block: ${JSON.stringify(buffer)}`);
+      buffer += decoder.decode(chunk.value, { stream: true });
+      for (let i: number; (i = buffer.indexOf('\n\n')) >= 0; ) {
+        const block = buffer.slice(0, i);
+        buffer = buffer.slice(i + 2);
+        if (!block.startsWith(':')) return block;
+      }
+    }
+  } finally {
+    clearTimeout(timer);
+    controller.abort();
+  }
+}
+
+test('a subscription from the end first says where it began (an id without an event); a reconnect with it gets what was appended meanwhile', async () => {
+  const tenant = tenantName('sdk-end');
+  const { apiKey } = await admin.admin.createTenant(tenant, { partitions: 3 });
+  const client = createClient({ url: cluster.url, apiKey });
+  let last = 0n;
+  for (let v = 0; v < 3; v++) last = (await client.append(tenant, 'order', { expectedVersion: v === 0 ? 'no_stream' : v, events: [{ type: 'A', data: v }] })).lastPosition;
+  const streamPath = `/v1/tenants/${tenant}/streams/order/subscribe?from=end`;
+  const logPath = `/v1/tenants/${tenant}/events/subscribe?fromPosition=end`;
+  assert.equal(await firstBlock(streamPath, apiKey), 'id: 3');
+  const logStart = await firstBlock(logPath, apiKey);
+  assert.match(logStart, /^id: [0-9]+$/);
+  const resumeAt = BigInt(logStart.slice(4));
+  assert.ok(resumeAt >= last, `the log subscription began at ${resumeAt}, below the last append's position ${last}`);
+  // Appended while no subscriber is connected: a reconnect from where `end` was gets it.
+  const missed = await client.append(tenant, 'order', { expectedVersion: 3, events: [{ type: 'Missed', data: null }] });
+  assert.match(await firstBlock(streamPath, apiKey, '3'), /^event: Missed\nid: 4\n/);
+  assert.match(await firstBlock(logPath, apiKey, String(resumeAt)), new RegExp(`^event: Missed\\nid: ${missed.firstPosition}\\n`));
+});
+
 test('idle subscriptions cost the shards the same whether one or thirty are open', async () => {
   const { tenant, client } = await tenantClient(3);
   // Safe-point requests the shards have answered, from their request histograms.

@@ -33,6 +33,14 @@ test('dispatches no message without data, and drops one the stream ends inside',
   assert.deepEqual(parseAll(['event: x\nid: 3\n\n', 'id: 4\ndata: half']), []);
 });
 
+test('an id without data dispatches nothing but is heard as the last event ID; one the stream ends inside is not', () => {
+  const ids: string[] = [];
+  const parser = createSseParser({ onId: (id) => ids.push(id) });
+  const msgs = ['id: 41\n\n', ': heartbeat\n\n', 'event: A\nid: 42\ndata: x\n\n', 'id: 43'].flatMap((c) => parser.push(c));
+  assert.deepEqual(msgs, [{ event: 'A', id: '42', data: 'x' }]);
+  assert.deepEqual(ids, ['41']);
+});
+
 test('reads the retry field and a field without a colon', () => {
   assert.deepEqual(parseAll(['retry: 1500\ndata\n\n']), [{ event: 'message', data: '', retry: 1500 }]);
 });

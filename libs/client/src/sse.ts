@@ -16,10 +16,11 @@ export interface SseMessage {
  *
  * Lines end in `\n`, `\r\n` or `\r` (a `\r` at the end of a chunk is resolved by the next
  * chunk). Comment lines (`:` first, the server's heartbeats) are ignored. A message with no
- * `data:` line is not dispatched, nor is one the stream ends before its blank line. Unknown
- * fields are ignored.
+ * `data:` line is not dispatched, nor is one the stream ends before its blank line; its
+ * `id:` still sets the last event ID (the spec's "dispatch the event", step 1), which
+ * `onId` hears. Unknown fields are ignored.
  */
-export function createSseParser(): { push(chunk: string): SseMessage[] } {
+export function createSseParser(options: { onId?: (id: string) => void } = {}): { push(chunk: string): SseMessage[] } {
   let buffer = '';
   // A '\r' ended the previous chunk: a '\n' opening the next one belongs to it.
   let skipLf = false;
@@ -35,7 +36,7 @@ export function createSseParser(): { push(chunk: string): SseMessage[] } {
         if (id !== undefined) msg.id = id;
         if (retry !== undefined) msg.retry = retry;
         out.push(msg);
-      }
+      } else if (id !== undefined) options.onId?.(id);
       data = [];
       event = '';
       id = undefined;

@@ -82,6 +82,28 @@ test('reconnects with the Last-Event-ID of the last event received and delivers 
   assert.ok(isSkeinError(reconnects[0]!.error, 'UNAVAILABLE'));
 });
 
+test('a subscription started at the end that breaks before any event resumes after the position the server resolved, not at a later end', async () => {
+  const { api, client } = await setup([
+    (_req, res) => {
+      sseHead(res);
+      // The server's resolved start (an id with no event), then the connection ends.
+      res.write(': connected\n\n');
+      res.end('id: 9007199254740992\n\n');
+    },
+    (_req, res) => {
+      sseHead(res);
+      res.write(sseMessage('9007199254740993', wireEvent(1, '9007199254740993')));
+    },
+  ]);
+  const sub = client.subscribeCluster({ fromPosition: 'end', reconnectDelayMs: 10 });
+  const events = await take(sub, 1);
+  await sub.close();
+  assert.deepEqual(events.map((e) => e.position), [9007199254740993n]);
+  assert.equal(api.requests.length, 2);
+  assert.equal(api.requests[0]!.headers['last-event-id'], undefined);
+  assert.equal(api.requests[1]!.headers['last-event-id'], '9007199254740992');
+});
+
 test('a tenant subscription resumes after the last position, with its filters', async () => {
   const { api, client } = await setup([
     (_req, res) => {

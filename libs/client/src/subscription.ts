@@ -13,7 +13,7 @@ export interface ReconnectInfo {
   delayMs: number;
   /** Why the connection ended. */
   error: SkeinError;
-  /** The `Last-Event-ID` the reconnection will send, if any event was received. */
+  /** The `Last-Event-ID` the reconnection will send: the last event's id, or where the server said an `end` start resolved to. */
   lastEventId: string | undefined;
 }
 
@@ -49,7 +49,7 @@ export interface SubscribeOptions {
  * `close()` or `return()`.
  */
 export interface Subscription extends AsyncIterableIterator<SkeinEvent> {
-  /** The id (version or position) of the last event delivered, as the server sent it. */
+  /** The id (version or position) of the last event delivered, as the server sent it (before any: the start the server resolved `end` to, if it said). */
   readonly lastEventId: string | undefined;
   /** Ends the subscription and its connection. Safe to call more than once. */
   close(): Promise<void>;
@@ -108,7 +108,12 @@ export function openSubscription(transport: Transport, target: SubscriptionTarge
         const res = await transport.open({ method: 'GET', path: target.path, query: target.query, headers, signal: connSignal }, connectTimeoutMs);
         if (!res.body) throw new SkeinError('INTERNAL', 'malformed response from server: subscription without a body');
         arm();
-        const parser = createSseParser();
+        // An id without an event (the server's resolved start of `end`) is where a reconnect resumes.
+        const parser = createSseParser({
+          onId: (id) => {
+            if (lastEventId === undefined || (compareIds(id, lastEventId) ?? 1) > 0) lastEventId = id;
+          },
+        });
         const decoder = new TextDecoder();
         for await (const chunk of res.body) {
           arm();

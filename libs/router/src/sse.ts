@@ -19,6 +19,12 @@ export interface SseStream {
   /** False once the client went away, was cut off, or the stream was closed. */
   readonly open: boolean;
   send(type: string, id: string, data: unknown): void;
+  /**
+   * Sends an `id:` with no event: an SSE client's last event ID becomes `id` (WHATWG HTML,
+   * "Server-sent events": the id of a message without data still sets it), so a reconnect
+   * resumes after it. A subscription that resolved `end` to a position says where it began.
+   */
+  mark(id: string): void;
   /** Resolves when the client has taken what was sent (or went away, or was cut off). */
   drained(): Promise<void>;
   /**
@@ -99,6 +105,9 @@ export function openSse(reply: FastifyReply, options: SseOptions, clock: () => n
       write(`event: ${type}\nid: ${id}\ndata: ${JSON.stringify(data)}\n\n`);
       // A page larger than the bound: cut it off rather than buffer without bound.
       if (res.writableLength > options.maxBufferedBytes) cutOff();
+    },
+    mark(id) {
+      if (open) write(`id: ${id}\n\n`);
     },
     drained() {
       if (!open || res.writableLength === 0 || !res.writableNeedDrain) return Promise.resolve();

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
+import { createClient } from '@skein/client';
 import { partitionOf } from '@skein/protocol';
 import { startCluster, type Cluster } from '@skein/testing';
 import { call, tenantName } from '../support.ts';
@@ -13,9 +14,9 @@ import { call, tenantName } from '../support.ts';
 // and a real redis-server.
 
 const clusters: Cluster[] = [];
-const aborts: AbortController[] = [];
+const closers: (() => Promise<void>)[] = [];
 after(async () => {
-  for (const a of aborts) a.abort();
+  for (const close of closers) await close();
   for (const c of clusters) await c.stop();
 });
 
@@ -34,38 +35,30 @@ interface ClusterView {
 interface Delivered {
   positions: bigint[];
   error: unknown;
+  reconnects: number;
 }
 
 /**
- * Opens an SSE subscription and resolves once its headers arrived (the router resolved
- * `fromPosition=end` before it sends them); the positions it delivers collect in `positions`,
- * a failure of the stream in `error`.
+ * Subscribes to the cluster log from its end through the SDK, which reconnects with
+ * Last-Event-ID as any client would (a router ends a subscription whose shard does not
+ * answer, as a joining one may not yet). Resolves once the router said where `end`
+ * resolved to (its first `id:`), before anything is appended.
  */
 async function subscribe(url: string, key: string): Promise<Delivered> {
-  const controller = new AbortController();
-  aborts.push(controller);
-  const res = await fetch(url, { headers: { authorization: `Bearer ${key}` }, signal: controller.signal });
-  if (res.status !== 200) assert.fail(`the subscription answered ${res.status}: ${await res.text()}`);
-  const sub: Delivered = { positions: [], error: undefined };
+  const sub = createClient({ url, apiKey: key }).subscribeCluster({ fromPosition: 'end', reconnectDelayMs: 50, maxReconnectDelayMs: 200, onReconnect: () => void delivered.reconnects++ });
+  const delivered: Delivered = { positions: [], error: undefined, reconnects: 0 };
+  closers.push(() => sub.close());
   void (async () => {
-    const decoder = new TextDecoder();
-    let buffer = '';
     try {
-      const reader = res.body!.getReader();
-      for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
-        buffer += decoder.decode(chunk.value, { stream: true });
-        for (let i: number; (i = buffer.indexOf('\n\n')) >= 0; ) {
-          const block = buffer.slice(0, i);
-          buffer = buffer.slice(i + 2);
-          const id = block.split('\n').find((l) => l.startsWith('id:'));
-          if (id) sub.positions.push(BigInt(id.slice(3).trim()));
-        }
-      }
+      for await (const e of sub) delivered.positions.push(e.position);
     } catch (err) {
-      if (!controller.signal.aborted) sub.error = err;
+      delivered.error = err;
     }
   })();
-  return sub;
+  for (const until = Date.now() + 10_000; sub.lastEventId === undefined; await sleep(20)) {
+    assert.ok(Date.now() < until, `the subscription did not say where it starts within 10 s (${String(delivered.error ?? 'open')}, ${delivered.reconnects} reconnects)`);
+  }
+  return delivered;
 }
 
 test('after its only shard restarted, the cluster watermark stays at or below the sequencer counter: a shard that joins later appends above it, and a subscriber started at the end gets its events', async () => {
@@ -92,7 +85,7 @@ test('after its only shard restarted, the cluster watermark stays at or below th
   const watermark = BigInt(view.watermark!);
 
   // A subscriber starts at the end of the cluster log, with only the restarted shard in the topology.
-  const sub = await subscribe(`${c.url}/v1/events/subscribe?fromPosition=end`, c.adminKey);
+  const sub = await subscribe(c.url, c.adminKey);
 
   const joined = await c.startShard();
   const added = await admin(c, 'POST', '/v1/admin/cluster/shards', { id: joined.id, url: joined.url });
@@ -124,7 +117,7 @@ test('after its only shard restarted, the cluster watermark stays at or below th
 
   // The subscriber that started at the end gets every one of them.
   for (const until = Date.now() + 10_000; appended.some((p) => !sub.positions.includes(p)); await sleep(100)) {
-    assert.ok(Date.now() < until, `the subscriber started at the end got ${sub.positions.join(', ')}, not every one of ${appended.join(', ')} (${String(sub.error ?? 'open')})`);
+    assert.ok(Date.now() < until, `the subscriber started at the end got ${sub.positions.join(', ')}, not every one of ${appended.join(', ')} (${String(sub.error ?? 'open')}, ${sub.reconnects} reconnects)`);
   }
   for (const p of appended) assert.ok(p > watermark, `position ${p} appended after the join is at or below the watermark ${watermark} read before it`);
   // The root: no safe point above the counter, which every later allocation passes.

@@ -53,6 +53,7 @@ export function registerSubscriptionRoutes(app: FastifyInstance, ctx: RouteConte
    */
   async function pump(sse: SseStream, nextPage: () => Promise<number>, moreAfter: (until: Promise<void>) => Promise<unknown>): Promise<void> {
     const until = Promise.race([sse.closed, ctx.closing]);
+    let reason: string | undefined;
     try {
       while (sse.open) {
         const sent = await nextPage();
@@ -63,8 +64,9 @@ export function registerSubscriptionRoutes(app: FastifyInstance, ctx: RouteConte
     } catch (err) {
       // A shard or Redis that went away ends the subscription; the client resumes with Last-Event-ID.
       app.log.info({ err: isSkeinError(err) ? { code: err.code } : err }, 'subscription ended');
+      reason = 'unavailable';
     } finally {
-      sse.close();
+      sse.close(reason);
     }
   }
 
@@ -114,6 +116,8 @@ export function registerSubscriptionRoutes(app: FastifyInstance, ctx: RouteConte
       ctx.stats.subscriptionsOpened.inc({ kind: 'stream' });
       const sse = start(req, reply);
       track(sse, 'stream');
+      // `end` resolved to a version: a reconnect resumes after it, not at a later end.
+      if (resume === undefined && req.query.from === 'end') sse.mark(String(from - 1));
       // The owner's safe point before each read: anything the read missed commits above it.
       let owner = '';
       let seen = 0n;
@@ -158,6 +162,9 @@ export function registerSubscriptionRoutes(app: FastifyInstance, ctx: RouteConte
     ctx.stats.subscriptionsOpened.inc({ kind: partitions ? 'tenant' : 'cluster' });
     const sse = start(req, reply);
     track(sse, partitions ? 'tenant' : 'cluster');
+    // `end` resolved to a position: a reconnect resumes after it, not at a later end
+    // (events committed while the client was away would be skipped).
+    if (resume === undefined && req.query.fromPosition === 'end') sse.mark(String(from - 1n));
     let involved: string[] = [];
     let seen = 0n;
     await pump(
