@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Sequencer } from '@skein/protocol';
-import { createEngine, type EventStore } from './index.ts';
+import { ReturnTally, createEngine, type EventStore } from './index.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -174,3 +174,67 @@ for (const commitThread of [false, true]) {
     }
   });
 }
+
+/**
+ * Two stores, as two shards of a node: four writers are answered by `a`, then two of them
+ * write to `a` again and two to `b` (their next streams live there). How long `a`'s
+ * gathering holds its two.
+ */
+async function writersMoveBetweenStores(shared: boolean): Promise<number> {
+  const dirs = [0, 1].map(() => mkdtempSync(join(tmpdir(), 'skein-tally-')));
+  const tally = shared ? new ReturnTally() : undefined;
+  const [a, b] = dirs.map((path) => createEngine({ path, batchWaitMs: 5_000, commitThread: true, ...(tally ? { returnTally: tally } : {}) }));
+  try {
+    const writers = [0, 1, 2, 3];
+    await Promise.all(writers.map((w) => a!.append('p', `s-${w}`, { expectedVersion: 'no_stream', events: [{ type: 'A', data: w }] })));
+    const started = performance.now();
+    await within(
+      10_000,
+      Promise.all(writers.map(async (w) => {
+        const outcome = w < 2 ? await a!.append('p', `s-${w}`, { expectedVersion: 1, events: [{ type: 'B', data: w }] }) : await b!.append('p', `t-${w}`, { expectedVersion: 'no_stream', events: [{ type: 'B', data: w }] });
+        assert.equal(outcome.ok, true);
+      })),
+      'the second round',
+    );
+    return performance.now() - started;
+  } finally {
+    await Promise.all([a!.close(), b!.close()]);
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('stores sharing a return tally: a gathering ends once every writer it answered is back in any of them, not on its timer', async () => {
+  const ms = await writersMoveBetweenStores(true);
+  assert.ok(ms < 2_500, `the round took ${ms.toFixed(0)} ms against a 5,000 ms batch wait`);
+  // The control: counting only its own writers, `a` waits for two that went to `b` until its timer (timers never fire early).
+  const alone = await writersMoveBetweenStores(false);
+  assert.ok(alone >= 4_900, `without the shared tally the round took ${alone.toFixed(0)} ms`);
+});
+
+test('a return tally: counts arrivals against writers answered, wakes waiters once all are back, and forgives those missing', () => {
+  const tally = new ReturnTally();
+  assert.equal(tally.allBack, true);
+  let woken = 0;
+  tally.answered(3);
+  tally.whenAllBack(() => woken++);
+  tally.arrived();
+  tally.arrived();
+  assert.equal(woken, 0);
+  assert.equal(tally.allBack, false);
+  tally.arrived();
+  assert.equal(woken, 1);
+  // Extra arrivals (new writers) do not count for writers answered later.
+  tally.arrived();
+  tally.answered(2);
+  tally.arrived();
+  assert.equal(tally.allBack, false);
+  const cancel = tally.whenAllBack(() => woken++);
+  cancel();
+  tally.whenAllBack(() => woken++);
+  // A gathering gave up: the one missing is not waited for again, and other waiters wake.
+  tally.forgive();
+  assert.equal(woken, 2);
+  assert.equal(tally.allBack, true);
+  tally.whenAllBack(() => woken++);
+  assert.equal(woken, 3, 'called at once when everyone is back');
+});

@@ -4,6 +4,7 @@ import { commit, commitOnThread, release, type CommitContext, type CommitListene
 import { startCommitThread, type CommitWriter } from './commit-writer.ts';
 import { decideBatch, type BatchState, type DecidedBatch, type Op, type Pending, type PreparedBatch } from './decide.ts';
 import { StorageGuard, failAll } from './faults.ts';
+import { ReturnTally } from './return-tally.ts';
 import { GLOBAL, positionOfKey, type Key } from './keys.ts';
 import type { GlobalEntry } from './reads.ts';
 import { storageUnavailable, type StorageFault } from './storage.ts';
@@ -54,6 +55,8 @@ export function createBatcher(access: StoreAccess, sequencer: Sequencer): Batche
     if (!running && !closed) running = drain();
   });
   const ctx: CommitContext = { access, guard, positions, listeners };
+  /** Writers answered and not back yet: this store's own, or its node's (EngineOptions.returnTally). */
+  const tally = cfg.returnTally ?? new ReturnTally();
 
   /** Maintenance writes to one bucket, each run alone between batches (maintenance.ts). */
   interface MaintenanceWrite extends Pending<unknown> {
@@ -108,6 +111,7 @@ export function createBatcher(access: StoreAccess, sequencer: Sequencer): Batche
     if (closed) return Promise.reject(new SkeinError('UNAVAILABLE', 'the store is closing', { retryAfter: 1 }));
     return new Promise<T>((resolve, reject) => {
       queue.push(make({ resolve, reject } as Pending<T>));
+      tally.arrived();
       if (!running) running = drain();
       else if (gathering && queue.length >= gatherTarget) gathering();
     });
@@ -117,7 +121,9 @@ export function createBatcher(access: StoreAccess, sequencer: Sequencer): Batche
    * Gathering the next batch (`batchWaitMs`). Once a batch of two or more ops is answered,
    * their callers usually write again at once (a service's writers each wait for their
    * answer): the next batch waits until as many ops as were queued then plus those just
-   * answered are queued, or `batchWaitMs` passed, whichever comes first. Steady writers
+   * answered are queued, or every writer answered by the stores sharing its tally (a
+   * node's shards: return-tally.ts) is queued again in one of them, or `batchWaitMs`
+   * passed, whichever comes first. Steady writers
    * then share one batch per commit instead of splitting into two halves that alternate
    * (one deciding while the other commits). A batch's cost is mostly fixed (the sequencer
    * round trip, the guard, the hand-off, the fdatasync and LMDB's page writes: ~600 µs of
@@ -137,18 +143,26 @@ export function createBatcher(access: StoreAccess, sequencer: Sequencer): Batche
 
   function expectReturns(answered: number): void {
     gatherTarget = cfg.batchWaitMs > 0 && answered >= 2 ? queue.length + answered : 0;
+    if (gatherTarget > 0) tally.answered(answered);
   }
 
   function gathered(): Promise<void> {
     return new Promise<void>((resolve) => {
+      let cancel = () => {};
       const done = () => {
+        if (gathering !== done) return;
         clearTimeout(timer);
+        cancel();
         gathering = null;
         gatherTarget = 0;
         resolve();
       };
-      const timer = setTimeout(done, cfg.batchWaitMs);
+      const timer = setTimeout(() => {
+        tally.forgive();
+        done();
+      }, cfg.batchWaitMs);
       gathering = done;
+      cancel = tally.whenAllBack(done);
     });
   }
 
@@ -199,7 +213,7 @@ export function createBatcher(access: StoreAccess, sequencer: Sequencer): Batche
           await settled();
           continue;
         }
-        if (gatherTarget > queue.length) {
+        if (gatherTarget > queue.length && !tally.allBack) {
           allocateAhead();
           await gathered();
         }

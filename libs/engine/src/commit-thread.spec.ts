@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from 'lmdb';
-import { createEngine, type EngineOptions, type EventStore } from './index.ts';
+import { ReturnTally, createEngine, type EngineOptions, type EventStore } from './index.ts';
 import { startCommitThread } from './commit-writer.ts';
 import { encodeBatch } from './encoded-batch.ts';
 import { environmentOptions } from './environment.ts';
@@ -70,26 +70,30 @@ test('batches decided while one commits see its writes: exact versions, idempote
   }));
 
 /**
- * Three stores in one process, as a node hosts three shards; one has a slow fdatasync
- * (testCommitDelayMs). Appends to the other two, made one after another, are timed.
+ * Three stores in one process, as a node hosts three shards (with commit threads: their
+ * batches gathering for 2 ms, one return tally shared); one has a slow fdatasync
+ * (testCommitDelayMs) and two writers. Appends to the other two, made one after another,
+ * are timed.
  */
 async function latenciesBesideSlowCommits(commitThread: boolean, rounds: number): Promise<{ slow: number[]; others: number[] }> {
   const delayMs = 300;
   const slow: number[] = [];
   const others: number[] = [];
-  await withEngines([{ commitThread, testCommitDelayMs: delayMs }, { commitThread }, { commitThread }], async (engines) => {
+  const node: Partial<EngineOptions> = commitThread ? { commitThread, batchWaitMs: 2, returnTally: new ReturnTally() } : { commitThread };
+  await withEngines([{ ...node, testCommitDelayMs: delayMs }, node, node], async (engines) => {
     const [slowEngine, ...fast] = engines;
     // Each commit thread has started (loading its script) before anything is timed.
     await Promise.all(engines.map((e) => e.append('p', 'warm-up', { events: [event(0)] })));
     let running = true;
-    const slowLoop = (async () => {
+    // Two writers: the slow store's batches answer two, which the shared tally then expects back.
+    const slowLoop = Promise.all([0, 1].map(async (w) => {
       for (let i = 0; running; i++) {
         const started = performance.now();
-        const outcome = await slowEngine!.append('p', `slow-${i % 4}`, { events: [event(i)] });
+        const outcome = await slowEngine!.append('p', `slow-${w}-${i % 4}`, { events: [event(i)] });
         assert.ok(outcome.ok);
         slow.push(performance.now() - started);
       }
-    })();
+    }));
     await sleep(50);
     await Promise.all(
       fast.map(async (engine, k) => {

@@ -1,5 +1,6 @@
 export { createEngine, defaultEngineOptions, outcomeError } from './engine.ts';
 export { createEmbeddedSequencer } from './embedded-sequencer.ts';
+export { ReturnTally } from './return-tally.ts';
 export { bucketIdOf } from './buckets.ts';
 export type { BucketSpan } from './buckets.ts';
 export { storageCodeOf, checkWritable, GuardedWrites } from './storage.ts';

@@ -1,3 +1,4 @@
+import type { ReturnTally } from './return-tally.ts';
 import type {
   AppendSuccess,
   DeleteMode,
@@ -80,6 +81,14 @@ export interface EngineOptions {
    * thread, while one commits). A shard sets it (SKEIN_SHARD_BATCH_WAIT_MS).
    */
   batchWaitMs?: number;
+  /**
+   * With `batchWaitMs`: the tally of writers answered and not back yet, shared by every
+   * store of a process whose writers move between them (a node's shards: a writer
+   * answered by one writes next to whichever owns its stream). A gathering batch also
+   * ends once every writer any of them answered is queued again (return-tally.ts).
+   * Default: the store's own.
+   */
+  returnTally?: ReturnTally;
   /**
    * Most bytes of events in one read page (stream and log reads), by each event's
    * measured size plus its envelope: a page stops before the event that would pass it,

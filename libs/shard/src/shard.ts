@@ -53,9 +53,10 @@ export interface ShardDeps {
   /**
    * How the engine commits: `commitThread` for a shard sharing its process (a node:
    * a commit's fdatasync then holds neither the router nor the other shards);
-   * `testCommitDelayMs` for tests only. Default: inline commits, no delay.
+   * `returnTally` shared by a node's shards (its writers move between them);
+   * `testCommitDelayMs` for tests only. Default: inline commits, no delay, its own tally.
    */
-  engineOptions?: Pick<EngineOptions, 'commitThread' | 'testCommitDelayMs'>;
+  engineOptions?: Pick<EngineOptions, 'commitThread' | 'testCommitDelayMs' | 'returnTally'>;
   /** With `control`: the node's in-process timers, which run this shard's maintenance (BullMQ's job schedulers otherwise). */
   timerJobs?: TimerJobs;
 }

@@ -6,7 +6,7 @@ import { pino, type Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { createTimerJobs, exitOnUncaught, loadOrExit, stopOnSignals, type TimerJobs } from '@skein/http';
 import { loadRouterConfig, startRouter, type JobQueues, type RunningRouter } from '@skein/router';
-import { createLocalJobQueues, createShard, loadShardConfig, openEmbeddedControlStore, type EmbeddedControlStore, type Shard, type ShardConfig } from '@skein/shard';
+import { ReturnTally, createLocalJobQueues, createShard, loadShardConfig, openEmbeddedControlStore, type EmbeddedControlStore, type Shard, type ShardConfig, type ShardDeps } from '@skein/shard';
 import { hostedShardConfigs, loadNodeConfig } from './config.ts';
 
 const bootLogger = pino({ base: { component: 'node' } });
@@ -23,12 +23,12 @@ const REDACT = [
 ];
 
 /** Opens a shard (its own engine, batcher, safe point, sequencer state, registry) and serves its internal API. */
-async function openShard(config: ShardConfig, logger: Logger, defaultMetrics: boolean, control?: EmbeddedControlStore, timerJobs?: TimerJobs, commitThread = false): Promise<{ shard: Shard; url: string }> {
+async function openShard(config: ShardConfig, logger: Logger, defaultMetrics: boolean, engineOptions: ShardDeps['engineOptions'], control?: EmbeddedControlStore, timerJobs?: TimerJobs): Promise<{ shard: Shard; url: string }> {
   const registry = new Registry();
   registry.setDefaultLabels({ shard: config.shardId });
   // Standard names (process_*, nodejs_*) so stock Node.js dashboards work; once per process.
   if (defaultMetrics) collectDefaultMetrics({ register: registry });
-  const shard = await createShard(config, { logger: logger.child({ shard: config.shardId }), registry, engineOptions: { commitThread }, ...(control ? { control } : {}), ...(timerJobs ? { timerJobs } : {}) });
+  const shard = await createShard(config, { logger: logger.child({ shard: config.shardId }), registry, ...(engineOptions ? { engineOptions } : {}), ...(control ? { control } : {}), ...(timerJobs ? { timerJobs } : {}) });
   // Exclusive: in a node forked by `npm start --nodes N` (a cluster worker) the shard's port is
   // this process's own socket, not one the launcher accepts on and hands over.
   const url = await shard.app.listen({ host: config.host, port: config.port, exclusive: true });
@@ -73,10 +73,13 @@ async function main(): Promise<void> {
       logger.info({ controlPlane: 'embedded', path }, 'control plane: embedded (no SKEIN_REDIS_URL): sequencer, tenants, keys and topology in LMDB, maintenance on timers');
     }
     const advertised: { id: string; url: string }[] = [];
+    // In a node, each shard commits on a thread of its own (one shard's fdatasync holds
+    // neither the router nor the other shards), and its gathering batches count the
+    // writers every shard of the node answered (the router sends a writer's next append
+    // to whichever shard owns its stream). A shard alone commits inline.
+    const engineOptions = node.role === 'node' ? { commitThread: true, returnTally: new ReturnTally() } : undefined;
     for (const [i, config] of shardConfigs.entries()) {
-      // In a node, each shard commits on a thread of its own: one shard's fdatasync holds
-      // neither the router nor the other shards. A shard alone commits inline.
-      const opened = await openShard(config, logger, i === 0 && routerConfig === null, control, timerJobs ?? undefined, node.role === 'node');
+      const opened = await openShard(config, logger, i === 0 && routerConfig === null, engineOptions, control, timerJobs ?? undefined);
       shards.push(opened.shard);
       advertised.push({ id: config.shardId, url: `http://${node.advertiseHost}:${new URL(opened.url).port}` });
     }
