@@ -13,6 +13,12 @@
 //                group, each answered after its group's sync (the durability floor)
 //   lmdb         the same group commit into LMDB: one transactionSync with one put per
 //                event, on a worker thread, answered after the commit synced
+//   lmdb3        npm start's shape without Skein: streams hashed onto three LMDB stores,
+//                each with its own group commit on its own worker thread
+//   lmdb3-redis  the same, each group first taking its positions from a Redis INCRBY
+//                (a private redis-server, AOF with appendfsync always, as npm start runs
+//                it; its CPU counted with the server's): what a node of three shards and
+//                its sequencer cost before any of Skein's own work
 //   fastify      the calibration server's bare route (echo-server.ts), for reference
 // The file group is written through node's async fs API (fs.write + fs.fdatasync on the
 // libuv pool), no thread of its own: a worker thread (SKEIN_FLOOR_FILE_SYNC=worker) cost
@@ -22,19 +28,21 @@
 // SKEIN_BENCH_CLIENTS (32), SKEIN_BENCH_STREAMS (1000), SKEIN_BENCH_PG_URL
 // (postgresql://postgres@127.0.0.1:5432/test), SKEIN_FLOOR_FILE_SYNC (async | worker).
 // Prints only; nothing is written to bench/results/.
+import { spawn } from 'node:child_process';
 import { fdatasync, mkdtempSync, openSync, rmSync, write } from 'node:fs';
 import { createServer, type ServerResponse } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { startServiceProcess, type ServiceProcess } from '@skein/testing';
+import { Redis } from 'ioredis';
+import { freePort, startServiceProcess, type ServiceProcess } from '@skein/testing';
 import { fastifyCeiling, startEchoServer } from './calibrate.ts';
 import { machineLine } from './machine.ts';
 import { measurePostgres } from './postgres.ts';
 import { EVENT_DATA, measureSkeinAppends, type Measured, type Timing } from './workload.ts';
 
-type FloorMode = 'http' | 'file' | 'file-worker' | 'lmdb';
+type FloorMode = 'http' | 'file' | 'file-worker' | 'lmdb' | 'lmdb3' | 'lmdb3-redis';
 
 const SELF = fileURLToPath(import.meta.url);
 const LISTENING = 'floor listening';
@@ -82,7 +90,7 @@ type GroupWriter = (group: Pending[], synced: () => void) => void;
 
 const record = (p: Pending) => `${p.stream} ${p.version} ${p.text}\n`;
 
-function groupWriter(mode: Exclude<FloorMode, 'http'>, dir: string): GroupWriter {
+function groupWriter(mode: 'file' | 'file-worker' | 'lmdb', dir: string): GroupWriter {
   if (mode === 'file') {
     const fd = openSync(join(dir, 'events.log'), 'a');
     return (group, synced) =>
@@ -115,26 +123,44 @@ function groupWriter(mode: Exclude<FloorMode, 'http'>, dir: string): GroupWriter
 
 /** The floor server of `mode`: listens on a free port, logs its URL, serves until killed. GET /stats: groups and events written so far. */
 async function serve(mode: FloorMode, dir: string): Promise<void> {
-  const writeGroup = mode === 'http' ? null : groupWriter(mode, dir);
+  const stats = { groups: 0, events: 0 };
+  const redis = mode === 'lmdb3-redis' ? new Redis(env.SKEIN_FLOOR_REDIS_URL!) : null;
+  /** One store: its group commit (what arrived while a group was being written and synced is the next group). */
+  const store = (writeGroup: GroupWriter) => {
+    let queue: Pending[] = [];
+    let writing = false;
+    const flush = (): void => {
+      if (writing || queue.length === 0) return;
+      writing = true;
+      const group = queue;
+      queue = [];
+      stats.groups++;
+      stats.events += group.length;
+      const write = () =>
+        writeGroup(group, () => {
+          writing = false;
+          for (const p of group) p.done();
+          flush();
+        });
+      if (!redis) return write();
+      redis.incrby('floor:counter', group.length).then(write, (err: unknown) => {
+        throw err;
+      });
+    };
+    return (p: Pending) => {
+      queue.push(p);
+      flush();
+    };
+  };
+  const stores =
+    mode === 'http' ? [] : mode === 'lmdb3' || mode === 'lmdb3-redis' ? [0, 1, 2].map((i) => store(groupWriter('lmdb', join(dir, `store-${i}`)))) : [store(groupWriter(mode, dir))];
+  const storeOf = (stream: string) => {
+    let h = 0;
+    for (let i = 0; i < stream.length; i++) h = (h * 31 + stream.charCodeAt(i)) | 0;
+    return stores[(h >>> 0) % stores.length]!;
+  };
   const versions = new Map<string, number>();
   let position = 0;
-  let queue: Pending[] = [];
-  let writing = false;
-  const stats = { groups: 0, events: 0 };
-  // Group commit: what arrived while a group was being written and synced is the next group.
-  const flush = () => {
-    if (writing || queue.length === 0) return;
-    writing = true;
-    const group = queue;
-    queue = [];
-    stats.groups++;
-    stats.events += group.length;
-    writeGroup!(group, () => {
-      writing = false;
-      for (const p of group) p.done();
-      flush();
-    });
-  };
   const answer = (res: ServerResponse, status: number, json: string) => {
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) });
     res.end(json);
@@ -154,9 +180,8 @@ async function serve(mode: FloorMode, dir: string): Promise<void> {
       versions.set(stream, version);
       const p = String(++position);
       const ok = `{"streamId":"${stream}","firstVersion":${version},"lastVersion":${version},"firstPosition":"${p}","lastPosition":"${p}"}`;
-      if (!writeGroup) return answer(res, 201, ok);
-      queue.push({ stream, version, text, done: () => answer(res, 201, ok) });
-      flush();
+      if (stores.length === 0) return answer(res, 201, ok);
+      storeOf(stream)({ stream, version, text, done: () => answer(res, 201, ok) });
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -212,16 +237,25 @@ async function bench(): Promise<void> {
     file: 'node:http + group fdatasync (fs async)',
     'file-worker': 'node:http + group fdatasync (worker)',
     lmdb: 'node:http + group LMDB txn (worker)',
+    lmdb3: 'the same, 3 stores (workers)',
+    'lmdb3-redis': 'the same + Redis INCRBY per group',
   };
-  for (const mode of ['http', fileMode, 'lmdb'] as const) {
+  for (const mode of ['http', fileMode, 'lmdb', 'lmdb3', 'lmdb3-redis'] as const) {
     const dir = mkdtempSync(join(tmpdir(), 'skein-floor-'));
-    const server = await startServiceProcess({ name: `floor-${mode}`, main: SELF, env: { SKEIN_FLOOR_SERVER: mode, SKEIN_FLOOR_DIR: dir }, listeningMessage: LISTENING });
+    const redis = mode === 'lmdb3-redis' ? await startPrivateRedis(dir) : null;
+    const server = await startServiceProcess({
+      name: `floor-${mode}`,
+      main: SELF,
+      env: { SKEIN_FLOOR_SERVER: mode, SKEIN_FLOOR_DIR: dir, ...(redis ? { SKEIN_FLOOR_REDIS_URL: redis.url } : {}) },
+      listeningMessage: LISTENING,
+    });
     try {
-      const m = await load(server.url, pidsOf(server));
+      const m = await load(server.url, () => [...pidsOf(server)(), ...(redis?.pid ? [redis.pid] : [])]);
       const stats = (await (await fetch(`${server.url}/stats`)).json()) as { groups: number; events: number };
       rows.push({ name: names[mode], m, ...(stats.groups > 0 ? { perGroup: stats.events / stats.groups } : {}) });
     } finally {
       await server.kill('SIGTERM');
+      redis?.stop();
       rmSync(dir, { recursive: true, force: true });
     }
   }
@@ -244,4 +278,18 @@ async function bench(): Promise<void> {
   }
   console.log(`server CPU: every process of the server over the measured window (PostgreSQL: postmaster and all its children); the load generator is not counted`);
   console.log(`load average at the end: ${loadavg().map((l) => l.toFixed(2)).join(', ')}`);
+}
+
+/** A redis-server as npm start runs its own (AOF, appendfsync always, no snapshots), in `dir`. */
+async function startPrivateRedis(dir: string): Promise<{ url: string; pid: number | undefined; stop(): void }> {
+  const port = await freePort();
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', ''], { stdio: 'ignore' });
+  const url = `redis://127.0.0.1:${port}`;
+  const probe = new Redis(url, { lazyConnect: true, retryStrategy: () => 50, maxRetriesPerRequest: null });
+  // Refused until redis-server listens: retried, not printed.
+  probe.on('error', () => {});
+  await probe.connect().catch(() => undefined);
+  await probe.ping();
+  probe.disconnect();
+  return { url, pid: child.pid, stop: () => void child.kill('SIGKILL') };
 }
