@@ -42,6 +42,9 @@ function recoverHighestCommitted(buckets: BucketSet): bigint {
   return 0n;
 }
 
+/** Whether the caller of `op` writes again on its own once answered (a router's batch does not: ParsedAppend.batched). */
+const returnsOnItsOwn = (op: Op): boolean => op.kind !== 'append' || !op.batched;
+
 export function createBatcher(access: StoreAccess, sequencer: Sequencer): Batcher {
   const { cfg, buckets, log } = access;
   const writer: CommitWriter | null = cfg.commitThread ? startCommitThread({ mapSizeBytes: cfg.mapSizeBytes, testCommitDelayMs: cfg.testCommitDelayMs }) : null;
@@ -110,8 +113,10 @@ export function createBatcher(access: StoreAccess, sequencer: Sequencer): Batche
   function enqueue<T>(make: (pending: Pending<T>) => Op): Promise<T> {
     if (closed) return Promise.reject(new SkeinError('UNAVAILABLE', 'the store is closing', { retryAfter: 1 }));
     return new Promise<T>((resolve, reject) => {
-      queue.push(make({ resolve, reject } as Pending<T>));
-      tally.arrived();
+      const op = make({ resolve, reject } as Pending<T>);
+      queue.push(op);
+      // A router's batch is not writers coming back (returning, below).
+      if (returnsOnItsOwn(op)) tally.arrived();
       if (!running) running = drain();
       else if (gathering && queue.length >= gatherTarget) gathering();
     });
@@ -137,7 +142,7 @@ export function createBatcher(access: StoreAccess, sequencer: Sequencer): Batche
   /** The ops of a batch whose callers may come back on their own (not a router's batch: ParsedAppend.batched). */
   function returning(ops: readonly Op[]): number {
     let n = 0;
-    for (const op of ops) if (op.kind !== 'append' || !op.batched) n++;
+    for (const op of ops) if (returnsOnItsOwn(op)) n++;
     return n;
   }
 
