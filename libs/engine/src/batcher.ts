@@ -128,9 +128,9 @@ export function createBatcher(access: StoreAccess, sequencer: Sequencer): Batche
    * answer): the next batch waits until as many ops as were queued then plus those just
    * answered are queued, or every writer answered by the stores sharing its tally (a
    * node's shards: return-tally.ts) is queued again in one of them, or `batchWaitMs`
-   * passed, whichever comes first. Steady writers
-   * then share one batch per commit instead of splitting into two halves that alternate
-   * (one deciding while the other commits). A batch's cost is mostly fixed (the sequencer
+   * passed, whichever comes first. Steady writers then share one batch per commit
+   * instead of splitting into two halves that alternate (one deciding while the other
+   * commits). A batch's cost is mostly fixed (the sequencer
    * round trip, the guard, the hand-off, the fdatasync and LMDB's page writes: ~600 µs of
    * CPU per batch in a node process against ~130 µs per append), so fewer, larger batches
    * is where a node's CPU per append went down (README, "Where the time goes"). A lone
