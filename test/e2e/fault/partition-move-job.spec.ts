@@ -119,9 +119,10 @@ test('a router SIGKILLed mid-copy: another router\'s worker resumes the move job
   clusters.push(c);
   const tenant = tenantName('move-job');
   assert.equal((await admin(c, c.url, 'POST', '/v1/admin/tenants', { tenant, partitions: 3 })).status, 201);
-  // Data to copy: 32 writers through both routers for a few seconds.
+  // Data to copy: 32 writers through both routers for 4 s or 3,000 appends, whichever comes
+  // first (the copy runs at 50 kB/s: a fast machine's 4 s of appends took the move ~50 s).
   const fill = [startWriters({ url: c.routers[0]!.url, key: c.adminKey, tenant, writers: 16, streamPrefix: 'a' }), startWriters({ url: c.routers[1]!.url, key: c.adminKey, tenant, writers: 16, streamPrefix: 'b' })];
-  await sleep(4000);
+  for (const until = Date.now() + 4000; Date.now() < until && fill[0]!.acks.length + fill[1]!.acks.length < 3000; ) await sleep(50);
   const filled = await Promise.all(fill.map((l) => l.stop()));
 
   const cluster = await admin(c, c.url, 'GET', '/v1/admin/cluster');
