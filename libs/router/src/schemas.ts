@@ -155,7 +155,7 @@ const logPage = { type: 'object', properties: { events: { type: 'array', items: 
 export const tenantLogSchema = { summary: "A tenant's events in global order", tags: ['logs'], security, params: tenantParams, querystring: logQuery, response: { 200: logPage, '4xx': problem } } as const;
 export const clusterLogSchema = { summary: 'Every event of the cluster in global order (admin)', tags: ['logs'], security, querystring: logQuery, response: { 200: logPage, '4xx': problem } } as const;
 
-const sseDescription = 'Server-Sent Events: catch-up then live; `Last-Event-ID` resumes after it; heartbeats every 15 s.';
+const sseDescription = 'Server-Sent Events: catch-up then live; `Last-Event-ID` resumes after it; from `end`, a first `id:` without data says where it began; heartbeats every 15 s.';
 export const subscribeStreamSchema = {
   summary: 'Subscribe to a stream',
   description: sseDescription,
