@@ -33,12 +33,15 @@ test('dispatches no message without data, and drops one the stream ends inside',
   assert.deepEqual(parseAll(['event: x\nid: 3\n\n', 'id: 4\ndata: half']), []);
 });
 
-test('an id without data dispatches nothing but is heard as the last event ID; one the stream ends inside is not', () => {
-  const ids: string[] = [];
-  const parser = createSseParser({ onId: (id) => ids.push(id) });
-  const msgs = ['id: 41\n\n', ': heartbeat\n\n', 'event: A\nid: 42\ndata: x\n\n', 'id: 43'].flatMap((c) => parser.push(c));
-  assert.deepEqual(msgs, [{ event: 'A', id: '42', data: 'x' }]);
-  assert.deepEqual(ids, ['41']);
+test('with idOnly, an id without data comes out in its place, marked, and one the stream ends inside does not', () => {
+  const parser = createSseParser({ idOnly: true });
+  const msgs = ['id: 41\n\n', ': heartbeat\n\n', 'event: A\nid: 42\ndata: x\n\nid: 43\n\nevent: B\nid: 44\ndata: y\n\n', 'id: 45'].flatMap((c) => parser.push(c));
+  assert.deepEqual(msgs, [
+    { event: '', data: '', id: '41', idOnly: true },
+    { event: 'A', id: '42', data: 'x' },
+    { event: '', data: '', id: '43', idOnly: true },
+    { event: 'B', id: '44', data: 'y' },
+  ]);
 });
 
 test('reads the retry field and a field without a colon', () => {

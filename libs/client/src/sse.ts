@@ -8,6 +8,11 @@ export interface SseMessage {
   id?: string;
   /** The `retry:` field (reconnection delay in ms), if this message had one. */
   retry?: number;
+  /**
+   * A block with an `id:` and no `data:` (only with `idOnly`): not an event, but it sets
+   * the last event ID all the same (the spec's "dispatch the event", step 1). `data` is ''.
+   */
+  idOnly?: true;
 }
 
 /**
@@ -17,10 +22,11 @@ export interface SseMessage {
  * Lines end in `\n`, `\r\n` or `\r` (a `\r` at the end of a chunk is resolved by the next
  * chunk). Comment lines (`:` first, the server's heartbeats) are ignored. A message with no
  * `data:` line is not dispatched, nor is one the stream ends before its blank line; its
- * `id:` still sets the last event ID (the spec's "dispatch the event", step 1), which
- * `onId` hears. Unknown fields are ignored.
+ * `id:` still sets the last event ID (the spec's "dispatch the event", step 1): with
+ * `idOnly`, such a block is returned in its place among the messages, marked `idOnly`.
+ * Unknown fields are ignored.
  */
-export function createSseParser(options: { onId?: (id: string) => void } = {}): { push(chunk: string): SseMessage[] } {
+export function createSseParser(options: { idOnly?: boolean } = {}): { push(chunk: string): SseMessage[] } {
   let buffer = '';
   // A '\r' ended the previous chunk: a '\n' opening the next one belongs to it.
   let skipLf = false;
@@ -36,7 +42,7 @@ export function createSseParser(options: { onId?: (id: string) => void } = {}): 
         if (id !== undefined) msg.id = id;
         if (retry !== undefined) msg.retry = retry;
         out.push(msg);
-      } else if (id !== undefined) options.onId?.(id);
+      } else if (id !== undefined && options.idOnly) out.push({ event: '', data: '', id, idOnly: true });
       data = [];
       event = '';
       id = undefined;

@@ -108,17 +108,17 @@ export function openSubscription(transport: Transport, target: SubscriptionTarge
         const res = await transport.open({ method: 'GET', path: target.path, query: target.query, headers, signal: connSignal }, connectTimeoutMs);
         if (!res.body) throw new SkeinError('INTERNAL', 'malformed response from server: subscription without a body');
         arm();
-        // An id without an event (the server's resolved start of `end`) is where a reconnect resumes.
-        const parser = createSseParser({
-          onId: (id) => {
-            if (lastEventId === undefined || (compareIds(id, lastEventId) ?? 1) > 0) lastEventId = id;
-          },
-        });
+        const parser = createSseParser({ idOnly: true });
         const decoder = new TextDecoder();
         for await (const chunk of res.body) {
           arm();
           for (const msg of parser.push(decoder.decode(chunk, { stream: true }))) {
             if (msg.retry !== undefined) baseDelay = msg.retry;
+            if (msg.idOnly) {
+              // An id without an event (where a start from `end` resolved to): a reconnect resumes after it.
+              if (lastEventId === undefined || (compareIds(msg.id!, lastEventId) ?? 1) > 0) lastEventId = msg.id;
+              continue;
+            }
             let event: SkeinEvent;
             try {
               event = decodeEvent(JSON.parse(msg.data));

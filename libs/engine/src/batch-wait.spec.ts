@@ -230,11 +230,67 @@ test('a return tally: counts arrivals against writers answered, wakes waiters on
   assert.equal(tally.allBack, false);
   const cancel = tally.whenAllBack(() => woken++);
   cancel();
+  const mark = tally.mark();
   tally.whenAllBack(() => woken++);
-  // A gathering gave up: the one missing is not waited for again, and other waiters wake.
-  tally.forgive();
+  // Another store answers 3 more before the first gathering gives up.
+  tally.answered(3);
+  tally.forgive(mark);
+  assert.equal(woken, 1, 'the writers answered after the gathering began are still waited for');
+  assert.equal(tally.allBack, false);
+  for (let i = 0; i < 3; i++) tally.arrived();
   assert.equal(woken, 2);
+  assert.equal(tally.allBack, true);
+  // A mark of an epoch that ended forgives nothing of the next one.
+  tally.answered(2);
+  tally.forgive(mark);
+  assert.equal(tally.allBack, false);
+  tally.forgive(tally.mark());
   assert.equal(tally.allBack, true);
   tally.whenAllBack(() => woken++);
   assert.equal(woken, 3, 'called at once when everyone is back');
 });
+
+test('stores sharing a return tally: one store giving up on writers that went away does not break up another store\'s gathering', async () => {
+  const dirs = [0, 1].map(() => mkdtempSync(join(tmpdir(), 'skein-tally-')));
+  const tally = new ReturnTally();
+  const bBatches: number[] = [];
+  const [a, b] = dirs.map((path, i) => createEngine({ path, batchWaitMs: 3_000, returnTally: tally, ...(i === 1 ? { observer: { batch: (x) => bBatches.push(x.ops) } } : {}) }));
+  try {
+    // `a` answers 12 writers; 6 come back, 6 went away: `a` waits out its 3 s timer.
+    const twelve = Array.from({ length: 12 }, (_, i) => i);
+    const roundA = (async () => {
+      await Promise.all(twelve.map((i) => a!.append('p', `a-${i}`, { expectedVersion: 'no_stream', events: [{ type: 'A', data: i }] })));
+      await Promise.all(twelve.slice(0, 6).map((i) => a!.append('p', `a-${i}`, { expectedVersion: 1, events: [{ type: 'B', data: i }] })));
+    })();
+    // `b` answers 4 writers 0.5 s later; they come back 2.7 s after that: after `a` gave up
+    // (~3 s), within `b`'s own wait (~3.5 s).
+    await sleep(500);
+    const four = [0, 1, 2, 3];
+    await Promise.all(four.map((i) => b!.append('p', `b-${i}`, { expectedVersion: 'no_stream', events: [{ type: 'A', data: i }] })));
+    const before = bBatches.length;
+    await within(10_000, Promise.all(four.map(async (i) => {
+      await sleep(2_700 + 10 * i);
+      assert.equal((await b!.append('p', `b-${i}`, { expectedVersion: 1, events: [{ type: 'B', data: i }] })).ok, true);
+    })), 'b\'s second round');
+    assert.deepEqual(bBatches.slice(before), [4], 'b\'s returning writers shared one batch');
+    await roundA;
+  } finally {
+    await Promise.all([a!.close(), b!.close()]);
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+for (const commitThread of [false, true]) {
+  test(`${commitThread ? 'on a commit thread' : 'inline'}: closing with writers in flight answers them and does not gather for callers that can no longer write`, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'skein-tally-'));
+    const e = createEngine({ path: dir, batchWaitMs: 60_000, commitThread, returnTally: new ReturnTally() });
+    try {
+      await e.append('p', 'warm', { expectedVersion: 'no_stream', events: [{ type: 'W', data: 0 }] });
+      const writes = [0, 1, 2, 3].map((i) => e.append('p', `s-${i}`, { expectedVersion: 'no_stream', events: [{ type: 'A', data: i }] }));
+      await within(10_000, e.close(), 'close with a 60 s batch wait');
+      for (const outcome of await Promise.all(writes)) assert.equal(outcome.ok, true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}

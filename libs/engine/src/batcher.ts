@@ -147,13 +147,15 @@ export function createBatcher(access: StoreAccess, sequencer: Sequencer): Batche
   }
 
   function expectReturns(answered: number): void {
-    gatherTarget = cfg.batchWaitMs > 0 && answered >= 2 ? queue.length + answered : 0;
+    // Closing: the callers answered cannot queue here any more.
+    gatherTarget = !closed && cfg.batchWaitMs > 0 && answered >= 2 ? queue.length + answered : 0;
     if (gatherTarget > 0) tally.answered(answered);
   }
 
   function gathered(): Promise<void> {
     return new Promise<void>((resolve) => {
       let cancel = () => {};
+      const mark = tally.mark();
       const done = () => {
         if (gathering !== done) return;
         clearTimeout(timer);
@@ -163,7 +165,7 @@ export function createBatcher(access: StoreAccess, sequencer: Sequencer): Batche
         resolve();
       };
       const timer = setTimeout(() => {
-        tally.forgive();
+        tally.forgive(mark);
         done();
       }, cfg.batchWaitMs);
       gathering = done;
@@ -218,10 +220,10 @@ export function createBatcher(access: StoreAccess, sequencer: Sequencer): Batche
           await settled();
           continue;
         }
-        if (gatherTarget > queue.length && !tally.allBack) {
+        if (gatherTarget > queue.length && !tally.allBack && !closed) {
           allocateAhead();
           await gathered();
-        }
+        } else gatherTarget = 0;
         if (queue.length === 0) {
           if (ahead || rest) {
             // Idle: nothing is held (and callers that came meanwhile are seen next).

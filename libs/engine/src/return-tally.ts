@@ -11,10 +11,20 @@
  * Invariants: `arrived` counts ops queued since the writers now expected began to be
  * expected, never more than `expected` once a new batch is answered (writers nobody
  * waited for, such as new ones, do not count for those of a later batch); a gathering
- * that gave up on the timer forgives the writers not back (they are not waited for
- * again, so one writer that stopped costs one timer, not one per batch).
+ * that gave up on the timer forgives the writers not back that it waited for, and no
+ * others (they are not waited for again, so one writer that stopped costs one timer,
+ * not one per batch; writers another store answered since that gathering began are
+ * still waited for by that store's own gathering).
  */
+/** What a tally expected when a gathering began (ReturnTally.mark). */
+export interface TallyMark {
+  readonly epoch: number;
+  readonly expected: number;
+}
+
 export class ReturnTally {
+  /** Counting restarts (from zero) each time everyone was back and a batch is answered. */
+  #epoch = 0;
   #expected = 0;
   #arrived = 0;
   readonly #waiters = new Set<() => void>();
@@ -25,8 +35,14 @@ export class ReturnTally {
       // Everyone is back: start counting afresh (and the counts stay small).
       this.#arrived = 0;
       this.#expected = 0;
+      this.#epoch++;
     }
     this.#expected += n;
+  }
+
+  /** The writers expected now: what a gathering that begins now waits for (and may forgive). */
+  mark(): TallyMark {
+    return { epoch: this.#epoch, expected: this.#expected };
   }
 
   /** An op was queued in one of the stores. */
@@ -50,10 +66,12 @@ export class ReturnTally {
     return () => this.#waiters.delete(done);
   }
 
-  /** A gathering stopped waiting: the writers not back by now are not waited for again. */
-  forgive(): void {
-    if (this.#arrived < this.#expected) this.#arrived = this.#expected;
-    this.#wake();
+  /** A gathering that began at `mark` stopped waiting: the writers it waited for that are not back are not waited for again. */
+  forgive(mark: TallyMark): void {
+    // Another epoch: everyone it waited for was back since.
+    if (mark.epoch !== this.#epoch || this.#arrived >= mark.expected) return;
+    this.#arrived = mark.expected;
+    if (this.allBack) this.#wake();
   }
 
   #wake(): void {
