@@ -19,6 +19,9 @@
 //                (a private redis-server, AOF with appendfsync always, as npm start runs
 //                it; its CPU counted with the server's): what a node of three shards and
 //                its sequencer cost before any of Skein's own work
+//   lmdb3-redis-gather  the same, each store's next group gathering as a node's shards
+//                do (after a group of two or more is answered, until every writer any
+//                store answered is back, at most 2 ms: @skein/engine's ReturnTally)
 //   fastify      the calibration server's bare route (echo-server.ts), for reference
 // The file group is written through node's async fs API (fs.write + fs.fdatasync on the
 // libuv pool), no thread of its own: a worker thread (SKEIN_FLOOR_FILE_SYNC=worker) cost
@@ -36,13 +39,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { Redis } from 'ioredis';
+import { ReturnTally } from '@skein/engine';
 import { freePort, startServiceProcess, type ServiceProcess } from '@skein/testing';
 import { fastifyCeiling, startEchoServer } from './calibrate.ts';
 import { machineLine } from './machine.ts';
 import { measurePostgres } from './postgres.ts';
 import { EVENT_DATA, measureSkeinAppends, type Measured, type Timing } from './workload.ts';
 
-type FloorMode = 'http' | 'file' | 'file-worker' | 'lmdb' | 'lmdb3' | 'lmdb3-redis';
+type FloorMode = 'http' | 'file' | 'file-worker' | 'lmdb' | 'lmdb3' | 'lmdb3-redis' | 'lmdb3-redis-gather';
 
 const SELF = fileURLToPath(import.meta.url);
 const LISTENING = 'floor listening';
@@ -124,13 +128,37 @@ function groupWriter(mode: 'file' | 'file-worker' | 'lmdb', dir: string): GroupW
 /** The floor server of `mode`: listens on a free port, logs its URL, serves until killed. GET /stats: groups and events written so far. */
 async function serve(mode: FloorMode, dir: string): Promise<void> {
   const stats = { groups: 0, events: 0 };
-  const redis = mode === 'lmdb3-redis' ? new Redis(env.SKEIN_FLOOR_REDIS_URL!) : null;
+  const redis = mode === 'lmdb3-redis' || mode === 'lmdb3-redis-gather' ? new Redis(env.SKEIN_FLOOR_REDIS_URL!) : null;
+  const tally = mode === 'lmdb3-redis-gather' ? new ReturnTally() : null;
   /** One store: its group commit (what arrived while a group was being written and synced is the next group). */
   const store = (writeGroup: GroupWriter) => {
     let queue: Pending[] = [];
     let writing = false;
+    /** While the next group gathers: ends it. */
+    let gathering: (() => void) | null = null;
+    let target = 0;
+    /** After a group of two or more was answered: wait until its writers (any store's) are back, at most 2 ms. */
+    const gather = (answered: number) => {
+      tally!.answered(answered);
+      target = queue.length + answered;
+      const mark = tally!.mark();
+      let cancel = () => {};
+      const end = () => {
+        if (gathering !== end) return;
+        clearTimeout(timer);
+        cancel();
+        gathering = null;
+        flush();
+      };
+      const timer = setTimeout(() => {
+        tally!.forgive(mark);
+        end();
+      }, 2);
+      gathering = end;
+      cancel = tally!.whenAllBack(end);
+    };
     const flush = (): void => {
-      if (writing || queue.length === 0) return;
+      if (writing || gathering || queue.length === 0) return;
       writing = true;
       const group = queue;
       queue = [];
@@ -140,7 +168,8 @@ async function serve(mode: FloorMode, dir: string): Promise<void> {
         writeGroup(group, () => {
           writing = false;
           for (const p of group) p.done();
-          flush();
+          if (tally && group.length >= 2) gather(group.length);
+          else flush();
         });
       if (!redis) return write();
       redis.incrby('floor:counter', group.length).then(write, (err: unknown) => {
@@ -149,11 +178,17 @@ async function serve(mode: FloorMode, dir: string): Promise<void> {
     };
     return (p: Pending) => {
       queue.push(p);
-      flush();
+      tally?.arrived();
+      if (gathering && queue.length >= target) gathering();
+      else flush();
     };
   };
   const stores =
-    mode === 'http' ? [] : mode === 'lmdb3' || mode === 'lmdb3-redis' ? [0, 1, 2].map((i) => store(groupWriter('lmdb', join(dir, `store-${i}`)))) : [store(groupWriter(mode, dir))];
+    mode === 'http'
+      ? []
+      : mode === 'file' || mode === 'file-worker' || mode === 'lmdb'
+        ? [store(groupWriter(mode, dir))]
+        : [0, 1, 2].map((i) => store(groupWriter('lmdb', join(dir, `store-${i}`))));
   const storeOf = (stream: string) => {
     let h = 0;
     for (let i = 0; i < stream.length; i++) h = (h * 31 + stream.charCodeAt(i)) | 0;
@@ -239,10 +274,11 @@ async function bench(): Promise<void> {
     lmdb: 'node:http + group LMDB txn (worker)',
     lmdb3: 'the same, 3 stores (workers)',
     'lmdb3-redis': 'the same + Redis INCRBY per group',
+    'lmdb3-redis-gather': 'the same, groups gathering (2 ms, 1 tally)',
   };
-  for (const mode of ['http', fileMode, 'lmdb', 'lmdb3', 'lmdb3-redis'] as const) {
+  for (const mode of ['http', fileMode, 'lmdb', 'lmdb3', 'lmdb3-redis', 'lmdb3-redis-gather'] as const) {
     const dir = mkdtempSync(join(tmpdir(), 'skein-floor-'));
-    const redis = mode === 'lmdb3-redis' ? await startPrivateRedis(dir) : null;
+    const redis = mode.includes('redis') ? await startPrivateRedis(dir) : null;
     const server = await startServiceProcess({
       name: `floor-${mode}`,
       main: SELF,
