@@ -229,7 +229,8 @@ try {
 // One npm start per data directory: a second one would start its own redis-server on the
 // same append-only file and its shards on the same stores. Held by a socket in Linux's
 // abstract namespace, which the kernel releases when this process ends (SIGKILL included);
-// each shard holds its own directory too (libs/shard/src/data-dir-hold.ts).
+// each shard holds its own directory too (libs/shard/src/data-dir-hold.ts, the same
+// technique; not imported: the launcher loads no workspace library, it runs before any is built).
 if (process.platform === 'linux') {
   const name = `\0skein-npm-start-${createHash('sha256').update(realpathSync(dataDir)).digest('hex').slice(0, 40)}`;
   const holder = createServer();

@@ -4,9 +4,9 @@ import { commit, commitOnThread, release, type CommitContext, type CommitListene
 import { startCommitThread, type CommitWriter } from './commit-writer.ts';
 import { decideBatch, type BatchState, type DecidedBatch, type Op, type Pending, type PreparedBatch } from './decide.ts';
 import { StorageGuard, failAll } from './faults.ts';
-import { ReturnTally } from './return-tally.ts';
 import { GLOBAL, positionOfKey, type Key } from './keys.ts';
 import type { GlobalEntry } from './reads.ts';
+import { ReturnTally } from './return-tally.ts';
 import { storageUnavailable, type StorageFault } from './storage.ts';
 import type { StoreAccess } from './store-access.ts';
 import type { WriterState } from './types.ts';

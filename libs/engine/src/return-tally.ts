@@ -1,3 +1,9 @@
+/** What a tally expected when a gathering began (ReturnTally.mark). */
+export interface TallyMark {
+  readonly epoch: number;
+  readonly expected: number;
+}
+
 /**
  * Writers answered and not back yet, counted over every store that shares the tally:
  * the shards of one node process (batcher.ts, "Gathering"). A service's writers each
@@ -16,12 +22,6 @@
  * not one per batch; writers another store answered since that gathering began are
  * still waited for by that store's own gathering).
  */
-/** What a tally expected when a gathering began (ReturnTally.mark). */
-export interface TallyMark {
-  readonly epoch: number;
-  readonly expected: number;
-}
-
 export class ReturnTally {
   /** Counting restarts (from zero) each time everyone was back and a batch is answered. */
   #epoch = 0;
