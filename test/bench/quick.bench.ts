@@ -52,6 +52,14 @@ function analyse(p: CpuProfile, fromUs: number, toUs: number): void {
   for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const self = new Map<string, number>();
   const total = new Map<string, number>();
+  // Self time by the package of the nearest frame with a source (native work, node's
+  // internals and builtins are charged to the package that called them).
+  const byPackage = new Map<string, number>();
+  const byOwnPackage = new Map<string, number>();
+  const packageOf = (url: string): string | null => {
+    const m = /\/(node_modules\/(?:@[^/]+\/)?[^/]+|libs\/[^/]+|services\/[^/]+|test\/[^/]+)\//.exec(url);
+    return m ? m[1]! : null;
+  };
   let busy = 0;
   let t = p.startTime;
   p.samples.forEach((id, i) => {
@@ -63,6 +71,12 @@ function analyse(p: CpuProfile, fromUs: number, toUs: number): void {
     busy += delta;
     const key = label(n.callFrame.functionName, n.callFrame.url, n.callFrame.lineNumber);
     self.set(key, (self.get(key) ?? 0) + delta);
+    let pkg: string | null = null;
+    for (let cur: number | undefined = id; cur !== undefined && pkg === null; cur = parent.get(cur)) pkg = packageOf(nodes.get(cur)!.callFrame.url);
+    pkg ??= n.callFrame.functionName.startsWith('(') ? n.callFrame.functionName : 'node (no package on the stack)';
+    byPackage.set(pkg, (byPackage.get(pkg) ?? 0) + delta);
+    const own = packageOf(n.callFrame.url) ?? (n.callFrame.url.startsWith('node:') ? 'node:*' : n.callFrame.url === '' ? `native: ${n.callFrame.functionName}` : n.callFrame.url);
+    byOwnPackage.set(own, (byOwnPackage.get(own) ?? 0) + delta);
     const seen = new Set<string>();
     for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
       const c = nodes.get(cur)!.callFrame;
@@ -74,6 +88,10 @@ function analyse(p: CpuProfile, fromUs: number, toUs: number): void {
   });
   const top = (m: Map<string, number>, n: number) => [...m].sort((a, b) => b[1] - a[1]).slice(0, n);
   console.log(`  main thread busy ${busy.toFixed(0)} ms`);
+  console.log('  self, by package (native and node-internal time charged to the nearest package on the stack):');
+  for (const [k, ms] of top(byPackage, 20)) console.log(`    ${((100 * ms) / busy).toFixed(1).padStart(5)}%  ${k}`);
+  console.log('  self, by the package of the function itself:');
+  for (const [k, ms] of top(byOwnPackage, 20)) console.log(`    ${((100 * ms) / busy).toFixed(1).padStart(5)}%  ${k}`);
   console.log('  self:');
   for (const [k, ms] of top(self, 30)) console.log(`    ${((100 * ms) / busy).toFixed(1).padStart(5)}%  ${k}`);
   console.log('  total:');
