@@ -213,20 +213,59 @@ test('readStream passes from, direction and limit, and parses positions', async 
   assert.equal(page.next, 4);
 });
 
-test('streamEvents walks the pages until next is null', async () => {
-  const { api, client } = await setup([
-    json(200, { events: [wireEvent(1, 10), wireEvent(2, 11)], version: 5, next: 3 }),
-    json(200, { events: [wireEvent(3, 12), wireEvent(4, 13)], version: 5, next: 5 }),
-    json(200, { events: [wireEvent(5, 14)], version: 5, next: null }),
-  ]);
+/**
+ * A stream of versions `first`..`last` paged as the server pages it, answered by the
+ * query alone (reads ahead arrive in any order): at most `limit` events a page, and at
+ * most `cap(from)` (the server's byte budget), forward or backward.
+ */
+function streamModel(first: number, last: number, cap: (from: number) => number = () => Number.POSITIVE_INFINITY): FakeHandler {
+  return (req, res) => {
+    const backward = req.query.get('direction') === 'backward';
+    const limit = Number(req.query.get('limit') ?? 100);
+    const param = req.query.get('from');
+    const from = param === null ? (backward ? last : first) : Number(param);
+    const n = Math.min(limit, cap(from));
+    const versions: number[] = [];
+    if (backward) for (let v = Math.min(from, last); v >= first && versions.length < n; v--) versions.push(v);
+    else for (let v = Math.max(from, first); v <= last && versions.length < n; v++) versions.push(v);
+    const end = versions.at(-1);
+    const next = end === undefined ? null : backward ? (end > first ? end - 1 : null) : end < last ? end + 1 : null;
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ events: versions.map((v) => wireEvent(v, 100 + v)), version: last, next }));
+  };
+}
+
+/** The `from` of every read the server got, once there are `count` (reads dropped unread may arrive after the last event was handed out). */
+async function froms(api: { requests: { query: URLSearchParams }[] }, count: number): Promise<string[]> {
+  await waitFor(() => api.requests.length >= count);
+  return api.requests.map((r) => r.query.get('from') ?? '-').sort((a, b) => Number(a) - Number(b));
+}
+
+test('streamEvents walks the pages until next is null, asking for two ahead of the one it hands out', async () => {
+  const { api, client } = await setup(streamModel(1, 9));
   const versions: number[] = [];
   for await (const e of client.streamEvents('acme', 'order-1', { pageSize: 2 })) versions.push(e.version);
-  assert.deepEqual(versions, [1, 2, 3, 4, 5]);
-  assert.deepEqual(
-    api.requests.map((r) => r.query.get('from')),
-    [null, '3', '5'],
-  );
+  assert.deepEqual(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  // 11: the guess made from the page of 7 (pages move by 2), which the page of 9 (the last) made moot.
+  assert.deepEqual(await froms(api, 6), ['-', '3', '5', '7', '9', '11']);
   assert.ok(api.requests.every((r) => r.query.get('limit') === '2'));
+});
+
+test('streamEvents drops a read ahead that the pages contradict, and hands out every event once, in order', async () => {
+  // The page from 3 holds one event (a byte budget): the guess made from it (5) is wrong.
+  const { api, client } = await setup(streamModel(1, 10, (from) => (from === 3 ? 1 : 2)));
+  const versions: number[] = [];
+  for await (const e of client.streamEvents('acme', 'order-1', { pageSize: 2 })) versions.push(e.version);
+  assert.deepEqual(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  assert.deepEqual(await froms(api, 8), ['-', '3', '4', '5', '6', '8', '10', '12']);
+});
+
+test('streamEvents reads backward without asking below version 1', async () => {
+  const { api, client } = await setup(streamModel(1, 7));
+  const versions: number[] = [];
+  for await (const e of client.streamEvents('acme', 'order-1', { pageSize: 3, direction: 'backward' })) versions.push(e.version);
+  assert.deepEqual(versions, [7, 6, 5, 4, 3, 2, 1]);
+  assert.deepEqual(await froms(api, 3), ['-', '1', '4']);
 });
 
 test('streamEvents asks for the next page before parsing this one, from the next that ends its text', async () => {
