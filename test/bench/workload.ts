@@ -164,7 +164,7 @@ export function readWholeStream(store: EventStore, partition: string, stream: st
  * The same stream read as the SDK's (`events` events of EVENT_DATA in one stream, written
  * in appends of 500, read forward in pages of 1,000) from the embedded engine in this
  * process: no HTTP, no JSON. Events/s. The yardstick issue 9 gave the SDK read by (its SDK
- * read 36k-67k events/s while the engine alone read 350k-665k).
+ * read 36k-67k events/s while the engine alone read 350k-665k). Measured after one warm-up read.
  */
 export async function engineStreamRead(events: number): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'skein-bench-engine-read-'));
@@ -175,6 +175,7 @@ export async function engineStreamRead(events: number): Promise<number> {
       const r = await store.append('bench', 'big-stream', { events: chunk });
       if (!r.ok) throw new Error(`engine append failed: ${JSON.stringify(r)}`);
     }
+    readWholeStream(store, 'bench', 'big-stream'); // warm-up, as the SDK's read (cluster.bench.ts)
     const t0 = performance.now();
     const read = readWholeStream(store, 'bench', 'big-stream');
     if (read !== events) throw new Error(`engine read ${read} events, expected ${events}`);
