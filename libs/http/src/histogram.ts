@@ -10,7 +10,13 @@
  * type, aggregator). No exemplars, no timers, no `remove`.
  */
 
-/** What a prom-client `Registry` offers to a metric (prom-client itself stays the services' dependency). */
+/**
+ * What a prom-client `Registry` offers to a metric (prom-client itself stays the services'
+ * dependency). Its typings admit only prom-client's own four metric classes, while the
+ * registry reads any object with a name, help, type, aggregator and `get()`: `never` is
+ * the one parameter type both a Registry and this class fit, and registering is the one
+ * place that says so.
+ */
 export interface MetricRegistry {
   registerMetric(metric: never): void;
 }

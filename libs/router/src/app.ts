@@ -21,10 +21,12 @@ import { registerSubscriptionRoutes } from './routes/subscribe.ts';
 
 /** Builds the router's HTTP app from its dependencies (listen is the caller's). */
 export async function createRouterApp(deps: RouterDeps, options: RouterOptions): Promise<FastifyInstance> {
+  // Typed as Fastify's logger (pino's is one), so routes see FastifyBaseLogger rather than pino's Logger.
+  const logger: FastifyBaseLogger = deps.logger;
   const app = Fastify({
     // Errors Fastify and Node's parser answer themselves are problem documents too.
     ...problemDocumentOptions,
-    loggerInstance: deps.logger as unknown as FastifyBaseLogger,
+    loggerInstance: logger,
     bodyLimit: options.maxBodyBytes,
     logController: new LogController({ disableRequestLogging: true }),
     childLoggerFactory: childLoggerOnFirstUse,

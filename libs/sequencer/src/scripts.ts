@@ -1,5 +1,14 @@
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { Redis, Result } from 'ioredis';
+
+/** The commands defineScripts defines on a client (ioredis's typings learn them here, not through a cast). */
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    skeinSequencerAllocate(...keysAndArgs: (string | number)[]): Result<unknown, Context>;
+    skeinSequencerCurrent(...keysAndArgs: (string | number)[]): Result<unknown, Context>;
+    skeinSequencerReseed(...keysAndArgs: (string | number)[]): Result<unknown, Context>;
+  }
+}
 
 /** Runs a script with its keys, then its arguments, in one array (passed on to ioredis as they are, not spread twice). */
 type ScriptCall = (keysAndArgs: (string | number)[]) => Promise<unknown>;
@@ -19,12 +28,12 @@ const SCRIPTS = {
 
 /** Reads the script files and defines them as commands on `redis`. */
 export function defineScripts(redis: Redis): SequencerScripts {
-  const bound = {} as SequencerScripts;
-  for (const [name, { file, keys, command }] of Object.entries(SCRIPTS)) {
-    const lua = readFileSync(new URL(`./scripts/${file}`, import.meta.url), 'utf8');
-    redis.defineCommand(command, { numberOfKeys: keys, lua });
-    const fn = (redis as unknown as Record<string, (...keysAndArgs: (string | number)[]) => Promise<unknown>>)[command]!;
-    bound[name as keyof SequencerScripts] = (keysAndArgs) => fn.apply(redis, keysAndArgs);
+  for (const { file, keys, command } of Object.values(SCRIPTS)) {
+    redis.defineCommand(command, { numberOfKeys: keys, lua: readFileSync(new URL(`./scripts/${file}`, import.meta.url), 'utf8') });
   }
-  return bound;
+  return {
+    allocate: (keysAndArgs) => redis.skeinSequencerAllocate.apply(redis, keysAndArgs),
+    current: (keysAndArgs) => redis.skeinSequencerCurrent.apply(redis, keysAndArgs),
+    reseed: (keysAndArgs) => redis.skeinSequencerReseed.apply(redis, keysAndArgs),
+  };
 }

@@ -28,10 +28,12 @@ const PROBES = new Set(['/healthz', '/readyz', '/metrics']);
 export function createShardApp(deps: ShardAppDeps, options: ShardAppOptions): FastifyInstance {
   const opts: Required<ShardAppOptions> = { ...defaultShardAppOptions, ...stripUndefined(options) } as Required<ShardAppOptions>;
   let nextId = 0;
+  // Typed as Fastify's logger (pino's is one), so routes see FastifyBaseLogger rather than pino's Logger.
+  const logger: FastifyBaseLogger = deps.logger;
   const app = Fastify({
     // Errors Fastify and Node's parser answer themselves are problem documents too.
     ...problemDocumentOptions,
-    loggerInstance: deps.logger as unknown as FastifyBaseLogger,
+    loggerInstance: logger,
     // Requests are logged where handled (errors) and measured by a histogram; a line
     // per request would cost more than the append itself.
     logController: new LogController({ disableRequestLogging: true }),
