@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { partitionOf } from '@skein/protocol';
 import { startCluster, type Cluster } from '@skein/testing';
 import { assertProblem, call, postOversized, readSse, tenantName } from './support.ts';
 
@@ -297,6 +298,44 @@ for (const topology of ['processes', 'node'] as const) describe(`${topology} top
       const cluster = await call(url, 'GET', '/v1/events?limit=1000', { key: admin });
       assert.equal(cluster.status, 200);
       assert.ok(cluster.body.events.some((e: any) => e.tenant === t.tenant));
+    });
+
+    test('a tenant log whose events one partition holds pages through every event once, in order, in pages of at least that partition\'s share', async () => {
+      const t = await createTenant(6);
+      // Each partition is read for twice its share of a page (global-read.ts, sourceLimit).
+      const hot = Array.from({ length: 200 }, (_, i) => `hot-${i}`).filter((s) => partitionOf(t.tenant, 6, s) === partitionOf(t.tenant, 6, 'hot-0')).slice(0, 4);
+      const spread = Array.from({ length: 12 }, (_, i) => `spread-${i}`);
+      const positions: string[] = [];
+      const hotPositions: string[] = [];
+      for (let round = 0; round < 10; round++) {
+        for (const s of [...hot, ...spread]) {
+          const r = await append(t, s, { events: [{ type: 'A', data: round }, { type: 'B', data: round }] });
+          assert.equal(r.status, 201);
+          positions.push(r.body.firstPosition, r.body.lastPosition);
+          if (s.startsWith('hot-')) hotPositions.push(r.body.firstPosition, r.body.lastPosition);
+        }
+      }
+      const read = async (filter: string) => {
+        const seen: string[] = [];
+        const sizes: number[] = [];
+        for (let from = '0'; ; ) {
+          const page = await call(url, 'GET', `/v1/tenants/${t.tenant}/events?fromPosition=${from}&limit=12${filter}`, { key: t.key });
+          assert.equal(page.status, 200);
+          if (page.body.events.length === 0) break;
+          sizes.push(page.body.events.length);
+          seen.push(...page.body.events.map((e: any) => e.position));
+          from = page.body.next;
+        }
+        return { seen, sizes };
+      };
+      const byPosition = (a: string, b: string) => (BigInt(a) < BigInt(b) ? -1 : 1);
+      const all = await read('');
+      assert.deepEqual(all.seen, [...positions].sort(byPosition));
+      assert.ok(all.sizes.every((n) => n <= 12), `page sizes ${all.sizes}`);
+      const onlyHot = await read('&category=hot');
+      assert.deepEqual(onlyHot.seen, [...hotPositions].sort(byPosition));
+      // One partition holds them all: each page but the last is its share (2 × 12 / 6) or more.
+      assert.ok(onlyHot.sizes.slice(0, -1).every((n) => n >= 4 && n <= 12), `page sizes ${onlyHot.sizes}`);
     });
 
     test('a tenant log subscription under concurrent writers gets every event once, in order, equal to the stored log', async () => {
