@@ -6,8 +6,10 @@
 // Appends SKEIN_READ_EVENTS (20,000) ~300-byte events to one stream in appends of 500, then
 // reads the stream through the SDK's streamEvents (pages of 1,000) SKEIN_READ_ROUNDS (6)
 // times and prints, per round, events/s, the client's CPU and the server processes' CPU
-// per event. SKEIN_READ_PROFILE=1 also profiles the client's and the node process's main
-// threads over the reads and prints their top functions by self time.
+// per event; then (without SKEIN_READ_PROFILE) the tenant log through the SDK, with those
+// events in one stream and as many spread over 200 streams. SKEIN_READ_PROFILE=1 profiles
+// the client's and the node process's main threads over the stream reads and prints their
+// top functions by self time.
 // SKEIN_BENCH_SOURCE=0 runs the compiled dist/ instead of the sources.
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { Session } from 'node:inspector';
@@ -91,6 +93,26 @@ try {
     console.log(
       `round ${r}: ${Math.round(read / seconds).toLocaleString('en-US')} events/s; CPU µs/event: client ${perEvent((cpu.user + cpu.system) / 1e6)}, server [${servers}]`,
     );
+  }
+  if (!profile) {
+    // The tenant log in global order through the SDK (pages of 1,000), merged from the
+    // tenant's 6 partitions: once with every event in one stream (one partition holds them
+    // all), once with as many events spread over 200 streams.
+    const spread = await admin.admin.createTenant(`${TENANT}-spread`, { partitions: 6 });
+    const spreadClient = createClient({ url: t.url, apiKey: spread.apiKey });
+    const hundred = chunk.slice(0, 100);
+    for (let i = 0; i < events / 100; i++) await spreadClient.append(`${TENANT}-spread`, `s-${i % 200}`, { events: hundred });
+    for (const [name, c, tenant] of [['one stream', client, TENANT], ['200 streams', spreadClient, `${TENANT}-spread`]] as const) {
+      const rates: number[] = [];
+      for (let r = 0; r < 3; r++) {
+        const t0 = performance.now();
+        let read = 0;
+        for await (const _e of c.tenantLogEvents(tenant, { pageSize: 1000 })) read++;
+        if (read !== events) throw new Error(`read ${read} events of the tenant log, expected ${events}`);
+        rates.push(read / ((performance.now() - t0) / 1000));
+      }
+      console.log(`tenant log, ${name}, pages of 1000 (SDK): ${rates.map((x) => Math.round(x).toLocaleString('en-US')).join(', ')} events/s`);
+    }
   }
 } finally {
   if (session) {

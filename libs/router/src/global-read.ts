@@ -1,5 +1,5 @@
 import { SkeinError, isSkeinError } from '@skein/protocol';
-import type { ControlStore, LoggedWireEvent } from '@skein/protocol';
+import type { ControlStore, LoggedWireEvent, LogPageWire, ReadLogQuery } from '@skein/protocol';
 import type { Shards } from './shard-client.ts';
 import type { RouterTopology } from './topology.ts';
 
@@ -129,30 +129,51 @@ async function readGlobalAt(
   }
 
   const types = options.types?.split(',').filter((t) => t.length > 0);
-  const sources = options.partitions ? options.partitions.length : involved.length;
-  const maxBytes = Math.max(64 * 1024, Math.floor(PAGE_BYTES / Math.max(1, sources)));
-  const perSource = sourceLimit(limit, sources);
-  const query = { fromPosition: from, toPosition: watermark, limit: perSource, maxBytes, ...(options.category ? { category: options.category } : {}), ...(types && types.length > 0 ? { types } : {}) };
-  const pages = await Promise.all(
-    options.partitions
-      ? options.partitions.map((p) => shards.get(view.ownerOf(p)!).readLog({ ...query, partition: p }))
-      : involved.map((s) => shards.get(s).readLog(query)),
-  );
-  await sameEpoch(store, view.topology.epoch);
-  // A page that stopped early (its limit, or its shard's byte budget) covers its source only
-  // up to its last event: the merged page stops at the lowest such bound, so no source's
-  // later event comes before one it has not sent yet. A page that did not stop early covers
-  // its source up to the watermark.
-  let bound = watermark;
-  for (const page of pages) {
-    const last = page.events[page.events.length - 1];
-    if (last && (page.truncated === true || page.events.length >= perSource) && BigInt(last.position) < bound) bound = BigInt(last.position);
+  const readers: Array<(query: ReadLogQuery) => Promise<LogPageWire>> = options.partitions
+    ? options.partitions.map((p) => (q) => shards.get(view.ownerOf(p)!).readLog({ ...q, partition: p }))
+    : involved.map((s) => (q) => shards.get(s).readLog(q));
+  const perSource = sourceLimit(limit, readers.length);
+  const maxBytes = Math.max(64 * 1024, Math.floor(PAGE_BYTES / Math.max(1, readers.length)));
+  const filters = { ...(options.category ? { category: options.category } : {}), ...(types && types.length > 0 ? { types } : {}) };
+  const sources: Source[] = readers.map((read) => ({ read, next: from, state: 'more' }));
+  const fetched: Array<{ e: LoggedWireEvent; pos: bigint }> = [];
+  const fetch = (source: Source) => async () => {
+    const page = await source.read({ fromPosition: source.next, toPosition: watermark, limit: perSource, maxBytes, ...filters });
+    for (const e of page.events) fetched.push({ e, pos: BigInt(e.position) });
+    // A page that stopped at its limit, or its shard's byte budget, covers its source only up
+    // to `next - 1` (every position below was sent or left out by a filter); one that did
+    // not stop early covers it up to the watermark.
+    source.next = page.next;
+    source.state = page.truncated === true ? 'bytes' : page.events.length >= perSource ? 'more' : 'done';
+  };
+  /** The highest position every source has covered: the merged page stops there, so no source's later event comes before one it has not sent yet. */
+  const coveredUpTo = () => sources.reduce((min, s) => (s.state !== 'done' && s.next - 1n < min ? s.next - 1n : min), watermark);
+  await Promise.all(sources.map((source) => fetch(source)()));
+  // A source that stopped at its share while the others had less holds the page back (one
+  // partition holding most of a tenant's events): it alone is read again, at most twice,
+  // unless a byte budget stopped any source (the page is as large as it may be).
+  for (let refill = 0; refill < 2; refill++) {
+    const bound = coveredUpTo();
+    if (fetched.filter((k) => k.pos <= bound).length >= limit || sources.some((s) => s.state === 'bytes')) break;
+    const laggard = sources.find((s) => s.state === 'more' && s.next - 1n === bound);
+    if (!laggard) break;
+    await fetch(laggard)();
   }
-  const keyed = pages.flatMap((p) => p.events).map((e) => ({ e, pos: BigInt(e.position) }));
-  const covered = keyed.filter((k) => k.pos <= bound);
+  await sameEpoch(store, view.topology.epoch);
+  const bound = coveredUpTo();
+  const covered = fetched.filter((k) => k.pos <= bound);
   covered.sort((a, b) => (a.pos < b.pos ? -1 : a.pos > b.pos ? 1 : 0));
   const events = covered.slice(0, limit).map((k) => k.e);
   const last = covered[Math.min(limit, covered.length) - 1];
   const complete = bound === watermark && covered.length <= limit;
   return { events, next: last ? last.pos + 1n : from, watermark, involved, complete };
+}
+
+/** One log a merged page reads from, and how far it has read. */
+interface Source {
+  read(query: ReadLogQuery): Promise<LogPageWire>;
+  /** Where its next page starts. */
+  next: bigint;
+  /** done: read up to the watermark; more: stopped at its share; bytes: stopped at its byte budget. */
+  state: 'done' | 'more' | 'bytes';
 }
