@@ -18,7 +18,7 @@ import { machineLine, percentile } from './machine.ts';
 import { measurePostgres } from './postgres.ts';
 import { ratiosOf, summaryLine, writeReport, type AppendFigure, type BenchResult } from './report.ts';
 import { startNpmStart, startThreeProcess, type Topology } from './topologies.ts';
-import { EVENT_DATA, engineStreamRead, measureSkeinAppends, sleep, type Measured, type Timing } from './workload.ts';
+import { EVENT_DATA, engineStreamRead, fillStream, measureSkeinAppends, sdkStreamRead, measureSubscriptionLag, type Measured, type Timing } from './workload.ts';
 
 const env = process.env;
 const quick = env.SKEIN_BENCH_QUICK === '1';
@@ -91,61 +91,19 @@ async function createTenant(t: Topology): Promise<string> {
   return apiKey;
 }
 
-/**
- * A stream of `readEvents` events read back through the SDK in pages of 1,000: once to warm
- * up, then the median of three reads (as the engine's own read, engineStreamRead).
- */
+/** A stream of `readEvents` events read back through the SDK in pages of 1,000 (workload.ts, sdkStreamRead). */
 async function measureRead(t: Topology, apiKey: string): Promise<BenchResult['read']> {
   const client = createClient({ url: t.url, apiKey });
-  const chunk = Array.from({ length: 500 }, () => ({ type: 'Tick', data: EVENT_DATA }));
-  for (let i = 0; i < readEvents / 500; i++) await client.append(TENANT, 'big-stream', { events: chunk });
-  const readAll = async () => {
-    let read = 0;
-    for await (const _e of client.streamEvents(TENANT, 'big-stream', { pageSize: 1000 })) read++;
-    return read;
-  };
-  await readAll();
-  const rates: number[] = [];
-  let read = 0;
-  for (let r = 0; r < 3; r++) {
-    const t0 = performance.now();
-    read = await readAll();
-    rates.push(read / ((performance.now() - t0) / 1000));
-  }
-  return { system: t.name, events: read, pageSize: 1000, eventsPerSecond: percentile(rates, 50) };
+  await fillStream(client, TENANT, 'big-stream', readEvents);
+  return { system: t.name, events: readEvents, pageSize: 1000, eventsPerSecond: await sdkStreamRead(client, TENANT, 'big-stream', readEvents) };
 }
 
-/**
- * Lag from an append's acknowledgement to its delivery on a tenant-log subscription, while
- * the benchmark's write load runs: a probe appends every 10 ms and notes when each was acknowledged.
- */
+/** Lag from an append's acknowledgement to its delivery on a tenant-log subscription, under the benchmark's write load (workload.ts, measureSubscriptionLag). */
 async function measureLag(t: Topology, apiKey: string): Promise<BenchResult['subscriptionLag']> {
   const client = createClient({ url: t.url, apiKey });
-  const sub = client.subscribeTenant(TENANT, { fromPosition: 'end' });
-  const acknowledgedAt = new Map<string, number>();
-  // A probe may arrive before its append's answer is read: both times are kept, matched at the end.
-  const deliveredAt = new Map<string, number>();
-  const receiving = (async () => {
-    for await (const e of sub) if (e.type === 'Probe') deliveredAt.set(String(e.position), performance.now());
-  })();
-  await sleep(300);
-  let loadDone = false;
-  const load = appendLoad(t, apiKey, 'lag-load', clients, 1, lagTiming).finally(() => (loadDone = true));
-  for (let i = 0; !loadDone; i++) {
-    const r = await client.append(TENANT, `lag-probe-${i % 50}`, { events: [{ type: 'Probe', data: i }] });
-    acknowledgedAt.set(String(r.firstPosition), performance.now());
-    await sleep(10);
-  }
-  const measured = await load;
-  for (const until = Date.now() + 10_000; Date.now() < until && [...acknowledgedAt.keys()].some((p) => !deliveredAt.has(p)); ) await sleep(50);
-  sub.close();
-  await receiving.catch(() => undefined);
-  const lags = [...acknowledgedAt].flatMap(([position, at]) => {
-    const delivered = deliveredAt.get(position);
-    return delivered === undefined ? [] : [Math.max(0, delivered - at)];
-  });
-  if (lags.length < acknowledgedAt.size) notes.push(`subscription lag: ${acknowledgedAt.size - lags.length} of ${acknowledgedAt.size} probe events were not delivered within 10 s`);
-  return { system: t.name, events: lags.length, p50Ms: percentile(lags, 50), p99Ms: percentile(lags, 99), appendsPerSecondMeanwhile: measured.requestsPerSecond };
+  const { lags, acknowledged, load } = await measureSubscriptionLag(client, TENANT, 'lag-probe', () => appendLoad(t, apiKey, 'lag-load', clients, 1, lagTiming));
+  if (lags.length < acknowledged) notes.push(`subscription lag: ${acknowledged - lags.length} of ${acknowledged} probe events were not delivered within 10 s`);
+  return { system: t.name, events: lags.length, p50Ms: percentile(lags, 50), p99Ms: percentile(lags, 99), appendsPerSecondMeanwhile: load.requestsPerSecond };
 }
 
 console.log(machineLine());

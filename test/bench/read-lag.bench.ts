@@ -1,7 +1,7 @@
 // A quicker driver for two of issue 9's read-side figures on the `npm start` topology:
 // a stream read through the SDK (pages of 1,000) and subscription lag from an append's
 // acknowledgement to its delivery on a tenant-log subscription under the bench's write
-// load (32 writers). The same measurements as `npm run bench`, without PostgreSQL, the
+// load (32 writers). The same measurements as `npm run bench` (workload.ts), without PostgreSQL, the
 // three-process topology or the sweep.
 //
 //   node --conditions=skein-source --import tsx test/bench/read-lag.bench.ts
@@ -14,7 +14,7 @@ import { createClient } from '@skein/client';
 import { fastifyCeiling } from './calibrate.ts';
 import { machineLine, percentile } from './machine.ts';
 import { startNpmStart, type Topology } from './topologies.ts';
-import { EVENT_DATA, engineStreamRead, measureSkeinAppends, sleep } from './workload.ts';
+import { EVENT_DATA, engineStreamRead, fillStream, measureSkeinAppends, sdkStreamRead, measureSubscriptionLag } from './workload.ts';
 
 const env = process.env;
 const rounds = Number(env.SKEIN_BENCH_ROUNDS ?? 2);
@@ -27,57 +27,12 @@ async function createTenant(t: Topology): Promise<string> {
   return (await admin.admin.createTenant(TENANT, { partitions: 6 })).apiKey;
 }
 
-async function fillStream(t: Topology, apiKey: string, stream: string): Promise<void> {
+async function measureLag(t: Topology, apiKey: string, round: number) {
   const client = createClient({ url: t.url, apiKey });
-  const chunk = Array.from({ length: 500 }, () => ({ type: 'Tick', data: EVENT_DATA }));
-  for (let i = 0; i < readEvents / 500; i++) await client.append(TENANT, stream, { events: chunk });
-}
-
-async function measureRead(t: Topology, apiKey: string, stream: string): Promise<number> {
-  const client = createClient({ url: t.url, apiKey });
-  const t0 = performance.now();
-  let read = 0;
-  for await (const _e of client.streamEvents(TENANT, stream, { pageSize: 1000 })) read++;
-  if (read !== readEvents) throw new Error(`read ${read} events, expected ${readEvents}`);
-  return read / ((performance.now() - t0) / 1000);
-}
-
-async function measureLag(t: Topology, apiKey: string, round: number): Promise<{ p50: number; p99: number; n: number; appendsPerSecond: number; missing: number }> {
-  const client = createClient({ url: t.url, apiKey });
-  const sub = client.subscribeTenant(TENANT, { fromPosition: 'end' });
-  const acknowledgedAt = new Map<string, number>();
-  const deliveredAt = new Map<string, number>();
-  const receiving = (async () => {
-    for await (const e of sub) if (e.type === 'Probe') deliveredAt.set(String(e.position), performance.now());
-  })();
-  await sleep(300);
-  let loadDone = false;
-  const load = measureSkeinAppends({
-    url: t.url,
-    apiKey,
-    tenant: TENANT,
-    streamPrefix: `lag-load-${round}`,
-    clients: 32,
-    streams: 1000,
-    eventsPerAppend: 1,
-    serverPids: () => t.serverPids(),
-    warmupMs: 1_000,
-    durationMs: 5_000,
-  }).finally(() => (loadDone = true));
-  for (let i = 0; !loadDone; i++) {
-    const r = await client.append(TENANT, `lag-probe-${round}-${i % 50}`, { events: [{ type: 'Probe', data: i }] });
-    acknowledgedAt.set(String(r.firstPosition), performance.now());
-    await sleep(10);
-  }
-  const measured = await load;
-  for (const until = Date.now() + 10_000; Date.now() < until && [...acknowledgedAt.keys()].some((p) => !deliveredAt.has(p)); ) await sleep(50);
-  sub.close();
-  await receiving.catch(() => undefined);
-  const lags = [...acknowledgedAt].flatMap(([position, at]) => {
-    const delivered = deliveredAt.get(position);
-    return delivered === undefined ? [] : [Math.max(0, delivered - at)];
-  });
-  return { p50: percentile(lags, 50), p99: percentile(lags, 99), n: lags.length, appendsPerSecond: measured.requestsPerSecond, missing: acknowledgedAt.size - lags.length };
+  const load = () =>
+    measureSkeinAppends({ url: t.url, apiKey, tenant: TENANT, streamPrefix: `lag-load-${round}`, clients: 32, streams: 1000, eventsPerAppend: 1, serverPids: () => t.serverPids(), warmupMs: 1_000, durationMs: 5_000 });
+  const { lags, acknowledged, load: measured } = await measureSubscriptionLag(client, TENANT, `lag-probe-${round}`, load);
+  return { p50: percentile(lags, 50), p99: percentile(lags, 99), n: lags.length, appendsPerSecond: measured.requestsPerSecond, missing: acknowledged - lags.length };
 }
 
 console.log(machineLine());
@@ -89,10 +44,11 @@ if (env.SKEIN_BENCH_CALIBRATE === '1') {
 const t = await startNpmStart({ fromSource: env.SKEIN_BENCH_SOURCE !== '0' });
 try {
   const apiKey = await createTenant(t);
-  await fillStream(t, apiKey, 'big-stream');
+  const client = createClient({ url: t.url, apiKey });
+  await fillStream(client, TENANT, 'big-stream', readEvents);
   for (let r = 0; r < rounds; r++) {
-    const eps = await measureRead(t, apiKey, 'big-stream');
-    console.log(`stream read, pages of 1000 (SDK): ${Math.round(eps).toLocaleString('en-US')} events/s`);
+    const eps = await sdkStreamRead(client, TENANT, 'big-stream', readEvents);
+    console.log(`stream read, pages of 1000 (SDK, median of 3 after a warm-up): ${Math.round(eps).toLocaleString('en-US')} events/s`);
   }
   if (rounds > 0) console.log(`the same read from the engine alone, in-process: ${Math.round(await engineStreamRead(readEvents)).toLocaleString('en-US')} events/s`);
   for (let r = 0; r < lagRounds; r++) {

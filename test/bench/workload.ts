@@ -4,6 +4,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { SkeinClient } from '@skein/client';
 import { createEngine, type EventStore } from '@skein/engine';
 import { startHttpLoad, type LoadRequest } from './http-load.ts';
 import { percentile } from './machine.ts';
@@ -188,4 +189,70 @@ export async function engineStreamRead(events: number): Promise<number> {
     await store.close();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** `events` events of EVENT_DATA written to one stream through the SDK, in appends of 500. */
+export async function fillStream(client: SkeinClient, tenant: string, stream: string, events: number): Promise<void> {
+  const chunk = Array.from({ length: 500 }, () => ({ type: 'Tick', data: EVENT_DATA }));
+  for (let i = 0; i < events / 500; i++) await client.append(tenant, stream, { events: chunk });
+}
+
+/**
+ * Issue 9's stream read through the SDK (pages of 1,000) of a stream of `events` events:
+ * one warm-up read, then the median of three, in events/s (as engineStreamRead).
+ */
+export async function sdkStreamRead(client: SkeinClient, tenant: string, stream: string, events: number): Promise<number> {
+  const readAll = async () => {
+    let read = 0;
+    for await (const _e of client.streamEvents(tenant, stream, { pageSize: 1000 })) read++;
+    if (read !== events) throw new Error(`read ${read} events, expected ${events}`);
+  };
+  await readAll();
+  const rates: number[] = [];
+  for (let r = 0; r < 3; r++) {
+    const t0 = performance.now();
+    await readAll();
+    rates.push(events / ((performance.now() - t0) / 1000));
+  }
+  return percentile(rates, 50);
+}
+
+/** What measureSubscriptionLag measured: each delivered probe's lag (ms), how many probes were acknowledged, and the load meanwhile. */
+export interface LagMeasured {
+  lags: number[];
+  acknowledged: number;
+  load: Measured;
+}
+
+/**
+ * Issue 9's subscription lag: from an append's acknowledgement to its delivery on a
+ * tenant-log subscription, while `load` (the bench's write load) runs. A probe appends
+ * every 10 ms to one of 50 streams named `<probePrefix>-<n>` and notes when each was
+ * acknowledged; a probe may arrive before its append's answer is read, so both times are
+ * kept and matched at the end (waiting up to 10 s for the last).
+ */
+export async function measureSubscriptionLag(client: SkeinClient, tenant: string, probePrefix: string, load: () => Promise<Measured>): Promise<LagMeasured> {
+  const sub = client.subscribeTenant(tenant, { fromPosition: 'end' });
+  const acknowledgedAt = new Map<string, number>();
+  const deliveredAt = new Map<string, number>();
+  const receiving = (async () => {
+    for await (const e of sub) if (e.type === 'Probe') deliveredAt.set(String(e.position), performance.now());
+  })();
+  await sleep(300);
+  let loadDone = false;
+  const running = load().finally(() => (loadDone = true));
+  for (let i = 0; !loadDone; i++) {
+    const r = await client.append(tenant, `${probePrefix}-${i % 50}`, { events: [{ type: 'Probe', data: i }] });
+    acknowledgedAt.set(String(r.firstPosition), performance.now());
+    await sleep(10);
+  }
+  const measured = await running;
+  for (const until = Date.now() + 10_000; Date.now() < until && [...acknowledgedAt.keys()].some((p) => !deliveredAt.has(p)); ) await sleep(50);
+  sub.close();
+  await receiving.catch(() => undefined);
+  const lags = [...acknowledgedAt].flatMap(([position, at]) => {
+    const delivered = deliveredAt.get(position);
+    return delivered === undefined ? [] : [Math.max(0, delivered - at)];
+  });
+  return { lags, acknowledged: acknowledgedAt.size, load: measured };
 }
