@@ -31,7 +31,6 @@
 // SKEIN_BENCH_CLIENTS (32), SKEIN_BENCH_STREAMS (1000), SKEIN_BENCH_PG_URL
 // (postgresql://postgres@127.0.0.1:5432/test), SKEIN_FLOOR_FILE_SYNC (async | worker).
 // Prints only; nothing is written to bench/results/.
-import { spawn } from 'node:child_process';
 import { fdatasync, mkdtempSync, openSync, rmSync, write } from 'node:fs';
 import { createServer, type ServerResponse } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
@@ -40,7 +39,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { Redis } from 'ioredis';
 import { ReturnTally } from '@skein/engine';
-import { freePort, startServiceProcess, type ServiceProcess } from '@skein/testing';
+import { startRedis, startServiceProcess, type ServiceProcess } from '@skein/testing';
 import { fastifyCeiling, startEchoServer } from './calibrate.ts';
 import { machineLine } from './machine.ts';
 import { measurePostgres } from './postgres.ts';
@@ -278,7 +277,8 @@ async function bench(): Promise<void> {
   };
   for (const mode of ['http', fileMode, 'lmdb', 'lmdb3', 'lmdb3-redis', 'lmdb3-redis-gather'] as const) {
     const dir = mkdtempSync(join(tmpdir(), 'skein-floor-'));
-    const redis = mode.includes('redis') ? await startPrivateRedis(dir) : null;
+    // As npm start runs its own redis-server: AOF, fsynced before each answer.
+    const redis = mode.includes('redis') ? await startRedis({ appendfsync: 'always' }) : null;
     const server = await startServiceProcess({
       name: `floor-${mode}`,
       main: SELF,
@@ -291,7 +291,7 @@ async function bench(): Promise<void> {
       rows.push({ name: names[mode], m, ...(stats.groups > 0 ? { perGroup: stats.events / stats.groups } : {}) });
     } finally {
       await server.kill('SIGTERM');
-      redis?.stop();
+      await redis?.stop();
       rmSync(dir, { recursive: true, force: true });
     }
   }
@@ -314,18 +314,4 @@ async function bench(): Promise<void> {
   }
   console.log(`server CPU: every process of the server over the measured window (PostgreSQL: postmaster and all its children); the load generator is not counted`);
   console.log(`load average at the end: ${loadavg().map((l) => l.toFixed(2)).join(', ')}`);
-}
-
-/** A redis-server as npm start runs its own (AOF, appendfsync always, no snapshots), in `dir`. */
-async function startPrivateRedis(dir: string): Promise<{ url: string; pid: number | undefined; stop(): void }> {
-  const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', ''], { stdio: 'ignore' });
-  const url = `redis://127.0.0.1:${port}`;
-  const probe = new Redis(url, { lazyConnect: true, retryStrategy: () => 50, maxRetriesPerRequest: null });
-  // Refused until redis-server listens: retried, not printed.
-  probe.on('error', () => {});
-  await probe.connect().catch(() => undefined);
-  await probe.ping();
-  probe.disconnect();
-  return { url, pid: child.pid, stop: () => void child.kill('SIGKILL') };
 }

@@ -298,16 +298,13 @@ export function createClient(options: ClientOptions): SkeinClient {
   async function* streamEvents(tenant: string, stream: string, o?: StreamEventsOptions): AsyncGenerator<SkeinEvent, void, undefined> {
     let left = o?.limit ?? Number.POSITIVE_INFINITY;
     const path = streamPath(tenant, stream);
-    /** A page's JSON text, parsed only once the pages after it were asked for (below). */
-    const pageFrom = async (from: number | undefined): Promise<{ text: string; status: number }> => {
-      const limit = Number.isFinite(left) ? Math.min(left, o?.pageSize ?? 1000) : o?.pageSize;
-      const res = await transport.request({ method: 'GET', path, query: { from, direction: o?.direction, limit }, retry: true, signal: o?.signal, text: true });
-      return { text: res.body as string, status: res.status };
-    };
-    /** The reads asked for and not yet taken, in page order, each with the `from` it asked for. */
+    /** The reads asked for and not yet taken, in page order: each page's JSON text, parsed only once the pages after it were asked for (below). */
     const ahead: Array<{ from: number | undefined; text: Promise<{ text: string; status: number }> }> = [];
     const ask = (from: number | undefined) => {
-      const text = pageFrom(from);
+      const limit = Number.isFinite(left) ? Math.min(left, o?.pageSize ?? 1000) : o?.pageSize;
+      const text = transport
+        .request({ method: 'GET', path, query: { from, direction: o?.direction, limit }, retry: true, signal: o?.signal, text: true })
+        .then((res) => ({ text: res.body as string, status: res.status }));
       text.catch(() => undefined); // observed when taken; a dropped read is never awaited
       ahead.push({ from, text });
     };
@@ -334,8 +331,7 @@ export function createClient(options: ClientOptions): SkeinClient {
       const events = page.events.length > left ? page.events.slice(0, left) : page.events;
       left -= events.length;
       const done = left <= 0 || page.next === null || page.next === from;
-      if (done) ahead.length = 0;
-      else if (ahead[0]?.from !== page.next) {
+      if (!done && ahead[0]?.from !== page.next) {
         ahead.length = 0;
         ask(page.next!);
       }

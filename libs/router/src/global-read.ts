@@ -129,15 +129,15 @@ async function readGlobalAt(
   }
 
   const types = options.types?.split(',').filter((t) => t.length > 0);
-  const readers: Array<(query: ReadLogQuery) => Promise<LogPageWire>> = options.partitions
+  const reads: Array<(query: ReadLogQuery) => Promise<LogPageWire>> = options.partitions
     ? options.partitions.map((p) => (q) => shards.get(view.ownerOf(p)!).readLog({ ...q, partition: p }))
     : involved.map((s) => (q) => shards.get(s).readLog(q));
-  const perSource = sourceLimit(limit, readers.length);
-  const maxBytes = Math.max(64 * 1024, Math.floor(PAGE_BYTES / Math.max(1, readers.length)));
+  const perSource = sourceLimit(limit, reads.length);
+  const maxBytes = Math.max(64 * 1024, Math.floor(PAGE_BYTES / Math.max(1, reads.length)));
   const filters = { ...(options.category ? { category: options.category } : {}), ...(types && types.length > 0 ? { types } : {}) };
-  const sources: Source[] = readers.map((read) => ({ read, next: from, state: 'more' }));
+  const sources: Source[] = reads.map((read) => ({ read, next: from, state: 'more' }));
   const fetched: Array<{ e: LoggedWireEvent; pos: bigint }> = [];
-  const fetch = (source: Source) => async () => {
+  const readMore = async (source: Source): Promise<void> => {
     const page = await source.read({ fromPosition: source.next, toPosition: watermark, limit: perSource, maxBytes, ...filters });
     for (const e of page.events) fetched.push({ e, pos: BigInt(e.position) });
     // A page that stopped at its limit, or its shard's byte budget, covers its source only up
@@ -148,7 +148,7 @@ async function readGlobalAt(
   };
   /** The highest position every source has covered: the merged page stops there, so no source's later event comes before one it has not sent yet. */
   const coveredUpTo = () => sources.reduce((min, s) => (s.state !== 'done' && s.next - 1n < min ? s.next - 1n : min), watermark);
-  await Promise.all(sources.map((source) => fetch(source)()));
+  await Promise.all(sources.map(readMore));
   // A source that stopped at its share while the others had less holds the page back (one
   // partition holding most of a tenant's events): it alone is read again, at most twice,
   // unless a byte budget stopped any source (the page is as large as it may be).
@@ -157,7 +157,7 @@ async function readGlobalAt(
     if (fetched.filter((k) => k.pos <= bound).length >= limit || sources.some((s) => s.state === 'bytes')) break;
     const laggard = sources.find((s) => s.state === 'more' && s.next - 1n === bound);
     if (!laggard) break;
-    await fetch(laggard)();
+    await readMore(laggard);
   }
   await sameEpoch(store, view.topology.epoch);
   const bound = coveredUpTo();

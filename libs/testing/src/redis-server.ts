@@ -17,6 +17,8 @@ export interface StartRedisOptions {
    * Default true.
    */
   appendonly?: boolean;
+  /** With `appendonly`: when the AOF is fsynced. `always` as npm start's private redis-server and production run it. Default `everysec`. */
+  appendfsync?: 'always' | 'everysec';
   /** How long to wait for the server to answer PING after each (re)start. Default 5000 ms. */
   startTimeoutMs?: number;
   /** Require AUTH with this password (`requirepass`); `url` carries it: `redis://:<password>@…`. */
@@ -43,6 +45,8 @@ export interface RedisServer {
   readonly tlsCaFile?: string;
   /** Its data directory (`--dir`), holding the AOF. */
   readonly dir: string;
+  /** The running process's pid (undefined while it is not running): for counting its CPU. */
+  readonly pid: number | undefined;
   /**
    * Sends `signal` (default SIGKILL: a crash) and resolves once the process has exited.
    * SIGSTOP and SIGCONT resolve at once: a stopped server keeps its connections open
@@ -121,6 +125,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
     '--dir', dir,
     '--save', '',
     '--appendonly', appendonly ? 'yes' : 'no',
+    '--appendfsync', options.appendfsync ?? 'everysec',
     // As production must (README, "Redis"): a shard refuses maintenance (BullMQ) on a Redis that may evict.
     '--maxmemory-policy', 'noeviction',
     '--daemonize', 'no',
@@ -177,6 +182,9 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
     url: `${tls ? 'rediss' : 'redis'}://${credentials}127.0.0.1:${port}`,
     ...(tls ? { tlsCaFile: tls.caFile } : {}),
     dir,
+    get pid() {
+      return child && child.exitCode === null && child.signalCode === null ? child.pid : undefined;
+    },
     kill,
     async restart({ wipe = false } = {}) {
       await kill('SIGKILL');
