@@ -22,7 +22,14 @@
 //   lmdb3-redis-gather  the same, each store's next group gathering as a node's shards
 //                do (after a group of two or more is answered, until every writer any
 //                store answered is back, at most 2 ms: @skein/engine's ReturnTally)
+//   lmdb3-redis-gather-records  the same, each event written as Skein's storage layout
+//                writes an append (libs/engine/src/keys.ts): its event record, its
+//                stream's head record and its two log entries (the partition's and the
+//                shard's), four puts where the rows above write one: what the layout
+//                costs before any of Skein's JavaScript decides or encodes anything
 //   fastify      the calibration server's bare route (echo-server.ts), for reference
+//   Skein        `npm start` itself (the compiled dist/, built if stale; a tenant of 6
+//                partitions), on the same load: what is above the rows before it is Skein's
 // The file group is written through node's async fs API (fs.write + fs.fdatasync on the
 // libuv pool), no thread of its own: a worker thread (SKEIN_FLOOR_FILE_SYNC=worker) cost
 // the same, 38-42 µs per append against 39-40 (alternating 4 s runs, 32 clients).
@@ -40,12 +47,14 @@ import { Worker } from 'node:worker_threads';
 import { Redis } from 'ioredis';
 import { ReturnTally } from '@skein/engine';
 import { startRedis, startServiceProcess, type ServiceProcess } from '@skein/testing';
+import { createClient } from '@skein/client';
 import { fastifyCeiling, startEchoServer } from './calibrate.ts';
 import { machineLine } from './machine.ts';
 import { measurePostgres } from './postgres.ts';
+import { startNpmStart } from './topologies.ts';
 import { EVENT_DATA, measureSkeinAppends, type Measured, type Timing } from './workload.ts';
 
-type FloorMode = 'http' | 'file' | 'file-worker' | 'lmdb' | 'lmdb3' | 'lmdb3-redis' | 'lmdb3-redis-gather';
+type FloorMode = 'http' | 'file' | 'file-worker' | 'lmdb' | 'lmdb3' | 'lmdb3-redis' | 'lmdb3-redis-gather' | 'lmdb3-redis-gather-records';
 
 const SELF = fileURLToPath(import.meta.url);
 const LISTENING = 'floor listening';
@@ -56,6 +65,8 @@ interface Pending {
   version: number;
   /** The request body as received. */
   text: string;
+  /** Its global position, from its group's INCRBY (Redis modes). */
+  position?: number;
   done(): void;
 }
 
@@ -73,9 +84,18 @@ import('node:worker_threads').then(async ({ parentPort, workerData }) => {
     const db = open({ path: workerData.path, mapSize: 2 ** 30, encoding: 'string', keyEncoding: 'ordered-binary', compression: false, overlappingSync: true });
     parentPort.on('message', (flat) => {
       db.transactionSync(() => {
-        for (let i = 0; i < flat.length; i += 3) db.putSync([flat[i], flat[i + 1]], flat[i + 2]);
+        if (!workerData.records) for (let i = 0; i < flat.length; i += 3) db.putSync([flat[i], flat[i + 1]], flat[i + 2]);
+        // Skein's keys (keys.ts), values as short strings: [p, 'stream', s, v] the event,
+        // [p, 'head', s] its stream's version, [p, 'log', hi, lo] and ['$global', hi, lo].
+        else for (let i = 0; i < flat.length; i += 4) {
+          const s = flat[i], v = flat[i + 1], pos = flat[i + 3], p = 'p' + (s.length % 6);
+          db.putSync([p, 'stream', s, v], flat[i + 2]);
+          db.putSync([p, 'head', s], String(v));
+          db.putSync([p, 'log', 0, pos], s + ' ' + v + ' 1');
+          db.putSync(['$global', 0, pos], p + ' ' + s + ' ' + v + ' 1');
+        }
       });
-      parentPort.postMessage(flat.length / 3);
+      parentPort.postMessage(0);
     });
   } else {
     const fs = await import('node:fs');
@@ -93,7 +113,7 @@ type GroupWriter = (group: Pending[], synced: () => void) => void;
 
 const record = (p: Pending) => `${p.stream} ${p.version} ${p.text}\n`;
 
-function groupWriter(mode: 'file' | 'file-worker' | 'lmdb', dir: string): GroupWriter {
+function groupWriter(mode: 'file' | 'file-worker' | 'lmdb' | 'lmdb-records', dir: string): GroupWriter {
   if (mode === 'file') {
     const fd = openSync(join(dir, 'events.log'), 'a');
     return (group, synced) =>
@@ -107,7 +127,7 @@ function groupWriter(mode: 'file' | 'file-worker' | 'lmdb', dir: string): GroupW
   }
   const worker = new Worker(THREAD, {
     eval: true,
-    workerData: mode === 'lmdb' ? { mode, path: join(dir, 'lmdb'), lmdb: import.meta.resolve('lmdb') } : { mode, path: join(dir, 'events.log') },
+    workerData: mode === 'lmdb' || mode === 'lmdb-records' ? { mode: 'lmdb', records: mode === 'lmdb-records', path: join(dir, 'lmdb'), lmdb: import.meta.resolve('lmdb') } : { mode, path: join(dir, 'events.log') },
   });
   worker.on('error', (err) => {
     throw err;
@@ -120,15 +140,17 @@ function groupWriter(mode: 'file' | 'file-worker' | 'lmdb', dir: string): GroupW
   });
   return (group, synced) => {
     waiting = synced;
-    worker.postMessage(mode === 'lmdb' ? group.flatMap((p) => [p.stream, p.version, p.text]) : group.map(record).join(''));
+    worker.postMessage(
+      mode === 'lmdb' ? group.flatMap((p) => [p.stream, p.version, p.text]) : mode === 'lmdb-records' ? group.flatMap((p) => [p.stream, p.version, p.text, p.position]) : group.map(record).join(''),
+    );
   };
 }
 
 /** The floor server of `mode`: listens on a free port, logs its URL, serves until killed. GET /stats: groups and events written so far. */
 async function serve(mode: FloorMode, dir: string): Promise<void> {
   const stats = { groups: 0, events: 0 };
-  const redis = mode === 'lmdb3-redis' || mode === 'lmdb3-redis-gather' ? new Redis(env.SKEIN_FLOOR_REDIS_URL!) : null;
-  const tally = mode === 'lmdb3-redis-gather' ? new ReturnTally() : null;
+  const redis = mode.startsWith('lmdb3-redis') ? new Redis(env.SKEIN_FLOOR_REDIS_URL!) : null;
+  const tally = mode.startsWith('lmdb3-redis-gather') ? new ReturnTally() : null;
   /** One store: its group commit (what arrived while a group was being written and synced is the next group). */
   const store = (writeGroup: GroupWriter) => {
     let queue: Pending[] = [];
@@ -171,9 +193,16 @@ async function serve(mode: FloorMode, dir: string): Promise<void> {
           else flush();
         });
       if (!redis) return write();
-      redis.incrby('floor:counter', group.length).then(write, (err: unknown) => {
-        throw err;
-      });
+      redis.incrby('floor:counter', group.length).then(
+        (last) => {
+          let position = last - group.length;
+          for (const p of group) p.position = ++position;
+          write();
+        },
+        (err: unknown) => {
+          throw err;
+        },
+      );
     };
     return (p: Pending) => {
       queue.push(p);
@@ -187,7 +216,7 @@ async function serve(mode: FloorMode, dir: string): Promise<void> {
       ? []
       : mode === 'file' || mode === 'file-worker' || mode === 'lmdb'
         ? [store(groupWriter(mode, dir))]
-        : [0, 1, 2].map((i) => store(groupWriter('lmdb', join(dir, `store-${i}`))));
+        : [0, 1, 2].map((i) => store(groupWriter(mode === 'lmdb3-redis-gather-records' ? 'lmdb-records' : 'lmdb', join(dir, `store-${i}`))));
   const storeOf = (stream: string) => {
     let h = 0;
     for (let i = 0; i < stream.length; i++) h = (h * 31 + stream.charCodeAt(i)) | 0;
@@ -274,8 +303,9 @@ async function bench(): Promise<void> {
     lmdb3: 'the same, 3 stores (workers)',
     'lmdb3-redis': 'the same + Redis INCRBY per group',
     'lmdb3-redis-gather': 'the same, groups gathering (2 ms, 1 tally)',
+    'lmdb3-redis-gather-records': "the same, Skein's 4 records per event",
   };
-  for (const mode of ['http', fileMode, 'lmdb', 'lmdb3', 'lmdb3-redis', 'lmdb3-redis-gather'] as const) {
+  for (const mode of ['http', fileMode, 'lmdb', 'lmdb3', 'lmdb3-redis', 'lmdb3-redis-gather', 'lmdb3-redis-gather-records'] as const) {
     const dir = mkdtempSync(join(tmpdir(), 'skein-floor-'));
     // As npm start runs its own redis-server: AOF, fsynced before each answer.
     const redis = mode.includes('redis') ? await startRedis({ appendfsync: 'always' }) : null;
@@ -301,6 +331,17 @@ async function bench(): Promise<void> {
     rows.push({ name: 'Fastify bare route (calibration server)', m: await load(echo.url, pidsOf(echo)) });
   } finally {
     await echo.kill('SIGTERM');
+  }
+
+  // Skein itself, as `npm start` runs it (the compiled dist/, built if stale), on the same load.
+  const skein = await startNpmStart();
+  try {
+    const admin = createClient({ url: skein.url, apiKey: skein.adminKey });
+    const { apiKey } = await admin.admin.createTenant('bench', { partitions: 6 });
+    const m = await measureSkeinAppends({ url: skein.url, apiKey, tenant: 'bench', streamPrefix: 'order', clients, streams, eventsPerAppend: 1, serverPids: () => skein.serverPids(), ...timing });
+    rows.push({ name: 'Skein, npm start', m });
+  } finally {
+    await skein.stop();
   }
 
   const base = 'skipped' in pg ? undefined : pg.measured;
