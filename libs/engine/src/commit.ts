@@ -113,7 +113,7 @@ function readyToCommit(ctx: CommitContext, batch: PreparedBatch): { written: Non
 
 /** Every write of a prepared batch, in order; null when it writes nothing. */
 function writesOf(batch: PreparedBatch): { puts: [Key, unknown][]; committed: CommittedAppend[] } | null {
-  if (!batch.decisions.some((d) => d.puts)) return null;
+  if (!batch.decisions.some((d) => d.puts || d.records)) return null;
   const puts: [Key, unknown][] = [];
   const committed: CommittedAppend[] = [];
   for (const d of batch.decisions) {

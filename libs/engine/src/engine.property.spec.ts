@@ -182,10 +182,13 @@ const readArb = fc.oneof(
 type Write = typeof writeArb extends fc.Arbitrary<infer T> ? T : never;
 type Read = typeof readArb extends fc.Arbitrary<infer T> ? T : never;
 
-// A step is a group of writes issued concurrently (one batch), or a read.
+// A step is a group of writes issued concurrently (one batch), a read, or a reopen of the
+// store (nothing cached: every head is read back from disk, where an append that only
+// advanced a version wrote none).
 const stepArb = fc.oneof(
   { weight: 3, arbitrary: fc.array(writeArb, { minLength: 1, maxLength: 5 }).map((writes) => ({ writes })) },
   { weight: 2, arbitrary: readArb.map((read) => ({ read })) },
+  { weight: 1, arbitrary: fc.constant({ reopen: true as const }) },
 );
 
 function applyModel(m: Model, w: Write): object {
@@ -246,11 +249,14 @@ for (const commitThread of [false, true]) test(`the engine behaves like the in-m
   await fc.assert(
     fc.asyncProperty(fc.array(stepArb, { minLength: 10, maxLength: 60, size: 'max' }), async (steps) => {
       const dir = mkdtempSync(join(tmpdir(), 'skein-prop-'));
-      const engine = createEngine({ path: dir, commitThread });
+      let engine = createEngine({ path: dir, commitThread });
       const model = new Model();
       try {
         for (const step of steps) {
-          if ('writes' in step) {
+          if ('reopen' in step) {
+            await engine.close();
+            engine = createEngine({ path: dir, commitThread });
+          } else if ('writes' in step) {
             const got = await Promise.all(step.writes.map((w) => applyEngine(engine, w)));
             const want = step.writes.map((w) => applyModel(model, w));
             assert.deepEqual(got, want, `writes ${JSON.stringify(step.writes)}`);

@@ -186,7 +186,7 @@ export function createEngine(options: EngineOptions): EventStore {
     },
   };
   // Partition moves (partition-transfer.ts): range copies in and out of the buckets.
-  attachPartitionTransfer(store, { buckets, clock, forgetCachedState: () => heads.clear() });
+  attachPartitionTransfer(store, { buckets, clock, forgetCachedState: () => heads.clear(), loadHead: (p, s) => access.loadHead(p, s) });
   attachMaintenance(store, {
     buckets,
     clock,

@@ -9,7 +9,7 @@
  *
  * ```
  * [p, 'stream', streamId, version]      -> EventRecord
- * [p, 'head', streamId]                 -> HeadRecord
+ * [p, 'head', streamId]                 -> HeadRecord  written when more than its version changes (DESIGN.md)
  * [p, 'log', posHi, posLo]              -> [streamId, firstVersion, count]      partition log
  * ['$global', posHi, posLo]             -> [p, streamId, firstVersion, count]   shard log
  * [p, 'idem', streamId, idempotencyKey] -> IdempotencyRecord                  keys are per stream (API.md)

@@ -112,6 +112,29 @@ test('a tenant maxAge drops a whole old bucket without compaction; heads, tombst
   }
 });
 
+test("retention that removes all of a stream's events in the current bucket keeps its version across a reopen (appends that only advance a version write no head)", async () => {
+  const dir = tempDir('retain-last');
+  let now = T0;
+  let e = engineAt(dir, () => now);
+  try {
+    for (let v = 0; v < 5; v++) must(await e.append('acme', 'old', { expectedVersion: v, events: [{ type: 'A', data: v }] }));
+    now = T0 + 2 * 3_600_000;
+    must(await e.append('acme', 'fresh', { events: [{ type: 'B', data: 1 }] }));
+    const result = await maintenanceOf(e).retain('acme', { maxAgeMs: 3_600_000 });
+    assert.equal(result.events, 5);
+    assert.deepEqual(result.bucketsDropped, []);
+    await e.close();
+    assert.equal(countKeys(dir, ['acme', 'stream', 'old']), 0, 'no event of the stream is left to read its version from');
+    e = engineAt(dir, () => now);
+    assert.deepEqual(e.streamState('acme', 'old'), { version: 5, deleted: 'no' });
+    assert.deepEqual(await e.append('acme', 'old', { expectedVersion: 4, events: [{ type: 'A', data: 5 }] }), { ok: false, code: 'WRONG_EXPECTED_VERSION', expected: 4, actual: 5 });
+    assert.equal(must(await e.append('acme', 'old', { expectedVersion: 5, events: [{ type: 'A', data: 5 }] })).firstVersion, 6);
+  } finally {
+    await e.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('200,000 events, 90% removed by retention, then compaction: the bucket file shrinks by 70% or more, what remains reads back identical, and 16 concurrent appenders lose no acknowledged event', async () => {
   const dir = tempDir('compact');
   let now = T0;

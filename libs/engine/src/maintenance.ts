@@ -112,14 +112,14 @@ function createMaintenance(deps: MaintenanceDeps): Maintenance {
   // ---- retention ----
 
   /** The lowest version kept and the oldest timestamp kept of a stream, as reads see it now. */
-  function keepOf(p: string, s: string, now: number, tenantCutoff: number): { lowest: number; cutoff: number } {
+  function keepOf(p: string, s: string, now: number, tenantCutoff: number): { lowest: number; cutoff: number; version: number } {
     const head = deps.loadHead(p, s);
     const meta = deps.getMetadata(p, s);
     let lowest = head.start ?? 1;
     if (meta?.truncateBefore !== undefined) lowest = Math.max(lowest, meta.truncateBefore);
     if (meta?.maxCount !== undefined) lowest = Math.max(lowest, head.v - meta.maxCount + 1);
     const streamCutoff = meta?.maxAge !== undefined ? now - meta.maxAge * 1000 : -Infinity;
-    return { lowest, cutoff: Math.max(streamCutoff, tenantCutoff) };
+    return { lowest, cutoff: Math.max(streamCutoff, tenantCutoff), version: head.v };
   }
 
   interface Chunk {
@@ -137,7 +137,8 @@ function createMaintenance(deps: MaintenanceDeps): Maintenance {
    */
   function retainLogChunk(db: Bucket['db'], p: string, after: Key | null, now: number, tenantCutoff: number, budget: number): Chunk {
     const chunk: Chunk = { after: null, events: 0, bytes: 0, entries: 0 };
-    const keep = new Map<string, { lowest: number; cutoff: number }>();
+    const keep = new Map<string, { lowest: number; cutoff: number; version: number }>();
+    const touched = new Set<string>();
     const removes: Key[] = [];
     const puts: [Key, unknown][] = [];
     let keys = 0;
@@ -152,6 +153,7 @@ function createMaintenance(deps: MaintenanceDeps): Maintenance {
         if (r && typeof r.ts === 'number' && r.ts < k.cutoff) removed = count;
       }
       if (removed === 0) continue;
+      touched.add(s);
       for (let v = v0; v < v0 + removed; v++) {
         const binary = db.getBinary(streamKey(p, s, v));
         if (!binary) continue;
@@ -171,6 +173,14 @@ function createMaintenance(deps: MaintenanceDeps): Maintenance {
         chunk.after = key as Key;
         break;
       }
+    }
+    // A stored head's version may be below its stream's last event's (an append that only
+    // advances it writes no head, decide.ts): raised before the events go, in the same
+    // transaction, so the version never restarts once its last events are removed.
+    for (const s of touched) {
+      const stored = db.get(headKey(p, s)) as HeadRecord | undefined;
+      const version = keep.get(s)!.version;
+      if (stored && stored.v < version) puts.push([headKey(p, s), { ...stored, v: version }]);
     }
     // Written once the cursor is done: never under a live cursor of the same transaction.
     for (const key of removes) db.removeSync(key);

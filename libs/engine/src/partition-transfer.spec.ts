@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { unpack } from 'msgpackr';
 import type { PositionRange, Sequencer } from '@skein/protocol';
 import { createEngine, partitionTransferOf, type EventStore } from './index.ts';
 
@@ -132,4 +133,15 @@ test('an import refuses entries of another partition, writing nothing', async ()
   assert.equal(b.readShardLog().events.length, 0);
   await a.close();
   await b.close();
+});
+
+test("exported heads carry their stream's version, though appends that only advance it write no head", async () => {
+  const a = engine(sharedCounter());
+  for (let v = 0; v < 4; v++) ok(await a.append(P, 'order-1', { expectedVersion: v, events: [{ type: 'A', data: v }] }));
+  const heads = (page: Uint8Array) => (unpack(page) as [unknown[], { v: number }][]).filter(([key]) => key[1] === 'head').map(([, head]) => head.v);
+  const transfer = partitionTransferOf(a);
+  assert.deepEqual(heads(transfer.exportRange(P, null, 1 << 20).page), [4], 'a peer that trusts stored heads reads version 4');
+  assert.deepEqual(heads(transfer.exportChanges(P, 0n, { maxEntries: 10, mutable: false }).page), [4]);
+  assert.deepEqual(heads(transfer.exportChanges(P, 0n, { maxEntries: 10, mutable: true }).page), [4, 4]);
+  await a.close();
 });

@@ -2,6 +2,7 @@ import { pack, unpack } from 'msgpackr';
 import { SkeinError, validatePartition } from '@skein/protocol';
 import type { Bucket, BucketSet } from './buckets.ts';
 import { GLOBAL, positionOfKey, splitPosition, type Key } from './keys.ts';
+import type { HeadRecord } from './records.ts';
 import type { EventStore } from './types.ts';
 
 /**
@@ -9,7 +10,8 @@ import type { EventStore } from './types.ts';
  * partition"). Every key of a partition starts with its id, so a partition is one
  * contiguous range per bucket environment: the copy is a range read on the source and
  * plain puts on the target. Entries travel as they are stored (event records with their
- * versions and global positions, heads with tombstones, idempotency records, metadata,
+ * versions and global positions, heads with tombstones and with their stream's version
+ * rather than the stored lower bound (`exported`), idempotency records, metadata,
  * snapshots, partition-log entries); the target derives its shard-log entries from the
  * partition-log entries. Puts are idempotent, so any page may be applied twice.
  *
@@ -83,13 +85,33 @@ export function partitionTransferOf(store: EventStore): PartitionTransfer {
   return transfer;
 }
 
-/** Attaches the transfer to an engine's store (engine.ts). `forgetCachedState` drops cached stream heads. */
-export function attachPartitionTransfer(store: EventStore, deps: { buckets: BucketSet; clock: () => number; forgetCachedState: () => void }): void {
+/** What the transfer needs of its engine. `forgetCachedState` drops cached stream heads; `loadHead` is the stream's head with its version (store-access.ts). */
+interface TransferDeps {
+  buckets: BucketSet;
+  clock: () => number;
+  forgetCachedState: () => void;
+  loadHead: (partition: string, streamId: string) => HeadRecord;
+}
+
+/** Attaches the transfer to an engine's store (engine.ts). */
+export function attachPartitionTransfer(store: EventStore, deps: TransferDeps): void {
   transfers.set(store, createPartitionTransfer(deps));
 }
 
-function createPartitionTransfer(deps: { buckets: BucketSet; clock: () => number; forgetCachedState: () => void }): PartitionTransfer {
-  const { buckets, clock, forgetCachedState } = deps;
+function createPartitionTransfer(deps: TransferDeps): PartitionTransfer {
+  const { buckets, clock, forgetCachedState, loadHead } = deps;
+
+  /**
+   * An entry as it travels: a head carries its stream's version, not the stored lower bound
+   * (an append that only advances a version writes no head, decide.ts), so a peer that
+   * trusts stored heads reads the same version.
+   */
+  function exported(partition: string, [key, value]: Entry): Entry {
+    if (key[1] !== 'head' || value === null || typeof value !== 'object') return [key, value];
+    const stored = value as HeadRecord;
+    const v = loadHead(partition, key[2] as string).v;
+    return v > stored.v ? [key, { ...stored, v }] : [key, value];
+  }
 
   /** The partition's keys in one bucket, after `after`, in key order. */
   function* rangeOf(b: Bucket, partition: string, after: Key | null, start: Key = [partition]): Generator<Entry> {
@@ -117,7 +139,8 @@ function createPartitionTransfer(deps: { buckets: BucketSet; clock: () => number
       for (const b of buckets.all) {
         if (cursor && b.id < cursor.bucket) continue;
         const after = cursor && b.id === cursor.bucket ? cursor.after : null;
-        for (const e of rangeOf(b, partition, after)) {
+        for (const raw of rangeOf(b, partition, after)) {
+          const e = exported(partition, raw);
           entries.push(e);
           bytes += sizeOf(e);
           if (bytes >= maxBytes) return { page: pack(entries), entries: entries.length, next: { bucket: b.id, after: e[0] } };
@@ -150,11 +173,11 @@ function createPartitionTransfer(deps: { buckets: BucketSet; clock: () => number
       for (const b of buckets.all) {
         for (const s of touched) {
           const head = b.db.get([partition, 'head', s]);
-          if (head !== undefined) entries.push([[partition, 'head', s], head]);
+          if (head !== undefined) entries.push(exported(partition, [[partition, 'head', s], head]));
           for (const e of keysOf(b, [partition, 'idem', s], (k) => k[0] === partition && k[1] === 'idem' && k[2] === s && k.length === 4)) entries.push(e);
         }
         if (mutable) {
-          for (const kind of MUTABLE_KINDS) for (const e of keysOf(b, [partition, kind], (k) => k[0] === partition && k[1] === kind)) entries.push(e);
+          for (const kind of MUTABLE_KINDS) for (const e of keysOf(b, [partition, kind], (k) => k[0] === partition && k[1] === kind)) entries.push(exported(partition, e));
         }
       }
       return { page: pack(entries), entries: entries.length, appends, next };

@@ -28,7 +28,11 @@ export const enum Deleted {
  * retained: a stream's numbering never restarts.
  */
 export interface HeadRecord {
-  /** Version of the last event; 0 for a stream with no events. */
+  /**
+   * Version of the last event; 0 for a stream with no events. As stored, a lower bound:
+   * an append that only advances it writes no head, and the stream's highest event key
+   * in bucket `lb` (or a newer one) holds the rest (store-access.ts, withLastVersion).
+   */
   v: number;
   /** First version visible to stream reads (raised by a soft delete). Absent means 1. */
   start?: number;

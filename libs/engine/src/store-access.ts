@@ -2,7 +2,7 @@ import type { StreamMetadata } from '@skein/protocol';
 import { BucketSet, spanEndOf, type Bucket } from './buckets.ts';
 import { hashOf } from './bloom.ts';
 import type { EngineConfig } from './config.ts';
-import { headKey, idemKey, legacyIdemKey, metaKey, streamKey, type Key } from './keys.ts';
+import { headKey, idemKey, legacyIdemKey, metaKey, streamKey, MAX_VERSION, type Key } from './keys.ts';
 import { LruCache } from './lru.ts';
 import { Deleted, type EventRecord, type HeadRecord, type IdempotencyRecord } from './records.ts';
 import type { Clock, EngineLogger, EngineObserver, SkippedRecord } from './types.ts';
@@ -86,12 +86,33 @@ export function createStoreAccess(cfg: EngineConfig): StoreAccess {
       if (!buckets.mayHoldHead(b, hash)) continue;
       const found = b.db.get(headKey(p, s)) as HeadRecord | undefined;
       if (found) {
-        head = found;
+        head = withLastVersion(p, s, found);
         break;
       }
     }
     heads.set(ref, head);
     return head;
+  }
+
+  /**
+   * A stored head with the stream's version: an append that only advances the version
+   * writes no head (decide.ts, storage format 3), so the stored `v` is a lower bound and
+   * the stream's highest event key is its version. That key is in the head's last event
+   * bucket `lb`, or in a newer one (a partition move's pages may land in a bucket newer
+   * than the head copy they carried): buckets are searched newest first down to `lb`.
+   * Retention raises a stored `v` before it removes a stream's last events
+   * (maintenance.ts), so a version never restarts. Only on a head-cache miss.
+   */
+  function withLastVersion(p: string, s: string, found: HeadRecord): HeadRecord {
+    if (found.lb === undefined) return found;
+    for (const b of buckets.newestFirst()) {
+      if (b.id < found.lb) break;
+      for (const key of b.db.getKeys({ start: streamKey(p, s, MAX_VERSION), end: streamKey(p, s, found.v), reverse: true, limit: 1 })) {
+        const v = (key as Key)[3];
+        if (typeof v === 'number' && v > found.v) return { ...found, v };
+      }
+    }
+    return found;
   }
 
   /**
