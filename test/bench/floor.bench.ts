@@ -49,6 +49,7 @@ import { ReturnTally } from '@skein/engine';
 import { startRedis, startServiceProcess, type ServiceProcess } from '@skein/testing';
 import { createClient } from '@skein/client';
 import { fastifyCeiling, startEchoServer } from './calibrate.ts';
+import { groupCommit } from './group-commit.ts';
 import { machineLine } from './machine.ts';
 import { measurePostgres } from './postgres.ts';
 import { startNpmStart } from './topologies.ts';
@@ -151,66 +152,23 @@ async function serve(mode: FloorMode, dir: string): Promise<void> {
   const stats = { groups: 0, events: 0 };
   const redis = mode.startsWith('lmdb3-redis') ? new Redis(env.SKEIN_FLOOR_REDIS_URL!) : null;
   const tally = mode.startsWith('lmdb3-redis-gather') ? new ReturnTally() : null;
-  /** One store: its group commit (what arrived while a group was being written and synced is the next group). */
-  const store = (writeGroup: GroupWriter) => {
-    let queue: Pending[] = [];
-    let writing = false;
-    /** While the next group gathers: ends it. */
-    let gathering: (() => void) | null = null;
-    let target = 0;
-    /** After a group of two or more was answered: wait until its writers (any store's) are back, at most 2 ms. */
-    const gather = (answered: number) => {
-      tally!.answered(answered);
-      target = queue.length + answered;
-      const mark = tally!.mark();
-      let cancel = () => {};
-      const end = () => {
-        if (gathering !== end) return;
-        clearTimeout(timer);
-        cancel();
-        gathering = null;
-        flush();
-      };
-      const timer = setTimeout(() => {
-        tally!.forgive(mark);
-        end();
-      }, 2);
-      gathering = end;
-      cancel = tally!.whenAllBack(end);
-    };
-    const flush = (): void => {
-      if (writing || gathering || queue.length === 0) return;
-      writing = true;
-      const group = queue;
-      queue = [];
+  /** One store: its group commit, each group first taking its positions from Redis in the Redis modes. */
+  const store = (writeGroup: GroupWriter) =>
+    groupCommit<Pending>((group, written) => {
       stats.groups++;
       stats.events += group.length;
-      const write = () =>
-        writeGroup(group, () => {
-          writing = false;
-          for (const p of group) p.done();
-          if (tally && group.length >= 2) gather(group.length);
-          else flush();
-        });
-      if (!redis) return write();
+      if (!redis) return writeGroup(group, written);
       redis.incrby('floor:counter', group.length).then(
         (last) => {
           let position = last - group.length;
           for (const p of group) p.position = ++position;
-          write();
+          writeGroup(group, written);
         },
         (err: unknown) => {
           throw err;
         },
       );
-    };
-    return (p: Pending) => {
-      queue.push(p);
-      tally?.arrived();
-      if (gathering && queue.length >= target) gathering();
-      else flush();
-    };
-  };
+    }, tally);
   const stores =
     mode === 'http'
       ? []

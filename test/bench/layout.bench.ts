@@ -26,6 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { createEngine, ReturnTally, type EventStore } from '@skein/engine';
 import { DEFAULT_LIMITS, validateProposedEvents } from '@skein/protocol';
+import { groupCommit } from './group-commit.ts';
 import { machineLine } from './machine.ts';
 import { EVENT_DATA } from './workload.ts';
 
@@ -98,7 +99,8 @@ import('node:worker_threads').then(async ({ parentPort, workerData }) => {
   });
 });`;
 
-function recordsSubject(records: string, dir: string): Subject {
+/** The raw group commit: three stores, each a worker writing the puts of `records`, gathering on one tally. */
+async function recordsSubject(records: string, dir: string): Promise<Subject> {
   const tally = new ReturnTally();
   const text = JSON.stringify({ events: [{ type: 'OrderPlaced', data: EVENT_DATA }] });
   const partitionOf: Record<string, number> = {};
@@ -106,72 +108,33 @@ function recordsSubject(records: string, dir: string): Subject {
   let position = 0;
   let batches = 0;
   const tids: string[] = [];
-  const stores = Array.from({ length: STORES }, (_, i) => {
-    const worker = new Worker(THREAD, { eval: true, workerData: { records, partitionOf, path: join(dir, `store-${i}`), lmdb: import.meta.resolve('lmdb') } });
-    let queue: { flat: unknown[]; done: () => void }[] = [];
-    let group: typeof queue = [];
-    let writing = true; // until the worker says it is ready
-    let gathering: (() => void) | null = null;
-    let target = 0;
-    const flush = (): void => {
-      if (writing || gathering || queue.length === 0) return;
-      writing = true;
-      group = queue;
-      queue = [];
+  const workers = await Promise.all(
+    Array.from({ length: STORES }, async (_, i) => {
+      const worker = new Worker(THREAD, { eval: true, workerData: { records, partitionOf, path: join(dir, `store-${i}`), lmdb: import.meta.resolve('lmdb') } });
+      // Its first message is its thread id, once it is ready.
+      tids.push(await new Promise<string>((resolve) => worker.once('message', (m: { tid: string }) => resolve(m.tid))));
+      return worker;
+    }),
+  );
+  const stores = workers.map((worker) => {
+    let written: () => void = () => {};
+    worker.on('message', () => written());
+    return groupCommit<{ flat: unknown[]; done(): void }>((group, whenWritten) => {
+      written = whenWritten;
       batches++;
       worker.postMessage(group.flatMap((g) => g.flat));
-    };
-    // After a group of two or more is answered: gather until its writers (any store's) are back, at most 2 ms.
-    const gather = (answered: number) => {
-      tally.answered(answered);
-      target = queue.length + answered;
-      const mark = tally.mark();
-      let cancel = () => {};
-      const end = () => {
-        if (gathering !== end) return;
-        clearTimeout(timer);
-        cancel();
-        gathering = null;
-        flush();
-      };
-      const timer = setTimeout(() => {
-        tally.forgive(mark);
-        end();
-      }, 2);
-      gathering = end;
-      cancel = tally.whenAllBack(end);
-    };
-    worker.on('message', (m: { tid: string } | null) => {
-      writing = false;
-      if (m) {
-        tids.push(m.tid);
-        return flush();
-      }
-      const done = group;
-      for (const g of done) g.done();
-      if (done.length >= 2) gather(done.length);
-      else flush();
-    });
-    return {
-      worker,
-      push(flat: unknown[], done: () => void) {
-        queue.push({ flat, done });
-        tally.arrived();
-        if (gathering && queue.length >= target) gathering();
-        else flush();
-      },
-    };
+    }, tally);
   });
   return {
     append: (stream, version) =>
-      new Promise<void>((resolve) => {
+      new Promise<void>((done) => {
         JSON.parse(text);
-        stores[hash(stream) % STORES]!.push([stream, version, text, ++position], resolve);
+        stores[hash(stream) % STORES]!({ flat: [stream, version, text, ++position], done });
       }),
     batches: () => batches,
     commitThreads: () => tids,
     async close() {
-      for (const s of stores) await s.worker.terminate();
+      for (const w of workers) await w.terminate();
     },
   };
 }
@@ -220,7 +183,7 @@ async function runVariant(variant: Variant): Promise<void> {
   const warmupMs = numberSetting('SKEIN_BENCH_WARMUP_MS', 2_000);
   const durationMs = numberSetting('SKEIN_BENCH_DURATION_MS', 8_000);
   const dir = mkdtempSync(join(tmpdir(), 'skein-layout-'));
-  const subject = variant === 'engine' ? engineSubject(dir) : recordsSubject(variant.split(':')[1]!, dir);
+  const subject = variant === 'engine' ? engineSubject(dir) : await recordsSubject(variant.split(':')[1]!, dir);
   const versions = new Array<number>(STREAMS).fill(0);
   const busy = new Array<boolean>(STREAMS).fill(false);
   let appends = 0;
