@@ -236,7 +236,7 @@ function decideAppend(access: StoreAccess, op: AppendOp, st: BatchState, now: nu
   };
   // The head is written when more than its version changes: the stream's first append, its
   // first in this bucket (`lb`), a revival. An append that only advances the version writes
-  // none (storage format 3): the stream's last event key is its version (store-access.ts,
+  // none (since 087564e): the stream's last event key is its version (store-access.ts,
   // loadHead), one put of four fewer per append (README, "The whole gap in one run").
   if (head.fb === undefined || head.lb !== target || head.del !== undefined) decision.puts = [[headKey(p, s), newHead]];
   if (idemRef !== undefined) st.idem.set(idemRef, { fingerprint: op.fingerprint!, decision });

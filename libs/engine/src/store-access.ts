@@ -96,7 +96,7 @@ export function createStoreAccess(cfg: EngineConfig): StoreAccess {
 
   /**
    * A stored head with the stream's version: an append that only advances the version
-   * writes no head (decide.ts, storage format 3), so the stored `v` is a lower bound and
+   * writes no head (decide.ts, since 087564e), so the stored `v` is a lower bound and
    * the stream's highest event key is its version. That key is in the head's last event
    * bucket `lb`, or in a newer one (a partition move's pages may land in a bucket newer
    * than the head copy they carried): buckets are searched newest first down to `lb`.
