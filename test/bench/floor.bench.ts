@@ -50,7 +50,7 @@ import { ReturnTally } from '@skein/engine';
 import { startRedis, startServiceProcess, type ServiceProcess } from '@skein/testing';
 import { createClient } from '@skein/client';
 import { fastifyCeiling, startEchoServer } from './calibrate.ts';
-import { groupCommit } from './group-commit.ts';
+import { groupCommit, streamHash } from './group-commit.ts';
 import { machineLine } from './machine.ts';
 import { measurePostgres } from './postgres.ts';
 import { startNpmStart } from './topologies.ts';
@@ -89,8 +89,8 @@ import('node:worker_threads').then(async ({ parentPort, workerData }) => {
         if (!workerData.records) for (let i = 0; i < flat.length; i += 3) db.putSync([flat[i], flat[i + 1]], flat[i + 2]);
         // Skein's keys (keys.ts), values as short strings: [p, 'stream', s, v] the event,
         // [p, 'log', hi, lo] and ['$global', hi, lo], and [p, 'head', s] once per stream.
-        else for (let i = 0; i < flat.length; i += 4) {
-          const s = flat[i], v = flat[i + 1], pos = flat[i + 3], p = 'p' + (s.length % 6);
+        else for (let i = 0; i < flat.length; i += 5) {
+          const s = flat[i], v = flat[i + 1], pos = flat[i + 3], p = flat[i + 4];
           db.putSync([p, 'stream', s, v], flat[i + 2]);
           if (v === 1) db.putSync([p, 'head', s], String(v));
           db.putSync([p, 'log', 0, pos], s + ' ' + v + ' 1');
@@ -143,7 +143,7 @@ function groupWriter(mode: 'file' | 'file-worker' | 'lmdb' | 'lmdb-records', dir
   return (group, synced) => {
     waiting = synced;
     worker.postMessage(
-      mode === 'lmdb' ? group.flatMap((p) => [p.stream, p.version, p.text]) : mode === 'lmdb-records' ? group.flatMap((p) => [p.stream, p.version, p.text, p.position]) : group.map(record).join(''),
+      mode === 'lmdb' ? group.flatMap((p) => [p.stream, p.version, p.text]) : mode === 'lmdb-records' ? group.flatMap((p) => [p.stream, p.version, p.text, p.position, `p${streamHash(p.stream) % 6}`]) : group.map(record).join(''),
     );
   };
 }
@@ -176,11 +176,7 @@ async function serve(mode: FloorMode, dir: string): Promise<void> {
       : mode === 'file' || mode === 'file-worker' || mode === 'lmdb'
         ? [store(groupWriter(mode, dir))]
         : [0, 1, 2].map((i) => store(groupWriter(mode === 'lmdb3-redis-gather-records' ? 'lmdb-records' : 'lmdb', join(dir, `store-${i}`))));
-  const storeOf = (stream: string) => {
-    let h = 0;
-    for (let i = 0; i < stream.length; i++) h = (h * 31 + stream.charCodeAt(i)) | 0;
-    return stores[(h >>> 0) % stores.length]!;
-  };
+  const storeOf = (stream: string) => stores[streamHash(stream) % stores.length]!;
   const versions = new Map<string, number>();
   let position = 0;
   const answer = (res: ServerResponse, status: number, json: string) => {

@@ -59,3 +59,10 @@ export function groupCommit<T extends GroupMember>(write: (group: T[], written: 
     else flush();
   };
 }
+
+/** Which of the benches' stores a stream goes to: a plain string hash (Skein's own placement is libs/ring's). */
+export function streamHash(stream: string): number {
+  let h = 0;
+  for (let i = 0; i < stream.length; i++) h = (h * 31 + stream.charCodeAt(i)) | 0;
+  return h >>> 0;
+}

@@ -19,15 +19,16 @@
 // Settings (environment): SKEIN_BENCH_ROUNDS (2), SKEIN_BENCH_WARMUP_MS (2000),
 // SKEIN_BENCH_DURATION_MS (8000). Prints only.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { createEngine, ReturnTally, type EventStore } from '@skein/engine';
 import { DEFAULT_LIMITS, validateProposedEvents } from '@skein/protocol';
-import { groupCommit } from './group-commit.ts';
+import { groupCommit, streamHash as hash } from './group-commit.ts';
 import { machineLine } from './machine.ts';
+import { threadsOf } from './proc.ts';
 import { EVENT_DATA } from './workload.ts';
 
 const env = process.env;
@@ -44,26 +45,10 @@ function numberSetting(name: string, fallback: number): number {
   return value;
 }
 
-/** CPU seconds of each thread of this process (utime + stime, clock ticks of 10 ms). */
+/** CPU seconds of each thread of this process, by thread id. */
 function threadCpu(): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const tid of readdirSync('/proc/self/task')) {
-    try {
-      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.set(tid, (Number(f[11]) + Number(f[12])) / 100);
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return out;
+  return new Map(threadsOf(process.pid).map((t) => [String(t.tid), t.userSeconds + t.systemSeconds]));
 }
-
-const hash = (s: string) => {
-  let h = 0;
-  for (let i = 0; i < s.length; i++) h = (h * 31 + s.charCodeAt(i)) | 0;
-  return h >>> 0;
-};
 
 /** An append of one event to `stream` at `version` (its expected version is version - 1). */
 type Append = (stream: string, version: number) => Promise<void>;

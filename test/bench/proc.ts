@@ -110,6 +110,30 @@ export function sample(pids: readonly number[]): ProcSample[] {
   return out;
 }
 
+/** One thread of a process at one instant: its name and the CPU it spent since it started. */
+export interface ThreadSample {
+  tid: number;
+  /** The thread's name (`node`, `libuv-worker`, `V8 DefaultWorke`, …; Linux keeps 15 characters). */
+  name: string;
+  userSeconds: number;
+  systemSeconds: number;
+}
+
+/** Samples every thread of `pid` now (`/proc/<pid>/task/<tid>/stat`); threads that exited meanwhile are left out. */
+export function threadsOf(pid: number): ThreadSample[] {
+  const out: ThreadSample[] = [];
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.push({ tid: Number(tid), name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), userSeconds: Number(f[11]) / TICKS_PER_SECOND, systemSeconds: Number(f[12]) / TICKS_PER_SECOND });
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}
+
 /** What one process spent between two samples, and its RSS at the second. */
 export interface ProcUsage {
   pid: number;

@@ -15,7 +15,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createClient } from '@skein/client';
-import { labelOf } from './proc.ts';
+import { labelOf, threadsOf } from './proc.ts';
 import { startNpmStart } from './topologies.ts';
 import { EVENT_DATA, measureSkeinAppends } from './workload.ts';
 import { fastifyCeiling } from './calibrate.ts';
@@ -143,18 +143,12 @@ try {
     const out = new Map<string, { u: number; s: number }>();
     const pid = topology.serverPids().find((p) => { try { return labelOf(p) === 'node'; } catch { return false; } });
     if (pid === undefined) return out;
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      try {
-        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-        const name = Number(tid) === pid ? 'main' : env.SKEIN_QUICK_THREADS === '1' ? `${stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))}#${tid}` : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        const e = out.get(name) ?? { u: 0, s: 0 };
-        e.u += Number(f[11]) / 100;
-        e.s += Number(f[12]) / 100;
-        out.set(name, e);
-      } catch {
-        // exited meanwhile
-      }
+    for (const t of threadsOf(pid)) {
+      const name = t.tid === pid ? 'main' : env.SKEIN_QUICK_THREADS === '1' ? `${t.name}#${t.tid}` : t.name;
+      const e = out.get(name) ?? { u: 0, s: 0 };
+      e.u += t.userSeconds;
+      e.s += t.systemSeconds;
+      out.set(name, e);
     }
     return out;
   };
