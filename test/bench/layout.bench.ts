@@ -7,9 +7,11 @@
 // Variants, each in a fresh process, alternated over SKEIN_BENCH_ROUNDS rounds (2):
 //   records:e     one put per event: [p, 'stream', s, v] -> the event's JSON text
 //   records:el    the same plus the partition log entry [p, 'log', hi, lo]
-//   records:elg   the same plus the shard log entry ['$global', hi, lo]
-//   records:ehlg  the same plus the stream's head record [p, 'head', s]: the four puts
-//                 an append writes today (libs/engine/src/keys.ts)
+//   records:elg   the same plus the shard log entry ['$global', hi, lo]: the puts an append
+//                 writes now (libs/engine/src/keys.ts; its stream's head only when more
+//                 than the version changes)
+//   records:ehlg  the same plus the stream's head record [p, 'head', s] on every append:
+//                 the four puts an append wrote until 087564e
 //   engine        @skein/engine itself: three stores with commit threads, one ReturnTally,
 //                 2 ms batch wait, an in-memory sequencer, appends validated as the node's
 //                 edge validates them, then appendParsed
