@@ -39,10 +39,25 @@ function stateOf(state: string): JobState {
   return 'waiting';
 }
 
-async function viewOf(shard: string, job: Job): Promise<JobView | null> {
-  const data = parseJobData(job.data);
-  if (!data) return null;
+/**
+ * A job's state, and its fields as of that state. A job read while active whose state is
+ * read after it finished would show `completed` with no result and no finish time (BullMQ
+ * sets the state and the return value in one step, after the fields were read): such a
+ * job is read again.
+ */
+export async function settled(queue: Queue, job: Job): Promise<{ job: Job; state: JobState }> {
   const state = stateOf(await job.getState());
+  if ((state === 'completed' || state === 'failed') && !job.finishedOn && job.id !== undefined) {
+    const fresh = await queue.getJob(job.id);
+    if (fresh) return { job: fresh, state };
+  }
+  return { job, state };
+}
+
+async function viewOf(shard: string, queue: Queue, read: Job): Promise<JobView | null> {
+  if (!parseJobData(read.data)) return null;
+  const { job, state } = await settled(queue, read);
+  const data = parseJobData(job.data)!;
   const progress = typeof job.progress === 'number' ? Math.max(0, Math.min(100, Math.round(job.progress))) : 0;
   return {
     id: jobIdOf(shard, job.id ?? ''),
@@ -60,10 +75,10 @@ async function viewOf(shard: string, job: Job): Promise<JobView | null> {
 }
 
 /** A move's job as `GET /v1/admin/jobs` shows it: its phase and bytes as last reported. */
-async function moveViewOf(job: Job): Promise<JobView | null> {
-  const data = parseMoveJobData(job.data);
-  if (!data) return null;
-  const state = stateOf(await job.getState());
+async function moveViewOf(queue: Queue, read: Job): Promise<JobView | null> {
+  if (!parseMoveJobData(read.data)) return null;
+  const { job, state } = await settled(queue, read);
+  const data = parseMoveJobData(job.data)!;
   const reported = parseMoveJobProgress(job.progress);
   const move = reported ?? { state: 'copying' as const, copiedBytes: 0, copiedEntries: 0 };
   return {
@@ -118,17 +133,18 @@ export function createBullJobQueues(deps: { redisUrl: string; redisOptions: Redi
       const all: JobView[] = [];
       if (!kind || kind === 'move') {
         for (const job of await moves.getJobs(types, 0, limit - 1, false)) {
-          const view = job ? await moveViewOf(job) : null;
+          const view = job ? await moveViewOf(moves, job) : null;
           if (view && (!state || view.state === state)) all.push(view);
         }
       }
       for (const shard of kind === 'move' ? [] : shards) {
         // Each queue's newest `limit` of each type; the sweep's own jobs are not maintenance jobs.
-        const jobs = await queueOf(shard).getJobs(types, 0, limit - 1, false);
+        const queue = queueOf(shard);
+        const jobs = await queue.getJobs(types, 0, limit - 1, false);
         for (const job of jobs) {
           if (!job || !(JOB_KINDS as readonly string[]).includes(job.name)) continue;
           if (kind && job.name !== kind) continue;
-          const view = await viewOf(shard, job);
+          const view = await viewOf(shard, queue, job);
           if (view && (!state || view.state === state)) all.push(view);
         }
       }
@@ -139,10 +155,11 @@ export function createBullJobQueues(deps: { redisUrl: string; redisOptions: Redi
       const parsed = parseJobId(id);
       if (!parsed) {
         const job = id.length > 0 ? await moves.getJob(id) : undefined;
-        return job ? moveViewOf(job) : null;
+        return job ? moveViewOf(moves, job) : null;
       }
-      const job = await queueOf(parsed.shard).getJob(parsed.queueJobId);
-      return job ? viewOf(parsed.shard, job) : null;
+      const queue = queueOf(parsed.shard);
+      const job = await queue.getJob(parsed.queueJobId);
+      return job ? viewOf(parsed.shard, queue, job) : null;
     },
     async createBackup(shards, epoch) {
       const id = newBackupId();
